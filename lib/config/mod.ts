@@ -1,0 +1,7 @@
+/**
+ * Network configuration parsing and validation.
+ *
+ * @module
+ */
+
+export * from "./network_config.ts";

@@ -1,0 +1,28 @@
+/**
+ * The API access the CNI plugin needs, exactly (SPEC §7). This list is the one
+ * source of truth: the Kubernetes client only calls these, and the ClusterRole
+ * in `manifests/` is checked against it by `tests/deploy`.
+ *
+ * @module
+ */
+
+/** One RBAC rule, shaped like a ClusterRole `rules[]` entry. */
+export interface RbacRule {
+  /** API group of the resource. */
+  readonly apiGroup: string;
+  /** Plural resource name. */
+  readonly resource: string;
+  /** Verbs the plugin calls on it. */
+  readonly verbs: readonly string[];
+}
+
+/** Least-privilege rules of the CNI plugin's identity. */
+export const PLUGIN_RBAC: readonly RbacRule[] = [
+  { apiGroup: "providers.bgp.miloapis.com", resource: "bgpproviders", verbs: ["list"] },
+  { apiGroup: "bgp.miloapis.com", resource: "bgpinstances", verbs: ["list"] },
+  {
+    apiGroup: "bgp.miloapis.com",
+    resource: "bgpvrfinstances",
+    verbs: ["get", "list", "create", "update", "patch", "delete"],
+  },
+];
