@@ -1,0 +1,56 @@
+/**
+ * The FORWARD accept rule for traffic leaving toward a pod (`-o <host veth>`),
+ * in iptables and ip6tables. Checked before insert so it is added once.
+ *
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../cni/errors.ts";
+import { type CommandRunner, showCommand } from "./runner.ts";
+
+const TOOLS = ["iptables", "ip6tables"] as const;
+
+function ruleArgv(tool: string, action: "-C" | "-A" | "-D", ifname: string): string[] {
+  // -w: wait for the xtables lock instead of failing when another pod's ADD holds it.
+  return [tool, "-w", "5", action, "FORWARD", "-o", ifname, "-j", "ACCEPT"];
+}
+
+async function present(runner: CommandRunner, tool: string, ifname: string): Promise<boolean> {
+  const output = await runner.run(ruleArgv(tool, "-C", ifname));
+  if (output.code === 0) return true;
+  if (output.code === 1) return false; // "Bad rule (does a matching rule exist in that chain?)"
+  throw new CniError(ErrorCode.DataPlane, `${showCommand(ruleArgv(tool, "-C", ifname))}: ${output.stderr.trim()}`);
+}
+
+/** Adds the rule for both families where missing. Returns the tools that added one. */
+export async function ensureForwardAccept(runner: CommandRunner, ifname: string): Promise<string[]> {
+  const added = await Promise.all(TOOLS.map(async (tool) => {
+    if (await present(runner, tool, ifname)) return undefined;
+    const output = await runner.run(ruleArgv(tool, "-A", ifname));
+    if (output.code !== 0) {
+      throw new CniError(ErrorCode.DataPlane, `${showCommand(ruleArgv(tool, "-A", ifname))}: ${output.stderr.trim()}`);
+    }
+    return tool;
+  }));
+  return added.filter((tool): tool is typeof TOOLS[number] => tool !== undefined);
+}
+
+/** Families (tool names) whose rule is missing. */
+export async function missingForwardAccept(runner: CommandRunner, ifname: string): Promise<string[]> {
+  const found = await Promise.all(TOOLS.map((tool) => present(runner, tool, ifname)));
+  return TOOLS.filter((_, i) => !found[i]);
+}
+
+/** Deletes every copy of the rule in both families; absent is fine. */
+export async function removeForwardAccept(runner: CommandRunner, ifname: string): Promise<void> {
+  await Promise.all(TOOLS.map(async (tool) => {
+    // Deleting one copy per call; stop when none is left (bounded against surprises).
+    for (let i = 0; i < 8; i++) {
+      const output = await runner.run(ruleArgv(tool, "-D", ifname));
+      if (output.code === 1 || /does a matching rule exist|No chain|Bad rule/.test(output.stderr)) return;
+      if (output.code !== 0) {
+        throw new CniError(ErrorCode.DataPlane, `${showCommand(ruleArgv(tool, "-D", ifname))}: ${output.stderr.trim()}`);
+      }
+    }
+  }));
+}

@@ -1,0 +1,70 @@
+/**
+ * Reading link state with `ip -json -d link show`.
+ *
+ * @module
+ */
+
+import { ipBatch, parseJsonLines } from "./batch.ts";
+import type { CommandRunner } from "./runner.ts";
+
+/** What the plugin needs to know about a link. */
+export interface LinkState {
+  /** Interface name. */
+  readonly name: string;
+  /** `linkinfo.info_kind` (vrf, veth, ...). */
+  readonly kind: string | undefined;
+  /** Name of the master device, if enslaved. */
+  readonly master: string | undefined;
+  /** Administratively up. */
+  readonly up: boolean;
+  /** MTU. */
+  readonly mtu: number;
+  /** VRF table, for VRF devices. */
+  readonly table: number | undefined;
+  /** MAC address. */
+  readonly mac: string | undefined;
+}
+
+interface IpLink {
+  ifname: string;
+  flags?: string[];
+  mtu?: number;
+  master?: string;
+  address?: string;
+  linkinfo?: { info_kind?: string; info_data?: { table?: number } };
+}
+
+function toState(link: IpLink): LinkState {
+  return {
+    name: link.ifname,
+    kind: link.linkinfo?.info_kind,
+    master: link.master,
+    up: link.flags?.includes("UP") ?? false,
+    mtu: link.mtu ?? 0,
+    table: link.linkinfo?.info_data?.table,
+    mac: link.address,
+  };
+}
+
+/** Looks up the named links in one process; missing ones are absent from the map. */
+export async function inspectLinks(
+  runner: CommandRunner,
+  names: readonly string[],
+): Promise<Map<string, LinkState>> {
+  const stdout = await ipBatch(runner, names.map((name) => `link show dev ${name}`), {
+    flags: ["-json", "-details"],
+    tolerate: [/^Device ".*" does not exist\.?$/],
+  });
+  const links = parseJsonLines<IpLink[]>(stdout).flat().map(toState);
+  return new Map(links.map((link) => [link.name, link]));
+}
+
+/** Every VRF on the host, by table (used only on the rare path of a reused table). */
+export async function listVrfTables(runner: CommandRunner): Promise<Map<number, string>> {
+  const stdout = await ipBatch(runner, ["link show type vrf"], { flags: ["-json", "-details"] });
+  const tables = new Map<number, string>();
+  for (const link of parseJsonLines<IpLink[]>(stdout).flat().map(toState)) {
+    if (link.table !== undefined) tables.set(link.table, link.name);
+  }
+  return tables;
+}

@@ -1,0 +1,66 @@
+/**
+ * What one network attachment is made of, derived from the configuration,
+ * and the locks that guard it.
+ *
+ * @module
+ */
+
+import type { NetworkConfig } from "../config/mod.ts";
+import { type InterfaceNames, interfaceNames, srv6Endpoint } from "../ids/mod.ts";
+import { type AttachmentRecord, attachmentKey, AttachmentStore } from "../state/attachments.ts";
+import { withLock } from "../state/lock.ts";
+
+/** Names and addresses of one attachment. */
+export interface AttachmentPlan {
+  /** Store key. */
+  readonly key: string;
+  /** Hex of the VPC value. */
+  readonly vpcHex: string;
+  /** Interface names. */
+  readonly names: InterfaceNames;
+  /** SRv6 ingress SID (no prefix length). */
+  readonly endpoint: string;
+  /** Local state store. */
+  readonly store: AttachmentStore;
+}
+
+/** Derives the plan of the configured attachment. */
+export function planAttachment(config: NetworkConfig): AttachmentPlan {
+  const ids = { vpc: config.vpc, attachment: config.attachment };
+  return {
+    key: attachmentKey(ids),
+    vpcHex: config.vpc.hex,
+    names: interfaceNames(config.vpc, config.attachment),
+    endpoint: srv6Endpoint(config.locator, ids),
+    store: new AttachmentStore(config.stateDir),
+  };
+}
+
+/** Runs `body` holding the attachment's lock (ADD and DEL of one attachment never interleave). */
+export async function withAttachmentLock<T>(plan: AttachmentPlan, body: () => Promise<T>): Promise<T> {
+  await plan.store.ensureDir();
+  return await withLock(plan.store.attachmentLock(plan.key), body);
+}
+
+/**
+ * Under the VPC lock, runs `decide` with the number of *other* attachments of
+ * the VPC recorded on the node, then applies `change` to the records once
+ * `decide` succeeded. "Is this the VPC's last attachment here?" and the API
+ * write or delete that depends on it are thereby atomic with respect to
+ * siblings, and a failed API call leaves the record for the retry.
+ */
+export async function withVpcSiblings<T>(
+  plan: AttachmentPlan,
+  options: {
+    decide: (siblings: number) => Promise<T>;
+    change?: (records: Record<string, AttachmentRecord>) => void;
+  },
+): Promise<T> {
+  return await withLock(plan.store.vpcLock(plan.vpcHex), async () => {
+    const records = await plan.store.read();
+    const siblings = Object.entries(records).filter(([key, r]) => key !== plan.key && r.vpcHex === plan.vpcHex);
+    const value = await options.decide(siblings.length);
+    if (options.change) await plan.store.update(options.change);
+    return value;
+  });
+}

@@ -1,0 +1,48 @@
+/**
+ * STATUS (CNI 1.1): whether an ADD would work right now. Every check runs,
+ * and the error names all that failed.
+ *
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../cni/errors.ts";
+import type { VerbContext } from "../cni/invocation.ts";
+import { findPlugin, HOST_DEVICE } from "../delegate/host_device.ts";
+import { ControlPlaneSession, type Host } from "./host.ts";
+
+async function stateDirWritable(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const probe = `${dir}/.status-${Deno.pid}`;
+  await Deno.writeTextFile(probe, "");
+  await Deno.remove(probe);
+}
+
+/** STATUS of the plugin on this node. */
+export async function cmdStatus(context: VerbContext, host: Host): Promise<void> {
+  const { config, env } = context;
+  const session = new ControlPlaneSession(host, context);
+  const failures: string[] = [];
+  const check = async (what: string, probe: () => Promise<unknown>): Promise<void> => {
+    try {
+      await probe();
+    } catch (error) {
+      failures.push(`${what}: ${(error as Error).message}`);
+    }
+  };
+  try {
+    await Promise.all([
+      check("ip", async () => {
+        const out = await host.runner.run(["ip", "-V"]);
+        if (out.code !== 0) throw new Error(out.stderr.trim());
+      }),
+      check(HOST_DEVICE, () => findPlugin(HOST_DEVICE, env.path)),
+      check(`state dir ${config.stateDir}`, () => stateDirWritable(config.stateDir)),
+      check("Kubernetes API", async () => (await session.get()).probe(host.nodeName(context))),
+    ]);
+  } finally {
+    await session.close();
+  }
+  if (failures.length > 0) {
+    throw new CniError(ErrorCode.PluginNotAvailable, `plugin not available: ${failures.join("; ")}`);
+  }
+}
