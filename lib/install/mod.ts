@@ -1,0 +1,7 @@
+/**
+ * Installation of the plugin onto a host (the DaemonSet's init step).
+ *
+ * @module
+ */
+
+export * from "./install.ts";

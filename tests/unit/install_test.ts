@@ -1,0 +1,430 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Command } from "commander";
+import { parse } from "yaml";
+import {
+  formatInstallReport,
+  type InstallAction,
+  InstallError,
+  type InstallOptions,
+  installPlugin,
+  type InstallReport,
+  resolveServerUrl,
+} from "../../lib/install/mod.ts";
+import { registerInstallCommand } from "../../lib/cli/install_command.ts";
+
+const CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
+
+interface Fixture {
+  root: string;
+  options: InstallOptions;
+  binDir: string;
+  configDir: string;
+  saDir: string;
+  source: string;
+}
+
+/** A temp tree: a fake binary, a ServiceAccount dir, empty host dirs (not created yet). */
+async function fixture(overrides: Partial<InstallOptions> = {}): Promise<Fixture> {
+  const root = await Deno.makeTempDir({ prefix: "galactic-install-" });
+  const saDir = join(root, "sa");
+  await Deno.mkdir(saDir);
+  await Deno.writeTextFile(join(saDir, "token"), "tok-1\n");
+  await Deno.writeTextFile(join(saDir, "ca.crt"), CA_PEM);
+  const source = join(root, "galactic-build");
+  await Deno.writeFile(source, randomBytes(3 * (1 << 20) + 17)); // spans several copy chunks
+  const binDir = join(root, "host", "opt", "cni", "bin");
+  const configDir = join(root, "host", "etc", "cni", "net.d", "galactic.d");
+  return {
+    root,
+    binDir,
+    configDir,
+    saDir,
+    source,
+    options: {
+      source,
+      cniBinDir: binDir,
+      configDir,
+      nodeName: "node-a",
+      serviceAccountDir: saDir,
+      env: envOf({ KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" }),
+      ...overrides,
+    },
+  };
+}
+
+function randomBytes(n: number): Uint8Array {
+  const bytes = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+  return bytes;
+}
+
+function envOf(values: Record<string, string>): (name: string) => string | undefined {
+  return (name) => values[name];
+}
+
+function actions(report: InstallReport): Record<string, InstallAction> {
+  return Object.fromEntries(report.files.map((file) => [file.role + ":" + file.path, file.action]));
+}
+
+function actionOf(report: InstallReport, role: string): InstallAction | undefined {
+  return report.files.find((file) => file.role === role)?.action;
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}
+
+async function modeOf(path: string): Promise<number> {
+  const info = await Deno.stat(path);
+  return (info.mode ?? 0) & 0o7777;
+}
+
+async function cleanup(f: Fixture): Promise<void> {
+  await Deno.remove(f.root, { recursive: true });
+}
+
+Deno.test("fresh install writes binary, kubeconfig and node-name and creates directories", async () => {
+  const f = await fixture();
+  try {
+    const report = await installPlugin(f.options);
+    assert.equal(report.changed, true);
+    assert.equal(report.server, "https://10.96.0.1:443");
+    assert.deepEqual(report.files.map((file) => [file.role, file.action]), [
+      ["kubeconfig", "created"],
+      ["node-name", "created"],
+      ["plugin", "created"],
+    ]);
+    assert.deepEqual(
+      await Deno.readFile(join(f.binDir, "galactic")),
+      await Deno.readFile(f.source),
+    );
+    assert.equal(await Deno.readTextFile(join(f.configDir, "node-name")), "node-a\n");
+
+    const kubeconfig = parse(await Deno.readTextFile(join(f.configDir, "kubeconfig")));
+    assert.equal(kubeconfig.kind, "Config");
+    assert.equal(kubeconfig["current-context"], "galactic");
+    assert.equal(kubeconfig.clusters[0].cluster.server, "https://10.96.0.1:443");
+    assert.equal(atob(kubeconfig.clusters[0].cluster["certificate-authority-data"]), CA_PEM);
+    assert.equal(kubeconfig.users[0].user.token, "tok-1");
+    assert.deepEqual(kubeconfig.contexts[0].context, {
+      cluster: kubeconfig.clusters[0].name,
+      user: kubeconfig.users[0].name,
+    });
+    assert.match(formatInstallReport(report), /3 of 3 files changed/);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("second run changes nothing and leaves the files untouched", async () => {
+  const f = await fixture();
+  try {
+    await installPlugin(f.options);
+    const before = await Promise.all(
+      [join(f.binDir, "galactic"), join(f.configDir, "kubeconfig"), join(f.configDir, "node-name")]
+        .map((path) => Deno.stat(path)),
+    );
+    const report = await installPlugin(f.options);
+    assert.equal(report.changed, false);
+    assert.ok(report.files.every((file) => file.action === "unchanged"), JSON.stringify(report));
+    const after = await Promise.all(
+      [join(f.binDir, "galactic"), join(f.configDir, "kubeconfig"), join(f.configDir, "node-name")]
+        .map((path) => Deno.stat(path)),
+    );
+    assert.deepEqual(after.map((info) => info.ino), before.map((info) => info.ino));
+    assert.match(formatInstallReport(report), /0 of 3 files changed/);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("a rotated token rewrites only the kubeconfig", async () => {
+  const f = await fixture();
+  try {
+    await installPlugin(f.options);
+    await Deno.writeTextFile(join(f.saDir, "token"), "tok-2");
+    const report = await installPlugin(f.options);
+    assert.equal(actionOf(report, "kubeconfig"), "updated");
+    assert.equal(actionOf(report, "node-name"), "unchanged");
+    assert.equal(actionOf(report, "plugin"), "unchanged");
+    const kubeconfig = parse(await Deno.readTextFile(join(f.configDir, "kubeconfig")));
+    assert.equal(kubeconfig.users[0].user.token, "tok-2");
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("a new binary and a new node name are rewritten", async () => {
+  const f = await fixture();
+  try {
+    await installPlugin(f.options);
+    await Deno.writeFile(f.source, randomBytes(1000));
+    const report = await installPlugin({ ...f.options, nodeName: "node-b" });
+    assert.equal(actionOf(report, "plugin"), "updated");
+    assert.equal(actionOf(report, "node-name"), "updated");
+    assert.equal(actionOf(report, "kubeconfig"), "unchanged");
+    assert.deepEqual(
+      await Deno.readFile(join(f.binDir, "galactic")),
+      await Deno.readFile(f.source),
+    );
+    assert.equal(await Deno.readTextFile(join(f.configDir, "node-name")), "node-b\n");
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("file modes: binary 0755, kubeconfig 0600, node-name 0644; wrong modes are repaired", async () => {
+  const f = await fixture();
+  try {
+    await installPlugin(f.options);
+    assert.equal(await modeOf(join(f.binDir, "galactic")), 0o755);
+    assert.equal(await modeOf(join(f.configDir, "kubeconfig")), 0o600);
+    assert.equal(await modeOf(join(f.configDir, "node-name")), 0o644);
+
+    await Deno.chmod(join(f.configDir, "kubeconfig"), 0o644);
+    await Deno.chmod(join(f.binDir, "galactic"), 0o644);
+    const report = await installPlugin(f.options);
+    assert.equal(actionOf(report, "kubeconfig"), "updated");
+    assert.equal(actionOf(report, "plugin"), "updated");
+    assert.equal(await modeOf(join(f.configDir, "kubeconfig")), 0o600);
+    assert.equal(await modeOf(join(f.binDir, "galactic")), 0o755);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("no temporary files are left behind, after success or a failed rename", async () => {
+  const f = await fixture();
+  try {
+    await installPlugin(f.options);
+    await Deno.writeTextFile(join(f.saDir, "token"), "tok-2");
+    await installPlugin(f.options);
+    assert.deepEqual(await listDir(f.binDir), ["galactic"]);
+    assert.deepEqual(await listDir(f.configDir), ["kubeconfig", "node-name"]);
+
+    // A directory where the binary should go makes the final rename fail.
+    await Deno.remove(join(f.binDir, "galactic"));
+    await Deno.mkdir(join(f.binDir, "galactic", "blocker"), { recursive: true });
+    await assert.rejects(
+      () => installPlugin(f.options),
+      (error: unknown) =>
+        error instanceof InstallError && error.message.includes(join(f.binDir, "galactic")),
+    );
+    assert.deepEqual(await listDir(f.binDir), ["galactic"]);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("a missing token fails naming the path and writes nothing", async () => {
+  const f = await fixture();
+  try {
+    await Deno.remove(join(f.saDir, "token"));
+    await assert.rejects(
+      () => installPlugin(f.options),
+      (error: unknown) =>
+        error instanceof InstallError && error.message.includes(join(f.saDir, "token")),
+    );
+    await assert.rejects(() => Deno.stat(join(f.root, "host")), Deno.errors.NotFound);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("an empty token, a missing CA or a missing source fail naming the path", async () => {
+  const f = await fixture();
+  try {
+    await Deno.writeTextFile(join(f.saDir, "token"), "\n");
+    await assert.rejects(() => installPlugin(f.options), /token .*sa\/token is empty/);
+    await Deno.writeTextFile(join(f.saDir, "token"), "tok");
+    await Deno.remove(join(f.saDir, "ca.crt"));
+    await assert.rejects(() => installPlugin(f.options), /cluster CA .*sa\/ca\.crt/);
+    await Deno.writeTextFile(join(f.saDir, "ca.crt"), CA_PEM);
+    await assert.rejects(
+      () => installPlugin({ ...f.options, source: join(f.root, "nope") }),
+      /plugin binary .*\/nope/,
+    );
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("an invalid node name is refused", async () => {
+  const f = await fixture({ nodeName: "Node_A" });
+  try {
+    await assert.rejects(() => installPlugin(f.options), /invalid node name "Node_A"/);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("server URL: explicit wins, IPv6 service host is bracketed, neither fails", () => {
+  assert.equal(
+    resolveServerUrl(
+      undefined,
+      envOf({ KUBERNETES_SERVICE_HOST: "fd00:10:96::1", KUBERNETES_SERVICE_PORT: "443" }),
+    ),
+    "https://[fd00:10:96::1]:443",
+  );
+  assert.equal(
+    resolveServerUrl(
+      undefined,
+      envOf({ KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "6443" }),
+    ),
+    "https://10.96.0.1:6443",
+  );
+  assert.equal(
+    resolveServerUrl(undefined, envOf({ KUBERNETES_SERVICE_HOST: "10.96.0.1" })),
+    "https://10.96.0.1:443",
+  );
+  assert.equal(
+    resolveServerUrl(
+      "https://api.example.test:6443/",
+      envOf({ KUBERNETES_SERVICE_HOST: "10.96.0.1" }),
+    ),
+    "https://api.example.test:6443",
+  );
+  assert.throws(() => resolveServerUrl(undefined, envOf({})), /KUBERNETES_SERVICE_HOST is not set/);
+  assert.throws(
+    () => resolveServerUrl("not a url", envOf({})),
+    /invalid API server URL "not a url"/,
+  );
+  assert.throws(
+    () =>
+      resolveServerUrl(
+        undefined,
+        envOf({ KUBERNETES_SERVICE_HOST: "h", KUBERNETES_SERVICE_PORT: "99999" }),
+      ),
+    /KUBERNETES_SERVICE_PORT "99999"/,
+  );
+});
+
+Deno.test("IPv6 service host ends up bracketed in the written kubeconfig", async () => {
+  const f = await fixture({
+    env: envOf({ KUBERNETES_SERVICE_HOST: "fd00:10:96::1", KUBERNETES_SERVICE_PORT: "443" }),
+  });
+  try {
+    const report = await installPlugin(f.options);
+    assert.equal(report.server, "https://[fd00:10:96::1]:443");
+    const kubeconfig = parse(await Deno.readTextFile(join(f.configDir, "kubeconfig")));
+    assert.equal(kubeconfig.clusters[0].cluster.server, "https://[fd00:10:96::1]:443");
+  } finally {
+    await cleanup(f);
+  }
+});
+
+Deno.test("delegates are installed when absent, kept when the host has its own, replaced on request", async () => {
+  const f = await fixture();
+  try {
+    const delegateDir = join(f.root, "delegates");
+    await Deno.mkdir(delegateDir);
+    const hostDevice = join(delegateDir, "host-device");
+    const staticIpam = join(delegateDir, "static");
+    await Deno.writeTextFile(hostDevice, "#!/bin/sh\necho host-device\n");
+    await Deno.writeTextFile(staticIpam, "#!/bin/sh\necho static\n");
+    await Deno.mkdir(f.binDir, { recursive: true });
+    await Deno.writeTextFile(join(f.binDir, "static"), "host's own static");
+
+    const options = { ...f.options, delegates: [hostDevice, staticIpam] };
+    let report = await installPlugin(options);
+    assert.deepEqual(actions(report), {
+      [`kubeconfig:${join(f.configDir, "kubeconfig")}`]: "created",
+      [`node-name:${join(f.configDir, "node-name")}`]: "created",
+      [`delegate:${join(f.binDir, "host-device")}`]: "created",
+      [`delegate:${join(f.binDir, "static")}`]: "kept",
+      [`plugin:${join(f.binDir, "galactic")}`]: "created",
+    });
+    assert.equal(await modeOf(join(f.binDir, "host-device")), 0o755);
+    assert.equal(await Deno.readTextFile(join(f.binDir, "static")), "host's own static");
+
+    report = await installPlugin(options);
+    assert.equal(report.changed, false);
+    assert.equal(report.files.find((file) => file.path.endsWith("/static"))?.action, "kept");
+
+    report = await installPlugin({ ...options, replaceDelegates: true });
+    assert.equal(report.files.find((file) => file.path.endsWith("/static"))?.action, "updated");
+    assert.equal(await Deno.readTextFile(join(f.binDir, "static")), "#!/bin/sh\necho static\n");
+    assert.deepEqual(await listDir(f.binDir), ["galactic", "host-device", "static"]);
+
+    await assert.rejects(
+      () => installPlugin({ ...options, delegates: [join(delegateDir, "bridge")] }),
+      /delegate plugin .*delegates\/bridge/,
+    );
+  } finally {
+    await cleanup(f);
+  }
+});
+
+function program(): Command {
+  const root = new Command("galactic").exitOverride();
+  root.configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  registerInstallCommand(root);
+  root.commands.forEach((command) => command.exitOverride());
+  return root;
+}
+
+Deno.test("CLI: galactic install defines the documented flags and defaults", () => {
+  const install = program().commands.find((command) => command.name() === "install");
+  assert.ok(install);
+  const flags = Object.fromEntries(install.options.map((option) => [option.long, option]));
+  assert.deepEqual(Object.keys(flags).sort(), [
+    "--cni-bin-dir",
+    "--config-dir",
+    "--delegate",
+    "--node-name",
+    "--replace-delegates",
+    "--server",
+    "--service-account-dir",
+    "--source",
+  ]);
+  assert.equal(flags["--cni-bin-dir"]?.defaultValue, "/opt/cni/bin");
+  assert.equal(flags["--config-dir"]?.defaultValue, "/etc/cni/net.d/galactic.d");
+  assert.equal(
+    flags["--service-account-dir"]?.defaultValue,
+    "/var/run/secrets/kubernetes.io/serviceaccount",
+  );
+  assert.equal(flags["--node-name"]?.envVar, "NODE_NAME");
+  assert.equal(flags["--node-name"]?.mandatory, true);
+});
+
+Deno.test("CLI: galactic install runs the installer with the given flags", async () => {
+  const f = await fixture();
+  try {
+    const delegate = join(f.root, "host-device");
+    await Deno.writeTextFile(delegate, "hd");
+    const args = [
+      "install",
+      "--cni-bin-dir",
+      f.binDir,
+      "--config-dir",
+      f.configDir,
+      "--node-name",
+      "node-cli",
+      "--service-account-dir",
+      f.saDir,
+      "--server",
+      "https://[fd00::1]:6443",
+      "--source",
+      f.source,
+      "--delegate",
+      delegate,
+    ];
+    await program().parseAsync(args, { from: "user" });
+    assert.equal(await Deno.readTextFile(join(f.configDir, "node-name")), "node-cli\n");
+    assert.deepEqual(await listDir(f.binDir), ["galactic", "host-device"]);
+    const kubeconfig = parse(await Deno.readTextFile(join(f.configDir, "kubeconfig")));
+    assert.equal(kubeconfig.clusters[0].cluster.server, "https://[fd00::1]:6443");
+
+    await Deno.remove(join(f.saDir, "token"));
+    await assert.rejects(
+      () => program().parseAsync(args, { from: "user" }),
+      (error: unknown) =>
+        error instanceof InstallError && error.message.includes(join(f.saDir, "token")),
+    );
+  } finally {
+    await cleanup(f);
+  }
+});
