@@ -11,13 +11,19 @@ const encoder = new TextEncoder();
 
 function writeAll(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
   const bytes = encoder.encode(text);
-  for (let written = 0; written < bytes.length;) written += stream.writeSync(bytes.subarray(written));
+  for (let written = 0; written < bytes.length;) {
+    written += stream.writeSync(bytes.subarray(written));
+  }
 }
 
 /** Runs one CNI invocation and returns its exit code. */
 async function cniMain(): Promise<number> {
   // Stdout belongs to the protocol: whatever a library prints goes to stderr.
-  console.log = console.info = console.debug = console.warn = console.error;
+  console.log =
+    console.info =
+    console.debug =
+    console.warn =
+      console.error;
   return await runInvocation(async () => (await import("./lib/verbs/mod.ts")).verbsFor(), {
     env: Deno.env.toObject(),
     readStdin: async () => new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer()),

@@ -43,20 +43,36 @@ export function buildProgram(): Command {
     .description("print the plugin version and the CNI versions it speaks")
     .option("--json", "machine-readable output")
     .action((options: { json?: boolean }) => {
-      print({ version: PLUGIN_VERSION, cniVersions: SUPPORTED_VERSIONS.join(", ") }, options.json ?? false);
+      print(
+        { version: PLUGIN_VERSION, cniVersions: SUPPORTED_VERSIONS.join(", ") },
+        options.json ?? false,
+      );
     });
 
   program.command("explain")
-    .description("show what the plugin derives for a VPC attachment (names, SRv6 SID, RD/RT, object name)")
+    .description(
+      "show what the plugin derives for a VPC attachment (names, SRv6 SID, RD/RT, object name)",
+    )
     .requiredOption("--vpc <base62>", "VPC identifier (1..9 base62 chars)")
     .option("--attachment <base62>", "VPC attachment identifier (1..3 base62 chars)")
     .option("--locator <prefix>", "node SRv6 locator, e.g. fc00:0:1::/48")
     .option("--asn <number>", "ASN of the node's BGPInstance", integer)
     .option("--node <name>", "Kubernetes node name")
     .option("--json", "machine-readable output")
-    .action((options: { vpc: string; attachment?: string; locator?: string; asn?: number; node?: string; json?: boolean }) => {
-      print(explain(options), options.json ?? false);
-    });
+    .action(
+      (
+        options: {
+          vpc: string;
+          attachment?: string;
+          locator?: string;
+          asn?: number;
+          node?: string;
+          json?: boolean;
+        },
+      ) => {
+        print(explain(options), options.json ?? false);
+      },
+    );
 
   program.command("state")
     .description("list the attachments this node's plugin owns (local state)")
@@ -71,7 +87,9 @@ export function buildProgram(): Command {
       const rows = Object.values(records);
       if (rows.length === 0) console.log(`no attachments recorded in ${options.stateDir}`);
       for (const r of rows) {
-        console.log(`vpc ${r.vpc} attachment ${r.attachment} table ${r.table} container ${r.containerId} ifname ${r.ifname} network ${r.network}`);
+        console.log(
+          `vpc ${r.vpc} attachment ${r.attachment} table ${r.table} container ${r.containerId} ifname ${r.ifname} network ${r.network}`,
+        );
       }
     });
 
@@ -88,7 +106,10 @@ export async function runCli(args: readonly string[]): Promise<number> {
     return 0;
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") return 0;
+    if (
+      code === "commander.helpDisplayed" || code === "commander.version" ||
+      code === "commander.help"
+    ) return 0;
     if (typeof code === "string" && code.startsWith("commander.")) return 2;
     console.error(`galactic: ${(error as Error).message}`);
     return 1;

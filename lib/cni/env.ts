@@ -71,7 +71,11 @@ export function parseCniArgs(text: string): Map<string, string> {
   if (!ignoreUnknown) {
     const unknown = [...args.keys()].filter((key) => !KNOWN_ARGS.has(key));
     if (unknown.length > 0) {
-      throw invalidEnv("CNI_ARGS", text, `unknown key(s) ${unknown.join(", ")} without IgnoreUnknown=1`);
+      throw invalidEnv(
+        "CNI_ARGS",
+        text,
+        `unknown key(s) ${unknown.join(", ")} without IgnoreUnknown=1`,
+      );
     }
   }
   return args;
@@ -92,8 +96,15 @@ export function parseCniEnv(env: Readonly<Record<string, string | undefined>>): 
     throw invalidEnv("CNI_CONTAINERID", containerId, "must be alphanumeric with . _ -");
   }
   const ifname = env.CNI_IFNAME ?? "";
-  if (ifname !== "" && (ifname.length > 15 || IFNAME_FORBIDDEN.test(ifname) || ifname === "." || ifname === "..")) {
-    throw invalidEnv("CNI_IFNAME", ifname, "must be a valid interface name of at most 15 characters");
+  if (
+    ifname !== "" &&
+    (ifname.length > 15 || IFNAME_FORBIDDEN.test(ifname) || ifname === "." || ifname === "..")
+  ) {
+    throw invalidEnv(
+      "CNI_IFNAME",
+      ifname,
+      "must be a valid interface name of at most 15 characters",
+    );
   }
   return {
     command: verb,

@@ -57,7 +57,9 @@ export function invalidConfig(field: string, value: unknown, why: string): CniEr
 export function show(value: unknown): string {
   let text: string;
   try {
-    text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+    text = typeof value === "string"
+      ? JSON.stringify(value)
+      : JSON.stringify(value) ?? String(value);
   } catch {
     text = String(value);
   }
@@ -68,7 +70,11 @@ export function show(value: unknown): string {
  * Wraps an error with the operation that failed, keeping its CNI code when it
  * has one (containernetworking/plugins style: "failed to X: cause").
  */
-export function wrap(operation: string, error: unknown, code: number = ErrorCode.DataPlane): CniError {
+export function wrap(
+  operation: string,
+  error: unknown,
+  code: number = ErrorCode.DataPlane,
+): CniError {
   if (error instanceof CniError) {
     return new CniError(error.code, `${operation}: ${error.message}`, {
       details: error.details,

@@ -69,15 +69,22 @@ function errorDocument(error: unknown, cniVersion: string): Record<string, unkno
 }
 
 /** Runs one invocation; returns the process exit code (0 success, 1 failure). */
-export async function runInvocation(loadVerbs: () => Promise<Verbs>, io: InvocationIo): Promise<number> {
+export async function runInvocation(
+  loadVerbs: () => Promise<Verbs>,
+  io: InvocationIo,
+): Promise<number> {
   let raw: Record<string, unknown> | undefined;
   let log: Logger = createLogger({ stderr: io.writeStderr, level: "warn" });
   try {
     const env = parseCniEnv(io.env);
     const stdin = await io.readStdin();
     if (env.command === "VERSION") {
-      raw = stdin.length > 0 && new TextDecoder().decode(stdin).trim() !== "" ? decodeConfig(stdin) : undefined;
-      io.writeStdout(JSON.stringify({ cniVersion: versionOf(raw), supportedVersions: [...SUPPORTED_VERSIONS] }));
+      raw = stdin.length > 0 && new TextDecoder().decode(stdin).trim() !== ""
+        ? decodeConfig(stdin)
+        : undefined;
+      io.writeStdout(
+        JSON.stringify({ cniVersion: versionOf(raw), supportedVersions: [...SUPPORTED_VERSIONS] }),
+      );
       return 0;
     }
     raw = decodeConfig(stdin);

@@ -57,21 +57,30 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * `prevResult`) into the internal shape; code 6 when it is not a result.
  */
 export function parseResult(value: unknown, origin: string): Result {
-  if (!isRecord(value)) throw new CniError(ErrorCode.DecodeFailure, `${origin} is not a CNI result object`);
+  if (!isRecord(value)) {
+    throw new CniError(ErrorCode.DecodeFailure, `${origin} is not a CNI result object`);
+  }
   const result: Result = {};
   if (Array.isArray(value.interfaces)) {
-    result.interfaces = value.interfaces.filter(isRecord).map((entry) => ({ ...entry }) as unknown as ResultInterface);
+    result.interfaces = value.interfaces.filter(isRecord).map((entry) =>
+      ({ ...entry }) as unknown as ResultInterface
+    );
   }
   if (Array.isArray(value.ips)) {
     result.ips = value.ips.map((entry, i) => {
       if (!isRecord(entry) || typeof entry.address !== "string" || !parsePrefix(entry.address)) {
-        throw new CniError(ErrorCode.DecodeFailure, `${origin}: ips[${i}].address is not an address with prefix`);
+        throw new CniError(
+          ErrorCode.DecodeFailure,
+          `${origin}: ips[${i}].address is not an address with prefix`,
+        );
       }
       const { version: _version, ...rest } = entry;
       return rest as unknown as ResultIp;
     });
   }
-  if (Array.isArray(value.routes)) result.routes = value.routes.filter(isRecord).map((r) => ({ ...r }) as unknown as ResultRoute);
+  if (Array.isArray(value.routes)) {
+    result.routes = value.routes.filter(isRecord).map((r) => ({ ...r }) as unknown as ResultRoute);
+  }
   if (isRecord(value.dns)) result.dns = { ...value.dns };
   return result;
 }
@@ -84,7 +93,7 @@ export function formatResult(result: Result, cniVersion: string): Record<string,
   if (result.interfaces) {
     out.interfaces = result.interfaces.map((entry) => {
       const copy: Record<string, unknown> = { ...entry };
-      if (before11) for (const field of INTERFACE_FIELDS_1_1) delete copy[field];
+      if (before11) { for (const field of INTERFACE_FIELDS_1_1) delete copy[field]; }
       return copy;
     });
   }
@@ -96,7 +105,7 @@ export function formatResult(result: Result, cniVersion: string): Record<string,
   if (result.routes) {
     out.routes = result.routes.map((route) => {
       const copy: Record<string, unknown> = { ...route };
-      if (before11) for (const field of ROUTE_FIELDS_1_1) delete copy[field];
+      if (before11) { for (const field of ROUTE_FIELDS_1_1) delete copy[field]; }
       return copy;
     });
   }

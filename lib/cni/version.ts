@@ -36,12 +36,19 @@ export function negotiateVersion(config: Record<string, unknown>): string {
   const { cniVersion, cniVersions } = config;
   if (cniVersion !== undefined) {
     if (typeof cniVersion !== "string") {
-      throw new CniError(ErrorCode.InvalidConfig, `invalid network configuration: field "cniVersion" must be a string (got ${JSON.stringify(cniVersion)})`);
+      throw new CniError(
+        ErrorCode.InvalidConfig,
+        `invalid network configuration: field "cniVersion" must be a string (got ${
+          JSON.stringify(cniVersion)
+        })`,
+      );
     }
     if (!isSupported(cniVersion)) {
       throw new CniError(
         ErrorCode.IncompatibleVersion,
-        `incompatible CNI version: cniVersion "${cniVersion}" is not one of ${SUPPORTED_VERSIONS.join(", ")}`,
+        `incompatible CNI version: cniVersion "${cniVersion}" is not one of ${
+          SUPPORTED_VERSIONS.join(", ")
+        }`,
       );
     }
     return cniVersion;
@@ -51,12 +58,17 @@ export function negotiateVersion(config: Record<string, unknown>): string {
     if (common.length === 0) {
       throw new CniError(
         ErrorCode.IncompatibleVersion,
-        `incompatible CNI version: none of cniVersions ${JSON.stringify(cniVersions)} is supported (${SUPPORTED_VERSIONS.join(", ")})`,
+        `incompatible CNI version: none of cniVersions ${
+          JSON.stringify(cniVersions)
+        } is supported (${SUPPORTED_VERSIONS.join(", ")})`,
       );
     }
     return common.sort(compareVersions).at(-1)!;
   }
-  throw new CniError(ErrorCode.InvalidConfig, `invalid network configuration: field "cniVersion" is required`);
+  throw new CniError(
+    ErrorCode.InvalidConfig,
+    `invalid network configuration: field "cniVersion" is required`,
+  );
 }
 
 /** The oldest version in which each verb exists. */

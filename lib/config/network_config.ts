@@ -93,20 +93,26 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 function requireString(raw: Record<string, unknown>, field: string): string {
   const value = raw[field];
   if (value === undefined) throw invalidConfig(field, value, "is required");
-  if (typeof value !== "string" || value === "") throw invalidConfig(field, value, "must be a non-empty string");
+  if (typeof value !== "string" || value === "") {
+    throw invalidConfig(field, value, "must be a non-empty string");
+  }
   return value;
 }
 
 function optionalString(raw: Record<string, unknown>, field: string): string | undefined {
   const value = raw[field];
   if (value === undefined) return undefined;
-  if (typeof value !== "string" || value === "") throw invalidConfig(field, value, "must be a non-empty string");
+  if (typeof value !== "string" || value === "") {
+    throw invalidConfig(field, value, "must be a non-empty string");
+  }
   return value;
 }
 
 function optionalPath(raw: Record<string, unknown>, field: string): string | undefined {
   const value = optionalString(raw, field);
-  if (value !== undefined && !value.startsWith("/")) throw invalidConfig(field, value, "must be an absolute path");
+  if (value !== undefined && !value.startsWith("/")) {
+    throw invalidConfig(field, value, "must be an absolute path");
+  }
   return value;
 }
 
@@ -117,13 +123,19 @@ function optionalInteger(
 ): number | undefined {
   const value = raw[field];
   if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max) {
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max
+  ) {
     throw invalidConfig(field, value, `must be an integer in ${range.min}..${range.max}`);
   }
   return value;
 }
 
-function identifier(raw: Record<string, unknown>, field: string, parse: (text: string) => Identifier): Identifier {
+function identifier(
+  raw: Record<string, unknown>,
+  field: string,
+  parse: (text: string) => Identifier,
+): Identifier {
   const text = requireString(raw, field);
   try {
     return parse(text);
@@ -135,8 +147,12 @@ function identifier(raw: Record<string, unknown>, field: string, parse: (text: s
 function locator(raw: Record<string, unknown>): IpPrefix {
   const text = requireString(raw, "srv6_locator");
   const prefix = parsePrefix(text);
-  if (!prefix || prefix.family !== 6) throw invalidConfig("srv6_locator", text, "must be an IPv6 prefix such as fc00:0:1::/48");
-  if (prefix.length > 64) throw invalidConfig("srv6_locator", text, "must have a prefix length <= 64");
+  if (!prefix || prefix.family !== 6) {
+    throw invalidConfig("srv6_locator", text, "must be an IPv6 prefix such as fc00:0:1::/48");
+  }
+  if (prefix.length > 64) {
+    throw invalidConfig("srv6_locator", text, "must have a prefix length <= 64");
+  }
   return prefix;
 }
 
@@ -160,13 +176,19 @@ function terminations(raw: Record<string, unknown>): Termination[] {
     if (!isRecord(entry)) throw invalidConfig(field, entry, "must be an object {network, via?}");
     const prefix = network(entry.network, `${field}.network`);
     const canonical = formatNetwork(prefix);
-    if (seen.has(canonical)) throw invalidConfig(`${field}.network`, entry.network, "is listed twice");
+    if (seen.has(canonical)) {
+      throw invalidConfig(`${field}.network`, entry.network, "is listed twice");
+    }
     seen.add(canonical);
     if (entry.via === undefined) return { network: canonical, family: prefix.family };
     const via = typeof entry.via === "string" ? parseIp(entry.via) : undefined;
     if (!via) throw invalidConfig(`${field}.via`, entry.via, "is not an IP address");
     if (via.family !== prefix.family) {
-      throw invalidConfig(`${field}.via`, entry.via, `must be an IPv${prefix.family} address like its network`);
+      throw invalidConfig(
+        `${field}.via`,
+        entry.via,
+        `must be an IPv${prefix.family} address like its network`,
+      );
     }
     return { network: canonical, family: prefix.family, via: formatIp(via) };
   });
@@ -176,7 +198,9 @@ function ipam(raw: Record<string, unknown>): Record<string, unknown> | undefined
   const value = raw.ipam;
   if (value === undefined) return undefined;
   if (!isRecord(value)) throw invalidConfig("ipam", value, "must be an object");
-  if (typeof value.type !== "string" || value.type === "") throw invalidConfig("ipam.type", value.type, "must be a non-empty string");
+  if (typeof value.type !== "string" || value.type === "") {
+    throw invalidConfig("ipam.type", value.type, "must be a non-empty string");
+  }
   if (value.type !== "static") return value;
   // The static plugin's own errors are terse; catch the common mistakes here.
   const addresses = value.addresses ?? [];
@@ -184,13 +208,19 @@ function ipam(raw: Record<string, unknown>): Record<string, unknown> | undefined
   addresses.forEach((entry, i) => {
     const address = isRecord(entry) ? entry.address : entry;
     if (typeof address !== "string" || !parsePrefix(address)) {
-      throw invalidConfig(`ipam.addresses[${i}].address`, address, "must be an address with prefix length, e.g. 10.0.0.2/24");
+      throw invalidConfig(
+        `ipam.addresses[${i}].address`,
+        address,
+        "must be an address with prefix length, e.g. 10.0.0.2/24",
+      );
     }
   });
   const routes = value.routes ?? [];
   if (!Array.isArray(routes)) throw invalidConfig("ipam.routes", routes, "must be a list");
   routes.forEach((entry, i) => {
-    if (!isRecord(entry)) throw invalidConfig(`ipam.routes[${i}]`, entry, "must be an object {dst, gw?}");
+    if (!isRecord(entry)) {
+      throw invalidConfig(`ipam.routes[${i}]`, entry, "must be an object {dst, gw?}");
+    }
     if (typeof entry.dst !== "string" || !parsePrefix(entry.dst)) {
       throw invalidConfig(`ipam.routes[${i}].dst`, entry.dst, "must be a CIDR prefix");
     }
@@ -213,18 +243,25 @@ export function decodeConfig(bytes: Uint8Array): Record<string, unknown> {
     );
   }
   if (!isRecord(value)) {
-    throw new CniError(ErrorCode.DecodeFailure, "failed to decode network configuration from stdin: not a JSON object");
+    throw new CniError(
+      ErrorCode.DecodeFailure,
+      "failed to decode network configuration from stdin: not a JSON object",
+    );
   }
   return value;
 }
 
 /** Parses and validates a network configuration object. */
 export function parseNetworkConfig(input: unknown): NetworkConfig {
-  if (!isRecord(input)) throw new CniError(ErrorCode.DecodeFailure, "network configuration must be a JSON object");
+  if (!isRecord(input)) {
+    throw new CniError(ErrorCode.DecodeFailure, "network configuration must be a JSON object");
+  }
   const raw = input;
   const cniVersion = negotiateVersion(raw);
   const name = requireString(raw, "name");
-  if (!NAME_PATTERN.test(name)) throw invalidConfig("name", name, "must match [a-zA-Z0-9][a-zA-Z0-9_.-]*");
+  if (!NAME_PATTERN.test(name)) {
+    throw invalidConfig("name", name, "must match [a-zA-Z0-9][a-zA-Z0-9_.-]*");
+  }
   const type = requireString(raw, "type");
   if (type !== "galactic") throw invalidConfig("type", type, `must be "galactic"`);
 
@@ -234,16 +271,28 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
   }
   const nodeName = optionalString(raw, "node_name");
   if (nodeName !== undefined && !isObjectName(nodeName)) {
-    throw invalidConfig("node_name", nodeName, "must be a lowercase RFC 1123 subdomain (a Kubernetes node name)");
+    throw invalidConfig(
+      "node_name",
+      nodeName,
+      "must be a lowercase RFC 1123 subdomain (a Kubernetes node name)",
+    );
   }
   const tableRange = { min: 1, max: 0xffffffff };
   const vrfTableMin = optionalInteger(raw, "vrf_table_min", tableRange) ?? DEFAULTS.vrfTableMin;
   const vrfTableMax = optionalInteger(raw, "vrf_table_max", tableRange) ?? DEFAULTS.vrfTableMax;
   if (vrfTableMin > vrfTableMax) {
-    throw invalidConfig("vrf_table_min", vrfTableMin, `must not exceed vrf_table_max (${vrfTableMax})`);
+    throw invalidConfig(
+      "vrf_table_min",
+      vrfTableMin,
+      `must not exceed vrf_table_max (${vrfTableMax})`,
+    );
   }
   if (vrfTableMin >= 253 && vrfTableMax <= 255) {
-    throw invalidConfig("vrf_table_min", vrfTableMin, "range holds only the kernel's reserved tables 253-255");
+    throw invalidConfig(
+      "vrf_table_min",
+      vrfTableMin,
+      "range holds only the kernel's reserved tables 253-255",
+    );
   }
   const mtu = optionalInteger(raw, "mtu", { min: 68, max: 65535 });
   const kubeconfig = optionalString(raw, "kubeconfig");
@@ -266,7 +315,8 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
     logLevel: logLevel as LogLevel,
     vrfTableMin,
     vrfTableMax,
-    apiTimeoutSeconds: optionalInteger(raw, "api_timeout_seconds", { min: 1, max: 120 }) ?? DEFAULTS.apiTimeoutSeconds,
+    apiTimeoutSeconds: optionalInteger(raw, "api_timeout_seconds", { min: 1, max: 120 }) ??
+      DEFAULTS.apiTimeoutSeconds,
     raw,
   };
 }

@@ -68,7 +68,10 @@ function cniEnvironment(call: DelegateCall): Record<string, string> {
  * Runs host-device. ADD returns its result (in the internal 1.x shape); a
  * failure keeps the delegate's own code and message.
  */
-export async function runHostDevice(runner: CommandRunner, call: DelegateCall): Promise<Result | undefined> {
+export async function runHostDevice(
+  runner: CommandRunner,
+  call: DelegateCall,
+): Promise<Result | undefined> {
   const plugin = await findPlugin(HOST_DEVICE, call.env.path);
   const output = await runner.run([plugin], {
     stdin: JSON.stringify(call.config),
@@ -85,13 +88,20 @@ export async function runHostDevice(runner: CommandRunner, call: DelegateCall): 
   if (output.code !== 0) {
     const error = parsed as { code?: unknown; msg?: unknown; details?: unknown } | undefined;
     const code = typeof error?.code === "number" ? error.code : ErrorCode.Delegate;
-    const msg = typeof error?.msg === "string" ? error.msg : (output.stderr.trim() || stdout || `exit ${output.code}`);
-    const details = typeof error?.details === "string" && error.details !== "" ? `: ${error.details}` : "";
+    const msg = typeof error?.msg === "string"
+      ? error.msg
+      : (output.stderr.trim() || stdout || `exit ${output.code}`);
+    const details = typeof error?.details === "string" && error.details !== ""
+      ? `: ${error.details}`
+      : "";
     throw new CniError(code, `${HOST_DEVICE} ${call.command} failed: ${msg}${details}`);
   }
   if (call.command !== "ADD") return undefined;
   if (parsed === undefined) {
-    throw new CniError(ErrorCode.DecodeFailure, `${HOST_DEVICE} ADD printed no result (stdout ${JSON.stringify(stdout)})`);
+    throw new CniError(
+      ErrorCode.DecodeFailure,
+      `${HOST_DEVICE} ADD printed no result (stdout ${JSON.stringify(stdout)})`,
+    );
   }
   return parseResult(parsed, `${HOST_DEVICE} ADD result`);
 }

@@ -51,7 +51,9 @@ function digest(text: string): string {
  * replaced by its digest.
  */
 export function bgpVrfInstanceName(vpc: Identifier, node: string): string {
-  if (!isObjectName(node)) throw new RangeError(`node name ${JSON.stringify(node)} is not an RFC 1123 subdomain`);
+  if (!isObjectName(node)) {
+    throw new RangeError(`node name ${JSON.stringify(node)} is not an RFC 1123 subdomain`);
+  }
   const name = `${NAME_PREFIX}${vpc.hex}-${node}`;
   return name.length <= MAX_NAME ? name : `${NAME_PREFIX}${vpc.hex}-${digest(node)}`;
 }

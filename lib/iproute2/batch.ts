@@ -36,19 +36,24 @@ export async function ipBatch(
   const output = await runner.run(argv, { stdin: lines.join("\n") + "\n" });
   if (output.code === 0) return output.stdout;
   const unexpected = output.stderr.split("\n").map((line) => line.trim()).filter((line) =>
-    line !== "" && !NOISE.test(line) && !(options.tolerate ?? []).some((pattern) => pattern.test(line))
+    line !== "" && !NOISE.test(line) &&
+    !(options.tolerate ?? []).some((pattern) => pattern.test(line))
   );
   if (force && unexpected.length === 0) return output.stdout;
   const failedLine = /Command failed -:(\d+)/.exec(output.stderr)?.[1];
   const where = failedLine ? ` at "${lines[Number(failedLine) - 1]}"` : "";
   throw new CniError(
     ErrorCode.DataPlane,
-    `ip ${options.flags?.join(" ") ?? ""} -batch failed${where}: ${(unexpected.join("; ") || output.stderr.trim())}`
+    `ip ${
+      options.flags?.join(" ") ?? ""
+    } -batch failed${where}: ${(unexpected.join("; ") || output.stderr.trim())}`
       .replace(/\s+/g, " "),
   );
 }
 
 /** Parses output holding one JSON document per line (`ip -json -batch`). */
 export function parseJsonLines<T>(stdout: string): T[] {
-  return stdout.split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line) as T);
+  return stdout.split("\n").filter((line) => line.trim() !== "").map((line) =>
+    JSON.parse(line) as T
+  );
 }

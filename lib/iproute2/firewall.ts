@@ -19,16 +19,25 @@ async function present(runner: CommandRunner, tool: string, ifname: string): Pro
   const output = await runner.run(ruleArgv(tool, "-C", ifname));
   if (output.code === 0) return true;
   if (output.code === 1) return false; // "Bad rule (does a matching rule exist in that chain?)"
-  throw new CniError(ErrorCode.DataPlane, `${showCommand(ruleArgv(tool, "-C", ifname))}: ${output.stderr.trim()}`);
+  throw new CniError(
+    ErrorCode.DataPlane,
+    `${showCommand(ruleArgv(tool, "-C", ifname))}: ${output.stderr.trim()}`,
+  );
 }
 
 /** Adds the rule for both families where missing. Returns the tools that added one. */
-export async function ensureForwardAccept(runner: CommandRunner, ifname: string): Promise<string[]> {
+export async function ensureForwardAccept(
+  runner: CommandRunner,
+  ifname: string,
+): Promise<string[]> {
   const added = await Promise.all(TOOLS.map(async (tool) => {
     if (await present(runner, tool, ifname)) return undefined;
     const output = await runner.run(ruleArgv(tool, "-A", ifname));
     if (output.code !== 0) {
-      throw new CniError(ErrorCode.DataPlane, `${showCommand(ruleArgv(tool, "-A", ifname))}: ${output.stderr.trim()}`);
+      throw new CniError(
+        ErrorCode.DataPlane,
+        `${showCommand(ruleArgv(tool, "-A", ifname))}: ${output.stderr.trim()}`,
+      );
     }
     return tool;
   }));
@@ -36,7 +45,10 @@ export async function ensureForwardAccept(runner: CommandRunner, ifname: string)
 }
 
 /** Families (tool names) whose rule is missing. */
-export async function missingForwardAccept(runner: CommandRunner, ifname: string): Promise<string[]> {
+export async function missingForwardAccept(
+  runner: CommandRunner,
+  ifname: string,
+): Promise<string[]> {
   const found = await Promise.all(TOOLS.map((tool) => present(runner, tool, ifname)));
   return TOOLS.filter((_, i) => !found[i]);
 }
@@ -47,9 +59,14 @@ export async function removeForwardAccept(runner: CommandRunner, ifname: string)
     // Deleting one copy per call; stop when none is left (bounded against surprises).
     for (let i = 0; i < 8; i++) {
       const output = await runner.run(ruleArgv(tool, "-D", ifname));
-      if (output.code === 1 || /does a matching rule exist|No chain|Bad rule/.test(output.stderr)) return;
+      if (output.code === 1 || /does a matching rule exist|No chain|Bad rule/.test(output.stderr)) {
+        return;
+      }
       if (output.code !== 0) {
-        throw new CniError(ErrorCode.DataPlane, `${showCommand(ruleArgv(tool, "-D", ifname))}: ${output.stderr.trim()}`);
+        throw new CniError(
+          ErrorCode.DataPlane,
+          `${showCommand(ruleArgv(tool, "-D", ifname))}: ${output.stderr.trim()}`,
+        );
       }
     }
   }));

@@ -22,7 +22,10 @@ export interface TerminationTarget {
  * the host veth: the host end has no address, so the gateway is reachable
  * only through it, whatever order the routes are added in.
  */
-export function terminationLines(terminations: readonly Termination[], target: TerminationTarget): string[] {
+export function terminationLines(
+  terminations: readonly Termination[],
+  target: TerminationTarget,
+): string[] {
   return terminations.map((t) =>
     t.via === undefined
       ? `route replace ${t.network} dev ${target.host} scope link table ${target.table}`
@@ -31,7 +34,10 @@ export function terminationLines(terminations: readonly Termination[], target: T
 }
 
 /** `del` lines for terminations (run with tolerance of missing routes). */
-export function terminationDeleteLines(terminations: readonly Termination[], table: number): string[] {
+export function terminationDeleteLines(
+  terminations: readonly Termination[],
+  table: number,
+): string[] {
   return terminations.map((t) => `route del ${t.network} table ${table}`);
 }
 
@@ -80,8 +86,19 @@ export interface Srv6Ingress {
 /** argv that installs (or converges) the End.DT46 ingress route. */
 export function srv6ReplaceArgv(ingress: Srv6Ingress): string[] {
   return [
-    "ip", "-6", "route", "replace", `${ingress.endpoint}/128`, "encap", "seg6local", "action", "End.DT46",
-    "vrftable", String(ingress.table), "dev", ingress.dev,
+    "ip",
+    "-6",
+    "route",
+    "replace",
+    `${ingress.endpoint}/128`,
+    "encap",
+    "seg6local",
+    "action",
+    "End.DT46",
+    "vrftable",
+    String(ingress.table),
+    "dev",
+    ingress.dev,
   ];
 }
 
@@ -91,7 +108,12 @@ export function srv6DeleteArgv(endpoint: string): string[] {
 }
 
 /** The ingress route as installed, if any. */
-export async function srv6Route(runner: CommandRunner, endpoint: string): Promise<IpRoute | undefined> {
-  const stdout = await ipBatch(runner, [`route show ${endpoint}/128`], { flags: ["-6", "-json", "-details"] });
+export async function srv6Route(
+  runner: CommandRunner,
+  endpoint: string,
+): Promise<IpRoute | undefined> {
+  const stdout = await ipBatch(runner, [`route show ${endpoint}/128`], {
+    flags: ["-6", "-json", "-details"],
+  });
   return parseJsonLines<IpRoute[]>(stdout).flat()[0];
 }

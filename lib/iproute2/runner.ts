@@ -53,7 +53,10 @@ export function systemRunner(): CommandRunner {
           ...(options.clearEnv && { clearEnv: true }),
         }).spawn();
       } catch (error) {
-        throw new CniError(ErrorCode.DataPlane, `cannot run ${program}: ${(error as Error).message}`);
+        throw new CniError(
+          ErrorCode.DataPlane,
+          `cannot run ${program}: ${(error as Error).message}`,
+        );
       }
       if (options.stdin !== undefined) {
         const writer = child.stdin.getWriter();
@@ -62,7 +65,11 @@ export function systemRunner(): CommandRunner {
         await writer.close().catch(() => {});
       }
       const output = await child.output();
-      return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+      return {
+        code: output.code,
+        stdout: decoder.decode(output.stdout),
+        stderr: decoder.decode(output.stderr),
+      };
     },
   };
 }

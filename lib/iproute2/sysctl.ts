@@ -27,17 +27,26 @@ export function interfaceSysctls(ifname: string): Record<string, string> {
 }
 
 /** Writes all `values` with one `sysctl` process. */
-export async function writeSysctls(runner: CommandRunner, values: Record<string, string>): Promise<void> {
+export async function writeSysctls(
+  runner: CommandRunner,
+  values: Record<string, string>,
+): Promise<void> {
   const pairs = Object.entries(values).map(([key, value]) => `${key}=${value}`);
   if (pairs.length > 0) await runChecked(runner, ["sysctl", "-q", "-w", ...pairs]);
 }
 
 /** Reads `keys` with one `sysctl` process; a missing key is an error naming it. */
-export async function readSysctls(runner: CommandRunner, keys: readonly string[]): Promise<Record<string, string>> {
+export async function readSysctls(
+  runner: CommandRunner,
+  keys: readonly string[],
+): Promise<Record<string, string>> {
   const output = await runner.run(["sysctl", "-n", ...keys]);
   const values = output.stdout.split("\n").filter((line) => line !== "");
   if (output.code !== 0 || values.length !== keys.length) {
-    throw new CniError(ErrorCode.StateDiverged, `cannot read sysctls ${keys.join(" ")}: ${output.stderr.trim()}`);
+    throw new CniError(
+      ErrorCode.StateDiverged,
+      `cannot read sysctls ${keys.join(" ")}: ${output.stderr.trim()}`,
+    );
   }
   return Object.fromEntries(keys.map((key, i) => [key, values[i]!.trim()]));
 }

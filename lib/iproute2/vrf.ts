@@ -32,7 +32,9 @@ export function lowestFreeTable(
 /** True when table `table` holds any IPv4 or IPv6 route. */
 export async function tableHasRoutes(runner: CommandRunner, table: number): Promise<boolean> {
   const [v4, v6] = await Promise.all(
-    ["-4", "-6"].map((family) => runChecked(runner, ["ip", family, "-json", "route", "show", "table", String(table)])),
+    ["-4", "-6"].map((family) =>
+      runChecked(runner, ["ip", family, "-json", "route", "show", "table", String(table)])
+    ),
   );
   return [v4!, v6!].some((out) => parseJsonLines<unknown[]>(out).flat().length > 0);
 }
@@ -42,7 +44,10 @@ export async function flushTable(runner: CommandRunner, table: number): Promise<
   for (const family of ["-4", "-6"]) {
     const output = await runner.run(["ip", family, "route", "flush", "table", String(table)]);
     if (output.code !== 0 && !/FIB table does not exist/.test(output.stderr)) {
-      throw new CniError(ErrorCode.DataPlane, `ip ${family} route flush table ${table}: ${output.stderr.trim()}`);
+      throw new CniError(
+        ErrorCode.DataPlane,
+        `ip ${family} route flush table ${table}: ${output.stderr.trim()}`,
+      );
     }
   }
 }
@@ -60,10 +65,22 @@ export async function createVrf(
   runner: CommandRunner,
   vrf: { name: string; table: number },
 ): Promise<CreateVrfOutcome> {
-  const add = await runner.run(["ip", "link", "add", vrf.name, "type", "vrf", "table", String(vrf.table)]);
+  const add = await runner.run([
+    "ip",
+    "link",
+    "add",
+    vrf.name,
+    "type",
+    "vrf",
+    "table",
+    String(vrf.table),
+  ]);
   if (add.code !== 0) {
     if (/File exists|in use|already/i.test(add.stderr)) return "table-in-use";
-    throw new CniError(ErrorCode.DataPlane, `ip link add ${vrf.name} type vrf table ${vrf.table}: ${add.stderr.trim()}`);
+    throw new CniError(
+      ErrorCode.DataPlane,
+      `ip link add ${vrf.name} type vrf table ${vrf.table}: ${add.stderr.trim()}`,
+    );
   }
   await ipBatch(runner, vrfUpLines(vrf));
   return "created";

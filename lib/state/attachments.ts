@@ -74,14 +74,19 @@ export class AttachmentStore {
     try {
       await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
     } catch (error) {
-      throw new CniError(ErrorCode.IoFailure, `cannot create state dir ${this.#dir}: ${(error as Error).message}`);
+      throw new CniError(
+        ErrorCode.IoFailure,
+        `cannot create state dir ${this.#dir}: ${(error as Error).message}`,
+      );
     }
   }
 
   /** All records (a consistent snapshot: the file is replaced atomically). */
   async read(): Promise<Record<string, AttachmentRecord>> {
     try {
-      const state = JSON.parse(await Deno.readTextFile(`${this.#dir}/attachments.json`)) as StateFile;
+      const state = JSON.parse(
+        await Deno.readTextFile(`${this.#dir}/attachments.json`),
+      ) as StateFile;
       return state.attachments ?? {};
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return {};
@@ -96,7 +101,9 @@ export class AttachmentStore {
    * Read-modify-write under the node lock. `change` edits the map in place
    * and returns a value; the file is rewritten only if the map changed.
    */
-  async update<T>(change: (records: Record<string, AttachmentRecord>) => T | Promise<T>): Promise<T> {
+  async update<T>(
+    change: (records: Record<string, AttachmentRecord>) => T | Promise<T>,
+  ): Promise<T> {
     await this.ensureDir();
     return await withLock(this.nodeLock, async () => {
       const records = await this.read();

@@ -19,7 +19,10 @@ export async function lockFile(path: string): Promise<HeldLock> {
   try {
     file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
   } catch (error) {
-    throw new CniError(ErrorCode.IoFailure, `cannot open lock file ${path}: ${(error as Error).message}`);
+    throw new CniError(
+      ErrorCode.IoFailure,
+      `cannot open lock file ${path}: ${(error as Error).message}`,
+    );
   }
   await file.lock(true);
   let released = false;

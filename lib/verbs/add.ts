@@ -34,7 +34,12 @@ import {
 import { ROUTE_GONE } from "../iproute2/routes.ts";
 import { runChecked } from "../iproute2/runner.ts";
 import type { AttachmentRecord } from "../state/attachments.ts";
-import { type AttachmentPlan, planAttachment, withAttachmentLock, withVpcSiblings } from "./attachment.ts";
+import {
+  type AttachmentPlan,
+  planAttachment,
+  withAttachmentLock,
+  withVpcSiblings,
+} from "./attachment.ts";
 import { ControlPlaneSession, type Host } from "./host.ts";
 import { Rollback } from "./rollback.ts";
 
@@ -64,7 +69,10 @@ async function ensureVrf(
   const vrfName = plan.names.vrf;
   const existing = links.get(vrfName);
   if (existing && (existing.kind !== "vrf" || existing.table === undefined)) {
-    throw new CniError(ErrorCode.DataPlane, `interface ${vrfName} exists but is not a VRF (kind ${existing.kind})`);
+    throw new CniError(
+      ErrorCode.DataPlane,
+      `interface ${vrfName} exists but is not a VRF (kind ${existing.kind})`,
+    );
   }
   if (!existing) await writeSysctls(host.runner, VRF_STRICT_MODE);
   let created = false;
@@ -75,7 +83,10 @@ async function ensureVrf(
     if (table === undefined) {
       const used = new Set(Object.values(records).map((r) => r.table));
       while (table === undefined) {
-        const candidate = lowestFreeTable(used, { min: config.vrfTableMin, max: config.vrfTableMax });
+        const candidate = lowestFreeTable(used, {
+          min: config.vrfTableMin,
+          max: config.vrfTableMax,
+        });
         if (candidate === undefined) {
           throw new CniError(
             ErrorCode.DataPlane,
@@ -88,7 +99,9 @@ async function ensureVrf(
           if ((await listVrfTables(host.runner)).has(candidate)) continue;
           await flushTable(host.runner, candidate);
         }
-        if (await createVrf(host.runner, { name: vrfName, table: candidate }) === "created") table = candidate;
+        if (await createVrf(host.runner, { name: vrfName, table: candidate }) === "created") {
+          table = candidate;
+        }
       }
       created = true;
     }
@@ -112,7 +125,10 @@ async function ensureVrf(
       else delete records[plan.key];
     }));
   if (created) {
-    undo.push(`vrf ${vrfName}`, () => ipBatch(host.runner, [`link del ${vrfName}`], { tolerate: ROUTE_GONE }).then(() => {}));
+    undo.push(
+      `vrf ${vrfName}`,
+      () => ipBatch(host.runner, [`link del ${vrfName}`], { tolerate: ROUTE_GONE }).then(() => {}),
+    );
   } else {
     await ipBatch(host.runner, vrfUpLines({ name: vrfName, table: record.table }));
   }
@@ -124,10 +140,21 @@ async function ensureVrf(
 async function ensureVeth(
   context: VerbContext,
   host: Host,
-  step: { plan: AttachmentPlan; links: Map<string, LinkState>; record: AttachmentRecord; reowned: boolean; undo: Rollback },
+  step: {
+    plan: AttachmentPlan;
+    links: Map<string, LinkState>;
+    record: AttachmentRecord;
+    reowned: boolean;
+    undo: Rollback;
+  },
 ): Promise<void> {
   const { names } = step.plan;
-  const veth = { host: names.host, guest: names.guest, vrf: names.vrf, ...(context.config.mtu && { mtu: context.config.mtu }) };
+  const veth = {
+    host: names.host,
+    guest: names.guest,
+    vrf: names.vrf,
+    ...(context.config.mtu && { mtu: context.config.mtu }),
+  };
   const hostEnd = step.links.get(names.host);
   const guestEnd = step.links.get(names.guest);
   // The guest end lives on the host only until host-device moves it. If it is
@@ -139,10 +166,17 @@ async function ensureVeth(
     ...(!hostEnd && guestEnd ? [`link del ${names.guest}`] : []),
     ...(!hostEnd || rebuild ? vethCreateLines(veth) : []),
     ...vethUpLines(veth),
-    ...terminationLines(context.config.terminations, { table: step.record.table, host: names.host }),
+    ...terminationLines(context.config.terminations, {
+      table: step.record.table,
+      host: names.host,
+    }),
   ];
   if (!hostEnd || rebuild) {
-    step.undo.push(`veth ${names.host}`, () => ipBatch(host.runner, [`link del ${names.host}`], { tolerate: ROUTE_GONE }).then(() => {}));
+    step.undo.push(
+      `veth ${names.host}`,
+      () =>
+        ipBatch(host.runner, [`link del ${names.host}`], { tolerate: ROUTE_GONE }).then(() => {}),
+    );
   }
   await ipBatch(host.runner, lines);
 }
@@ -155,7 +189,9 @@ function buildResult(delegate: Result, names: { vrf: string; host: string }): Re
     ...delegate,
     interfaces: [...hostInterfaces, ...(delegate.interfaces ?? [])],
     ...(delegate.ips && {
-      ips: delegate.ips.map((ip) => (ip.interface === undefined ? ip : { ...ip, interface: ip.interface + shift })),
+      ips: delegate.ips.map((
+        ip,
+      ) => (ip.interface === undefined ? ip : { ...ip, interface: ip.interface + shift })),
     }),
   };
 }
@@ -187,15 +223,30 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
         });
         const [added] = await Promise.all([
           ensureForwardAccept(host.runner, names.host),
-          writeSysctls(host.runner, { ...interfaceSysctls(names.vrf), ...interfaceSysctls(names.host) }),
+          writeSysctls(host.runner, {
+            ...interfaceSysctls(names.vrf),
+            ...interfaceSysctls(names.host),
+          }),
         ]).catch((e) => {
           throw wrap(`failed to set sysctls/FORWARD rules for ${names.host}`, e);
         });
-        if (added.length > 0) undo.push("FORWARD rules", () => removeForwardAccept(host.runner, names.host));
+        if (added.length > 0) {
+          undo.push("FORWARD rules", () => removeForwardAccept(host.runner, names.host));
+        }
 
         const delegateConfig = hostDeviceConfig(context, names.guest);
-        const delegated = await runHostDevice(host.runner, { command: "ADD", env, config: delegateConfig });
-        undo.push("host-device", () => runHostDevice(host.runner, { command: "DEL", env, config: delegateConfig }).then(() => {}));
+        const delegated = await runHostDevice(host.runner, {
+          command: "ADD",
+          env,
+          config: delegateConfig,
+        });
+        undo.push(
+          "host-device",
+          () =>
+            runHostDevice(host.runner, { command: "DEL", env, config: delegateConfig }).then(
+              () => {},
+            ),
+        );
 
         const key = { vpc: config.vpc, node };
         const declaration = await withVpcSiblings(plan, {
@@ -209,13 +260,23 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
           }));
         log.debug("vrf declared", { object: declaration.name, rd: declaration.routeDistinguisher });
 
-        await runChecked(host.runner, srv6ReplaceArgv({ endpoint: plan.endpoint, table: record.table, dev: names.host }))
+        await runChecked(
+          host.runner,
+          srv6ReplaceArgv({ endpoint: plan.endpoint, table: record.table, dev: names.host }),
+        )
           .catch((e) => {
             throw wrap(`failed to install SRv6 ingress route ${plan.endpoint}`, e);
           });
-        undo.push("SRv6 route", () => host.runner.run(srv6DeleteArgv(plan.endpoint)).then(() => {}));
+        undo.push(
+          "SRv6 route",
+          () => host.runner.run(srv6DeleteArgv(plan.endpoint)).then(() => {}),
+        );
 
-        log.info("attachment added", { table: record.table, sid: plan.endpoint, object: declaration.name });
+        log.info("attachment added", {
+          table: record.table,
+          sid: plan.endpoint,
+          object: declaration.name,
+        });
         return buildResult(delegated ?? {}, names);
       } catch (error) {
         await undo.run();

@@ -7,7 +7,7 @@
 
 import type { NetworkConfig } from "../config/mod.ts";
 import { type InterfaceNames, interfaceNames, srv6Endpoint } from "../ids/mod.ts";
-import { type AttachmentRecord, attachmentKey, AttachmentStore } from "../state/attachments.ts";
+import { attachmentKey, type AttachmentRecord, AttachmentStore } from "../state/attachments.ts";
 import { withLock } from "../state/lock.ts";
 
 /** Names and addresses of one attachment. */
@@ -37,7 +37,10 @@ export function planAttachment(config: NetworkConfig): AttachmentPlan {
 }
 
 /** Runs `body` holding the attachment's lock (ADD and DEL of one attachment never interleave). */
-export async function withAttachmentLock<T>(plan: AttachmentPlan, body: () => Promise<T>): Promise<T> {
+export async function withAttachmentLock<T>(
+  plan: AttachmentPlan,
+  body: () => Promise<T>,
+): Promise<T> {
   await plan.store.ensureDir();
   return await withLock(plan.store.attachmentLock(plan.key), body);
 }
@@ -58,7 +61,9 @@ export async function withVpcSiblings<T>(
 ): Promise<T> {
   return await withLock(plan.store.vpcLock(plan.vpcHex), async () => {
     const records = await plan.store.read();
-    const siblings = Object.entries(records).filter(([key, r]) => key !== plan.key && r.vpcHex === plan.vpcHex);
+    const siblings = Object.entries(records).filter(([key, r]) =>
+      key !== plan.key && r.vpcHex === plan.vpcHex
+    );
     const value = await options.decide(siblings.length);
     if (options.change) await plan.store.update(options.change);
     return value;

@@ -53,19 +53,31 @@ function sameTable(value: number | string | undefined, table: number): boolean {
 /** CHECK of the configured attachment. */
 export async function cmdCheck(context: VerbContext, host: Host): Promise<void> {
   const { config, env } = context;
-  if (config.raw.prevResult === undefined) throw invalidConfig("prevResult", undefined, "is required for CHECK");
+  if (config.raw.prevResult === undefined) {
+    throw invalidConfig("prevResult", undefined, "is required for CHECK");
+  }
   const prevResult = parseResult(config.raw.prevResult, "prevResult");
   const plan = planAttachment(config);
   const { names } = plan;
   const record = (await plan.store.read())[plan.key];
   if (!record) {
-    throw new CniError(ErrorCode.UnknownContainer, `no state for vpc ${config.vpc.text} attachment ${config.attachment.text}: ADD did not run or DEL already did`);
+    throw new CniError(
+      ErrorCode.UnknownContainer,
+      `no state for vpc ${config.vpc.text} attachment ${config.attachment.text}: ADD did not run or DEL already did`,
+    );
   }
   if (record.containerId !== env.containerId) {
-    throw new CniError(ErrorCode.UnknownContainer, `attachment ${names.host} belongs to container ${record.containerId}, not ${env.containerId}`);
+    throw new CniError(
+      ErrorCode.UnknownContainer,
+      `attachment ${names.host} belongs to container ${record.containerId}, not ${env.containerId}`,
+    );
   }
   const session = new ControlPlaneSession(host, context);
-  const wantedSysctls = { ...VRF_STRICT_MODE, ...interfaceSysctls(names.vrf), ...interfaceSysctls(names.host) };
+  const wantedSysctls = {
+    ...VRF_STRICT_MODE,
+    ...interfaceSysctls(names.vrf),
+    ...interfaceSysctls(names.host),
+  };
   try {
     const [links, sysctls, missingRules, routes, ingress, apiDiffs] = await Promise.all([
       inspectLinks(host.runner, [names.vrf, names.host, names.guest]),
@@ -80,33 +92,60 @@ export async function cmdCheck(context: VerbContext, host: Host): Promise<void> 
     if (!vrf) problems.push(`VRF ${names.vrf} is missing`);
     else {
       if (vrf.kind !== "vrf") problems.push(`${names.vrf} is a ${vrf.kind}, not a VRF`);
-      if (vrf.table !== record.table) problems.push(`VRF ${names.vrf} uses table ${vrf.table}, expected ${record.table}`);
+      if (vrf.table !== record.table) {
+        problems.push(`VRF ${names.vrf} uses table ${vrf.table}, expected ${record.table}`);
+      }
       if (!vrf.up) problems.push(`VRF ${names.vrf} is down`);
     }
     const hostEnd = links.get(names.host);
     if (!hostEnd) problems.push(`host veth ${names.host} is missing`);
     else {
-      if (hostEnd.master !== names.vrf) problems.push(`${names.host} is enslaved to ${hostEnd.master ?? "nothing"}, expected ${names.vrf}`);
+      if (hostEnd.master !== names.vrf) {
+        problems.push(
+          `${names.host} is enslaved to ${hostEnd.master ?? "nothing"}, expected ${names.vrf}`,
+        );
+      }
       if (!hostEnd.up) problems.push(`${names.host} is down`);
-      if (config.mtu !== undefined && hostEnd.mtu !== config.mtu) problems.push(`${names.host} has MTU ${hostEnd.mtu}, expected ${config.mtu}`);
+      if (config.mtu !== undefined && hostEnd.mtu !== config.mtu) {
+        problems.push(`${names.host} has MTU ${hostEnd.mtu}, expected ${config.mtu}`);
+      }
     }
     // host-device renamed the guest end to CNI_IFNAME inside the pod; its CHECK looks there.
-    if (links.has(names.guest)) problems.push(`guest end ${names.guest} is still on the host, not in the pod`);
+    if (links.has(names.guest)) {
+      problems.push(`guest end ${names.guest} is still on the host, not in the pod`);
+    }
     if (sysctls instanceof Error) problems.push(sysctls.message);
     else {
       for (const [key, want] of Object.entries(wantedSysctls)) {
-        if (sysctls[key] !== want) problems.push(`sysctl ${key} is ${sysctls[key]}, expected ${want}`);
+        if (sysctls[key] !== want) {
+          problems.push(`sysctl ${key} is ${sysctls[key]}, expected ${want}`);
+        }
       }
     }
-    for (const tool of missingRules) problems.push(`${tool} FORWARD -o ${names.host} -j ACCEPT is missing`);
-    problems.push(...routeProblems(routes, { terminations: config.terminations, host: names.host, table: record.table }));
+    for (const tool of missingRules) {
+      problems.push(`${tool} FORWARD -o ${names.host} -j ACCEPT is missing`);
+    }
+    problems.push(
+      ...routeProblems(routes, {
+        terminations: config.terminations,
+        host: names.host,
+        table: record.table,
+      }),
+    );
     if (!ingress) problems.push(`SRv6 ingress route ${plan.endpoint}/128 is missing`);
     else if (ingress.action !== "End.DT46" || !sameTable(ingress.vrftable, record.table)) {
-      problems.push(`SRv6 route ${plan.endpoint}/128 is ${ingress.action} table ${ingress.vrftable ?? ingress.table}, expected End.DT46 vrftable ${record.table}`);
+      problems.push(
+        `SRv6 route ${plan.endpoint}/128 is ${ingress.action} table ${
+          ingress.vrftable ?? ingress.table
+        }, expected End.DT46 vrftable ${record.table}`,
+      );
     }
     problems.push(...apiDiffs.map((d) => `BGPVRFInstance: ${d}`));
     if (problems.length > 0) {
-      throw new CniError(ErrorCode.StateDiverged, `CHECK found ${problems.length} difference(s): ${problems.join("; ")}`);
+      throw new CniError(
+        ErrorCode.StateDiverged,
+        `CHECK found ${problems.length} difference(s): ${problems.join("; ")}`,
+      );
     }
     await runHostDevice(host.runner, {
       command: "CHECK",
@@ -124,13 +163,23 @@ function routeProblems(
 ): string[] {
   const problems: string[] = [];
   for (const t of want.terminations) {
-    const found = routes.find((r) => r.dst === t.network || (r.dst === "default" && /\/0$/.test(t.network)));
+    const found = routes.find((r) =>
+      r.dst === t.network || (r.dst === "default" && /\/0$/.test(t.network))
+    );
     if (!found) problems.push(`termination ${t.network} is missing from table ${want.table}`);
     else if (found.dev !== want.host || (t.via !== undefined && found.gateway !== t.via)) {
-      problems.push(`termination ${t.network} goes via ${found.gateway ?? "-"} dev ${found.dev}, expected ${t.via ?? "-"} dev ${want.host}`);
+      problems.push(
+        `termination ${t.network} goes via ${found.gateway ?? "-"} dev ${found.dev}, expected ${
+          t.via ?? "-"
+        } dev ${want.host}`,
+      );
     }
   }
   const unreachable = routes.filter((r) => r.type === "unreachable" && r.dst === "default").length;
-  if (unreachable < 2) problems.push(`table ${want.table} lacks its unreachable default routes (metric ${UNREACHABLE_METRIC})`);
+  if (unreachable < 2) {
+    problems.push(
+      `table ${want.table} lacks its unreachable default routes (metric ${UNREACHABLE_METRIC})`,
+    );
+  }
   return problems;
 }

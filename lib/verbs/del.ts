@@ -19,7 +19,9 @@ export async function cmdDel(context: VerbContext, host: Host): Promise<void> {
     await withAttachmentLock(plan, async () => {
       const record = (await plan.store.read())[plan.key];
       if (record && record.containerId !== context.env.containerId) {
-        context.log.info("DEL skipped: the attachment now belongs to another container", { owner: record.containerId });
+        context.log.info("DEL skipped: the attachment now belongs to another container", {
+          owner: record.containerId,
+        });
         return;
       }
       await teardownAttachment(context, host, {

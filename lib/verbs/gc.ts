@@ -9,7 +9,14 @@
 
 import { invalidConfig } from "../cni/errors.ts";
 import type { VerbContext } from "../cni/invocation.ts";
-import { interfaceNames, parseAttachment, parseInterfaceName, parseVpc, srv6Endpoint, vpcFromValue } from "../ids/mod.ts";
+import {
+  interfaceNames,
+  parseAttachment,
+  parseInterfaceName,
+  parseVpc,
+  srv6Endpoint,
+  vpcFromValue,
+} from "../ids/mod.ts";
 import { ipBatch, parseJsonLines } from "../iproute2/mod.ts";
 import { attachmentKey } from "../state/attachments.ts";
 import { withLock } from "../state/lock.ts";
@@ -25,7 +32,9 @@ interface ValidAttachment {
 function validAttachments(raw: Record<string, unknown>): Set<string> {
   const field = "cni.dev/valid-attachments";
   const value = raw[field] ?? [];
-  if (!Array.isArray(value)) throw invalidConfig(field, value, "must be a list of {containerID, ifname}");
+  if (!Array.isArray(value)) {
+    throw invalidConfig(field, value, "must be a list of {containerID, ifname}");
+  }
   return new Set(value.map((entry: ValidAttachment, i) => {
     if (typeof entry?.containerID !== "string" || typeof entry?.ifname !== "string") {
       throw invalidConfig(`${field}[${i}]`, entry, "must be {containerID, ifname}");
@@ -66,8 +75,24 @@ export async function cmdGc(context: VerbContext, host: Host): Promise<void> {
       r.network === config.name && !valid.has(`${r.containerId}/${r.ifname}`)
     );
     const targets = [
-      ...stale.map(([key, r]) => ({ key, vpc: r.vpc, attachment: r.attachment, owner: r.containerId, ifname: r.ifname, netns: r.netns, node: r.node })),
-      ...[...orphans].map(([key, o]) => ({ key, vpc: o.vpc, attachment: o.attachment, owner: "", ifname: "", netns: "", node })),
+      ...stale.map(([key, r]) => ({
+        key,
+        vpc: r.vpc,
+        attachment: r.attachment,
+        owner: r.containerId,
+        ifname: r.ifname,
+        netns: r.netns,
+        node: r.node,
+      })),
+      ...[...orphans].map(([key, o]) => ({
+        key,
+        vpc: o.vpc,
+        attachment: o.attachment,
+        owner: "",
+        ifname: "",
+        netns: "",
+        node,
+      })),
     ];
     for (const target of targets) {
       const vpc = parseVpc(target.vpc);
@@ -84,11 +109,27 @@ export async function cmdGc(context: VerbContext, host: Host): Promise<void> {
         // Re-check under the lock: an ADD may have taken the attachment since the snapshot.
         if (current && current.containerId !== target.owner) return;
         if (current && valid.has(`${current.containerId}/${current.ifname}`)) return;
-        log.info("GC releasing attachment", { key: target.key, owner: target.owner || "(no record)" });
-        await teardownAttachment({ ...context, config: { ...config, vpc, attachment, terminations: [] } }, host, {
-          target: { plan, env: { ...context.env, containerId: target.owner || context.env.containerId, ifname: target.ifname, netns: target.netns }, node: target.node },
-          session,
+        log.info("GC releasing attachment", {
+          key: target.key,
+          owner: target.owner || "(no record)",
         });
+        await teardownAttachment(
+          { ...context, config: { ...config, vpc, attachment, terminations: [] } },
+          host,
+          {
+            target: {
+              plan,
+              env: {
+                ...context.env,
+                containerId: target.owner || context.env.containerId,
+                ifname: target.ifname,
+                netns: target.netns,
+              },
+              node: target.node,
+            },
+            session,
+          },
+        );
       });
     }
 

@@ -30,7 +30,10 @@ export class Rollback {
         await step.undo();
         this.#log.info("rolled back", { step: step.what });
       } catch (error) {
-        this.#log.error("rollback step failed", { step: step.what, error: (error as Error).message });
+        this.#log.error("rollback step failed", {
+          step: step.what,
+          error: (error as Error).message,
+        });
       }
     }
     this.#steps.length = 0;

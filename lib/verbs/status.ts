@@ -43,6 +43,9 @@ export async function cmdStatus(context: VerbContext, host: Host): Promise<void>
     await session.close();
   }
   if (failures.length > 0) {
-    throw new CniError(ErrorCode.PluginNotAvailable, `plugin not available: ${failures.join("; ")}`);
+    throw new CniError(
+      ErrorCode.PluginNotAvailable,
+      `plugin not available: ${failures.join("; ")}`,
+    );
   }
 }

@@ -50,7 +50,10 @@ export async function teardownAttachment(
 
   const sid = await host.runner.run(srv6DeleteArgv(plan.endpoint));
   if (sid.code !== 0 && !ROUTE_GONE.some((p) => p.test(sid.stderr))) {
-    throw wrap(`failed to delete SRv6 ingress route ${plan.endpoint}`, new Error(sid.stderr.trim()));
+    throw wrap(
+      `failed to delete SRv6 ingress route ${plan.endpoint}`,
+      new Error(sid.stderr.trim()),
+    );
   }
 
   await withVpcSiblings(plan, {
@@ -61,7 +64,9 @@ export async function teardownAttachment(
       // Nothing recorded and no VRF: an earlier DEL already withdrew it.
       if (!record && !vrf) return;
       if (siblings > 0) {
-        log.info("BGPVRFInstance kept: other attachments of the VPC remain on the node", { siblings });
+        log.info("BGPVRFInstance kept: other attachments of the VPC remain on the node", {
+          siblings,
+        });
         return;
       }
       await (await step.session.get()).withdrawVrf({ vpc: config.vpc, node: record?.node ?? node });
@@ -70,7 +75,11 @@ export async function teardownAttachment(
     throw wrap("failed to withdraw the VRF from BGP", e);
   });
 
-  await runHostDevice(host.runner, { command: "DEL", env, config: hostDeviceConfig(context, names.guest) })
+  await runHostDevice(host.runner, {
+    command: "DEL",
+    env,
+    config: hostDeviceConfig(context, names.guest),
+  })
     .catch((e) => {
       throw wrap("failed to release the pod interface", e);
     });
@@ -85,9 +94,10 @@ export async function teardownAttachment(
       `route del unreachable ::/0 metric ${UNREACHABLE_METRIC} table ${table}`,
     ]),
   ];
-  await ipBatch(host.runner, lines, { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] }).catch((e) => {
-    throw wrap(`failed to remove ${names.host} and ${names.vrf}`, e);
-  });
+  await ipBatch(host.runner, lines, { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] })
+    .catch((e) => {
+      throw wrap(`failed to remove ${names.host} and ${names.vrf}`, e);
+    });
   await removeForwardAccept(host.runner, names.host);
   log.info("attachment removed", { table, sid: plan.endpoint });
 }
