@@ -1,0 +1,298 @@
+/**
+ * Turning what the Kubernetes client library throws into a decision (retry or
+ * not) and a CNI error that says what failed, against which server, and what
+ * to do about it. Pure functions: nothing here loads the client library.
+ *
+ * `@kubernetes/client-node` 2.x throws `ApiException` (`code`: HTTP status,
+ * `body`: the response text, `headers`) for non-2xx answers (for 401 the body
+ * is dropped), and lets fetch errors through: `TypeError("fetch failed")`
+ * with the socket error as `cause`, or the abort signal's reason.
+ *
+ * @module
+ */
+
+import { ErrorCode } from "../cni/errors.ts";
+import { KubeApiError, qualifiedName, type Resource } from "./api.ts";
+
+/** What an API call was doing, for messages. */
+export interface Operation {
+  /** RBAC verb: get, list, create, update, patch, delete. */
+  readonly verb: string;
+  /** The resource. */
+  readonly resource: Resource;
+  /** Object name, for calls on one object. */
+  readonly name?: string;
+  /** API server URL. */
+  readonly server: string;
+}
+
+/** The server answered with a non-2xx status. */
+export interface HttpFailure {
+  /** Discriminant. */
+  readonly kind: "http";
+  /** HTTP status. */
+  readonly status: number;
+  /** `Status.reason`, when the body was a Status. */
+  readonly reason?: string;
+  /** `Status.message`, or the body text. */
+  readonly message?: string;
+  /** Delay the server asked for (`Retry-After`), in milliseconds. */
+  readonly retryAfterMs?: number;
+}
+
+/** No answer: connection refused/reset, DNS, TLS, ... */
+export interface NetworkFailure {
+  /** Discriminant. */
+  readonly kind: "network";
+  /** The cause chain as text, e.g. `fetch failed: connect ECONNREFUSED 127.0.0.1:6443`. */
+  readonly message: string;
+  /** False for failures a retry cannot fix (bad certificates). */
+  readonly transient: boolean;
+}
+
+/** The operation's deadline expired. */
+export interface TimeoutFailure {
+  /** Discriminant. */
+  readonly kind: "timeout";
+}
+
+/** Anything else (a bug, or a library refusal such as an http:// server without skip-TLS). */
+export interface OtherFailure {
+  /** Discriminant. */
+  readonly kind: "other";
+  /** The error text. */
+  readonly message: string;
+}
+
+/** A classified failure. */
+export type Failure = HttpFailure | NetworkFailure | TimeoutFailure | OtherFailure;
+
+/** Error codes of sockets and undici that a retry may fix. */
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EHOSTDOWN",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_CLOSED",
+]);
+const PERMANENT_TLS = /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|HOSTNAME|ALTNAME/i;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/** Parses `Retry-After` (delta seconds or an HTTP date) into milliseconds. */
+export function parseRetryAfter(
+  value: string | undefined,
+  now: number = Date.now(),
+): number | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function parseBody(body: unknown): { reason?: string; message?: string } {
+  let value = body;
+  if (typeof body === "string") {
+    try {
+      value = JSON.parse(body);
+    } catch {
+      const text = body.trim();
+      return text ? { message: text.length > 300 ? `${text.slice(0, 297)}...` : text } : {};
+    }
+  }
+  if (!isRecord(value)) return {};
+  return {
+    ...(typeof value.reason === "string" && value.reason !== "" && { reason: value.reason }),
+    ...(typeof value.message === "string" && value.message !== "" && { message: value.message }),
+  };
+}
+
+/** Cause chain of an error as one line, skipping repeats. */
+export function describeCause(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    const text = current instanceof Error ? current.message : String(current);
+    if (text && !parts.includes(text)) parts.push(text);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join(": ") || "unknown error";
+}
+
+function causeCodes(error: unknown): string[] {
+  const codes: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; isRecord(current) && depth < 5; depth++) {
+    if (typeof current.code === "string") codes.push(current.code);
+    current = current.cause;
+  }
+  return codes;
+}
+
+/** Classifies what a client call threw; `signal` is the operation's deadline signal. */
+export function classifyFailure(error: unknown, signal: AbortSignal): Failure {
+  if (isRecord(error) && typeof error.code === "number" && "headers" in error) {
+    const headers = isRecord(error.headers) ? error.headers : {};
+    const retryAfter = headers["retry-after"] ?? headers["Retry-After"];
+    const retryAfterMs = parseRetryAfter(typeof retryAfter === "string" ? retryAfter : undefined);
+    return {
+      kind: "http",
+      status: error.code,
+      ...parseBody(error.body),
+      ...(retryAfterMs !== undefined && { retryAfterMs }),
+    };
+  }
+  if (signal.aborted) return { kind: "timeout" };
+  const codes = causeCodes(error);
+  const message = describeCause(error);
+  if (codes.some((code) => TRANSIENT_CODES.has(code))) {
+    return { kind: "network", message, transient: true };
+  }
+  if (codes.some((code) => PERMANENT_TLS.test(code)) || PERMANENT_TLS.test(message)) {
+    return { kind: "network", message, transient: false };
+  }
+  // undici: "fetch failed" before an answer, "terminated" when the connection
+  // dies mid-body; both are connection failures.
+  if (
+    error instanceof TypeError && /fetch failed|terminated|other side closed|socket/i.test(message)
+  ) {
+    return { kind: "network", message, transient: true };
+  }
+  return { kind: "other", message };
+}
+
+/** True when retrying (within the deadline) may succeed. */
+export function isTransient(failure: Failure): boolean {
+  switch (failure.kind) {
+    case "http":
+      return failure.status === 429 || failure.status >= 500;
+    case "network":
+      return failure.transient;
+    case "timeout":
+    case "other":
+      return false;
+  }
+}
+
+function target(operation: Operation): string {
+  const resource = qualifiedName(operation.resource);
+  return operation.name === undefined ? resource : `${resource} ${JSON.stringify(operation.name)}`;
+}
+
+function attemptsText(attempts: number): string {
+  return attempts > 1 ? ` (${attempts} attempts)` : "";
+}
+
+/**
+ * Maps a final failure to a CNI error: unreachable, timed out, 5xx and 429
+ * are code 11 (try again later); 401/403/422 and other refusals are code 101
+ * naming what is missing or invalid.
+ */
+export function failureToError(
+  failure: Failure,
+  context: { operation: Operation; attempts: number; budgetMs: number; cause?: unknown },
+): KubeApiError {
+  const { operation, attempts } = context;
+  const what = `${operation.verb} ${target(operation)}`;
+  const server = operation.server;
+  const options = { cause: context.cause };
+  switch (failure.kind) {
+    case "timeout":
+      return new KubeApiError(
+        ErrorCode.TryAgainLater,
+        `Kubernetes API server ${server} did not complete ${what} within ${
+          context.budgetMs / 1000
+        }s` +
+          `${attemptsText(attempts)}: deadline exceeded`,
+        options,
+      );
+    case "network":
+      return new KubeApiError(
+        failure.transient ? ErrorCode.TryAgainLater : ErrorCode.Kubernetes,
+        `Kubernetes API server ${server} unreachable for ${what}${
+          attemptsText(attempts)
+        }: ${failure.message}`,
+        options,
+      );
+    case "other":
+      return new KubeApiError(
+        ErrorCode.Kubernetes,
+        `${what} on ${server} failed: ${failure.message}`,
+        options,
+      );
+    case "http":
+      return httpError(failure, { what, operation, attempts, cause: context.cause });
+  }
+}
+
+function httpError(
+  failure: HttpFailure,
+  context: { what: string; operation: Operation; attempts: number; cause?: unknown },
+): KubeApiError {
+  const { status, reason } = failure;
+  const { what, operation } = context;
+  const server = operation.server;
+  const said = failure.message ? `: ${failure.message}` : "";
+  const options = { status, ...(reason !== undefined && { reason }), cause: context.cause };
+  if (status === 429 || status >= 500) {
+    const label = status === 429
+      ? "throttled"
+      : `failed with HTTP ${status}${reason ? ` ${reason}` : ""}`;
+    return new KubeApiError(
+      ErrorCode.TryAgainLater,
+      `Kubernetes API server ${server} ${label} on ${what}${attemptsText(context.attempts)}${said}`,
+      options,
+    );
+  }
+  if (status === 401) {
+    return new KubeApiError(
+      ErrorCode.Kubernetes,
+      `unauthorized: Kubernetes API server ${server} rejected the plugin's credentials on ${what} ` +
+        `(expired or wrong token in the kubeconfig?)${said}`,
+      options,
+    );
+  }
+  if (status === 403) {
+    return new KubeApiError(
+      ErrorCode.Kubernetes,
+      `forbidden: needs "${operation.verb}" on ${qualifiedName(operation.resource)} ` +
+        `(check the plugin's ClusterRole)${said}`,
+      options,
+    );
+  }
+  if (status === 422) {
+    return new KubeApiError(
+      ErrorCode.Kubernetes,
+      `${what} rejected as invalid${said || ` (HTTP 422)`}`,
+      options,
+    );
+  }
+  if (status === 404) {
+    const hint = operation.name === undefined
+      ? ` (the server does not serve ${qualifiedName(operation.resource)}: is its CRD installed?)`
+      : "";
+    return new KubeApiError(ErrorCode.Kubernetes, `${what}: not found${hint}${said}`, options);
+  }
+  if (status === 409) {
+    return new KubeApiError(ErrorCode.Kubernetes, `${what}: conflict${said}`, options);
+  }
+  return new KubeApiError(
+    ErrorCode.Kubernetes,
+    `${what} on ${server} failed with HTTP ${status}${reason ? ` ${reason}` : ""}${said}`,
+    options,
+  );
+}

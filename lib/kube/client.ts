@@ -1,0 +1,332 @@
+/**
+ * {@linkcode KubeApi} over `@kubernetes/client-node` 2.x (`CustomObjectsApi`).
+ *
+ * Loading the library costs a few hundred milliseconds and ~115 MB, so this
+ * module imports it dynamically, only when a client is opened; other modules
+ * reach this one through `await import()` too.
+ *
+ * Every call runs under the caller's {@linkcode Deadline}: its signal is put on
+ * each request (the library passes it to fetch), so a hung server costs at
+ * most the budget; transient failures (connection errors, 429, 5xx) are
+ * retried with jittered exponential backoff, honouring `Retry-After`, as long
+ * as the next attempt can start before the deadline. Failures become
+ * {@linkcode KubeApiError}s (see `api_errors.ts`).
+ *
+ * @module
+ */
+
+import type {
+  ConfigurationOptions,
+  CustomObjectsApi,
+  KubeConfig,
+  RequestContext,
+  ResponseContext,
+} from "@kubernetes/client-node";
+import { CniError, ErrorCode } from "../cni/errors.ts";
+import {
+  type CallOptions,
+  type DeleteOptions,
+  isApiStatus,
+  type KubeApi,
+  type KubeObject,
+  type ListOptions,
+  type Resource,
+} from "./api.ts";
+import { classifyFailure, failureToError, isTransient, type Operation } from "./api_errors.ts";
+import { type Deadline, remainingMs, sleep } from "./deadline.ts";
+import type { KubeconfigSource } from "./kubeconfig.ts";
+
+type Library = typeof import("@kubernetes/client-node");
+
+/** How transient failures are retried inside a deadline. */
+export interface RetryPolicy {
+  /** Attempts per request, the first included. */
+  readonly maxAttempts: number;
+  /** Backoff before the second attempt; doubles after each failure. */
+  readonly baseDelayMs: number;
+  /** Upper bound of one backoff. */
+  readonly maxDelayMs: number;
+}
+
+/** Default retry policy: up to 5 attempts, 100 ms doubling to at most 2 s. */
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 2000 };
+
+/** Field manager recorded for the plugin's writes. */
+export const FIELD_MANAGER = "galactic";
+
+/** Options of {@linkcode openKubeApi}. */
+export interface ClientOptions {
+  /** Retry policy; default {@linkcode DEFAULT_RETRY}. */
+  readonly retry?: RetryPolicy;
+}
+
+let library: Promise<Library> | undefined;
+
+/**
+ * Imports the client library once. stdout belongs to the CNI protocol, so
+ * the console methods that write there point at stderr while it loads.
+ */
+function loadLibrary(): Promise<Library> {
+  library ??= (async () => {
+    const saved = { log: console.log, info: console.info, debug: console.debug };
+    console.log = console.info = console.debug = console.error;
+    try {
+      return await import("@kubernetes/client-node");
+    } finally {
+      Object.assign(console, saved);
+    }
+  })();
+  return library;
+}
+
+function loadConfig(lib: Library, source: KubeconfigSource): KubeConfig {
+  const kc = new lib.KubeConfig();
+  try {
+    if (source.kind === "file") {
+      kc.loadFromFile(source.path);
+    } else {
+      kc.loadFromOptions({
+        clusters: [{
+          name: "in-cluster",
+          server: source.server,
+          skipTLSVerify: false,
+          ...(source.caFile !== undefined && { caFile: source.caFile }),
+        }],
+        users: [{
+          name: "in-cluster",
+          authProvider: { name: "tokenFile", config: { tokenFile: source.tokenFile } },
+        }],
+        contexts: [{ name: "in-cluster", cluster: "in-cluster", user: "in-cluster" }],
+        currentContext: "in-cluster",
+      });
+    }
+  } catch (error) {
+    const where = source.kind === "file" ? `${source.path} (${source.origin})` : source.origin;
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `failed to load kubeconfig ${where}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  if (!kc.getCurrentCluster()) {
+    const where = source.kind === "file" ? source.path : source.origin;
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `kubeconfig ${where} has no current context with a cluster`,
+    );
+  }
+  return kc;
+}
+
+/** Opens a client for the API server named by `source`. */
+export async function openKubeApi(
+  source: KubeconfigSource,
+  options: ClientOptions = {},
+): Promise<KubeApi> {
+  const lib = await loadLibrary();
+  const kc = loadConfig(lib, source);
+  return new CustomObjectsClient(lib, kc, options.retry ?? DEFAULT_RETRY);
+}
+
+/** Something undici-shaped that can be closed. */
+interface Closable {
+  close(): Promise<void>;
+}
+
+function backoffMs(policy: RetryPolicy, attempt: number): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+function isList(
+  value: unknown,
+): value is { items: KubeObject[]; metadata?: { continue?: string } } {
+  return typeof value === "object" && value !== null &&
+    Array.isArray((value as { items?: unknown }).items);
+}
+
+class CustomObjectsClient implements KubeApi {
+  readonly server: string;
+  readonly #lib: Library;
+  readonly #api: CustomObjectsApi;
+  readonly #retry: RetryPolicy;
+  /** One TLS agent for every request (the library makes one per request). */
+  #dispatcher: Closable | undefined;
+  #closed = false;
+
+  constructor(lib: Library, kc: KubeConfig, retry: RetryPolicy) {
+    this.#lib = lib;
+    this.#api = kc.makeApiClient(lib.CustomObjectsApi);
+    this.#retry = retry;
+    this.server = kc.getCurrentCluster()!.server;
+  }
+
+  /** Per-request options: the deadline's signal and a shared dispatcher. */
+  #requestOptions(signal: AbortSignal): ConfigurationOptions {
+    const { Observable } = this.#lib;
+    return {
+      middleware: [{
+        pre: (context: RequestContext) => {
+          context.setSignal(signal);
+          this.#shareDispatcher(context);
+          return new Observable(Promise.resolve(context));
+        },
+        post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+      }],
+      middlewareMergeStrategy: "append",
+    };
+  }
+
+  /**
+   * The library creates a new undici Agent (so a new TLS connection) for every
+   * request to an https server; keep the first and reuse it, so one
+   * invocation's requests share one connection.
+   */
+  #shareDispatcher(context: RequestContext): void {
+    const dispatcher = context.getDispatcher() as unknown as Closable | undefined;
+    if (dispatcher === undefined) return;
+    if (this.#dispatcher === undefined) {
+      this.#dispatcher = dispatcher;
+    } else if (dispatcher !== this.#dispatcher) {
+      context.setDispatcher(
+        this.#dispatcher as unknown as Parameters<RequestContext["setDispatcher"]>[0],
+      );
+      void dispatcher.close().catch(() => {});
+    }
+  }
+
+  async #call<T>(
+    operation: Omit<Operation, "server">,
+    deadline: Deadline,
+    send: (options: ConfigurationOptions) => Promise<T>,
+  ): Promise<T> {
+    const op = { ...operation, server: this.server };
+    for (let attempt = 1;; attempt++) {
+      let failure;
+      try {
+        return await send(this.#requestOptions(deadline.signal));
+      } catch (error) {
+        failure = classifyFailure(error, deadline.signal);
+        const context = {
+          operation: op,
+          attempts: attempt,
+          budgetMs: deadline.budgetMs,
+          cause: error,
+        };
+        if (!isTransient(failure) || attempt >= this.#retry.maxAttempts) {
+          throw failureToError(failure, context);
+        }
+        const delay = failure.kind === "http" && failure.retryAfterMs !== undefined
+          ? failure.retryAfterMs
+          : backoffMs(this.#retry, attempt);
+        if (delay >= remainingMs(deadline)) throw failureToError(failure, context);
+        try {
+          await sleep(delay, deadline.signal);
+        } catch {
+          throw failureToError({ kind: "timeout" }, context);
+        }
+      }
+    }
+  }
+
+  async list(resource: Resource, options: ListOptions): Promise<KubeObject[]> {
+    const items: KubeObject[] = [];
+    let token: string | undefined;
+    do {
+      const page: unknown = await this.#call(
+        { verb: "list", resource },
+        options.deadline,
+        (request) =>
+          this.#api.listClusterCustomObject({
+            group: resource.group,
+            version: resource.version,
+            plural: resource.plural,
+            ...(options.labelSelector !== undefined && { labelSelector: options.labelSelector }),
+            ...(options.limit !== undefined && { limit: options.limit }),
+            ...(token !== undefined && { _continue: token }),
+          }, request),
+      );
+      if (!isList(page)) {
+        throw new CniError(
+          ErrorCode.Kubernetes,
+          `list ${resource.plural}.${resource.group} on ${this.server} returned no items list`,
+        );
+      }
+      items.push(...page.items);
+      token = page.metadata?.continue || undefined;
+    } while (token !== undefined && !options.firstPageOnly);
+    return items;
+  }
+
+  async get(
+    resource: Resource,
+    name: string,
+    options: CallOptions,
+  ): Promise<KubeObject | undefined> {
+    try {
+      return await this.#call(
+        { verb: "get", resource, name },
+        options.deadline,
+        (request) => this.#api.getClusterCustomObject({ ...ref(resource), name }, request),
+      ) as KubeObject;
+    } catch (error) {
+      if (isApiStatus(error, 404)) return undefined;
+      throw error;
+    }
+  }
+
+  async create(resource: Resource, object: KubeObject, options: CallOptions): Promise<KubeObject> {
+    return await this.#call(
+      { verb: "create", resource, name: object.metadata.name },
+      options.deadline,
+      (request) =>
+        this.#api.createClusterCustomObject({
+          ...ref(resource),
+          body: object,
+          fieldManager: FIELD_MANAGER,
+        }, request),
+    ) as KubeObject;
+  }
+
+  async replace(resource: Resource, object: KubeObject, options: CallOptions): Promise<KubeObject> {
+    const name = object.metadata.name;
+    return await this.#call(
+      { verb: "update", resource, name },
+      options.deadline,
+      (request) =>
+        this.#api.replaceClusterCustomObject(
+          { ...ref(resource), name, body: object, fieldManager: FIELD_MANAGER },
+          request,
+        ),
+    ) as KubeObject;
+  }
+
+  async delete(resource: Resource, name: string, options: DeleteOptions): Promise<boolean> {
+    try {
+      await this.#call(
+        { verb: "delete", resource, name },
+        options.deadline,
+        (request) =>
+          this.#api.deleteClusterCustomObject({
+            ...ref(resource),
+            name,
+            ...(options.uid !== undefined && { body: { preconditions: { uid: options.uid } } }),
+          }, request),
+      );
+      return true;
+    } catch (error) {
+      if (isApiStatus(error, 404)) return false;
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#dispatcher?.close().catch(() => {});
+  }
+}
+
+function ref(resource: Resource): { group: string; version: string; plural: string } {
+  return { group: resource.group, version: resource.version, plural: resource.plural };
+}

@@ -1,0 +1,1021 @@
+/**
+ * An in-process fake of the Kubernetes API server, speaking the subset the
+ * plugin uses, faithfully enough for the real client library: the three
+ * cluster-scoped resources, list (labelSelector, limit/continue), get,
+ * create, update (PUT with resourceVersion), merge-patch, delete (with uid
+ * preconditions); `Status` bodies like the real apiserver's; bearer-token
+ * authentication; an RBAC table (default `PLUGIN_RBAC`); CRD validation of
+ * BGPVRFInstances; injectable faults; a request log.
+ *
+ * Requests reach `Deno.serve` through a small TCP relay in front of it, so a
+ * fault can drop the client's connection mid-request (a `Deno.serve` handler
+ * has no way to do that itself).
+ *
+ * Standalone, for e2e tests and the demo (prints its URL once listening):
+ *
+ *     deno run -A tests/support/fake_api_server.ts --port 0 --kubeconfig <path> [--seed <json>]
+ *
+ * The `/_fake/...` endpoints (no auth, not logged) control a standalone
+ * instance: `GET|DELETE /_fake/requests`, `POST|DELETE /_fake/faults`,
+ * `GET|POST /_fake/objects`, `POST /_fake/rbac/deny`, `POST /_fake/rbac/reset`.
+ *
+ * @module
+ */
+
+import { PLUGIN_RBAC, type RbacRule } from "../../lib/kube/rbac.ts";
+import { matchesLabelQuery, parseLabelQuery } from "./label_query.ts";
+
+/** Default bearer token of the fake. */
+export const FAKE_TOKEN = "galactic-fake-token";
+/** User name the fake reports in RBAC denials. */
+export const FAKE_USER = "system:serviceaccount:galactic-system:galactic-cni";
+
+/** A stored object (JSON). */
+// deno-lint-ignore no-explicit-any
+export type StoredObject = Record<string, any>;
+
+interface ResourceDef {
+  readonly group: string;
+  readonly version: string;
+  readonly plural: string;
+  readonly kind: string;
+  readonly validateSpec?: (object: StoredObject) => FieldError[];
+}
+
+interface FieldError {
+  readonly field: string;
+  readonly reason: string;
+  readonly detail: string;
+}
+
+const ROUTE_VALUE = /^([0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}|[0-9]{1,10}):[0-9]{1,10}$/;
+const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+function routeValueErrors(value: unknown, field: string): FieldError[] {
+  if (typeof value !== "string") {
+    return [{
+      field,
+      reason: "FieldValueTypeInvalid",
+      detail:
+        `Invalid value: "${typeof value}": ${field} in body must be of type string: "${typeof value}"`,
+    }];
+  }
+  const errors: FieldError[] = [];
+  if (value.length > 21) {
+    errors.push({
+      field,
+      reason: "FieldValueTooLong",
+      detail: "Too long: may not be more than 21 bytes",
+    });
+  }
+  if (!ROUTE_VALUE.test(value)) {
+    errors.push({
+      field,
+      reason: "FieldValueInvalid",
+      detail: `Invalid value: ${
+        JSON.stringify(value)
+      }: ${field} in body should match '${ROUTE_VALUE.source}'`,
+    });
+  }
+  return errors;
+}
+
+function routeTargetsErrors(value: unknown, field: string): FieldError[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    return [{
+      field,
+      reason: "FieldValueTypeInvalid",
+      detail: `Invalid value: "${typeof value}": ${field} in body must be of type array`,
+    }];
+  }
+  if (value.length < 1) {
+    return [{
+      field,
+      reason: "FieldValueInvalid",
+      detail: `Invalid value: 0: ${field} in body should have at least 1 items`,
+    }];
+  }
+  if (value.length > 32) {
+    return [{
+      field,
+      reason: "FieldValueTooMany",
+      detail: `Too many: ${value.length}: must have at most 32 items`,
+    }];
+  }
+  return value.flatMap((entry, i) => routeValueErrors(entry?.value, `${field}[${i}].value`));
+}
+
+function validateVrfSpec(object: StoredObject): FieldError[] {
+  const spec = object.spec ?? {};
+  return [
+    ...(spec.routeDistinguisher === undefined
+      ? [{
+        field: "spec.routeDistinguisher",
+        reason: "FieldValueRequired",
+        detail: "Required value",
+      }]
+      : routeValueErrors(spec.routeDistinguisher, "spec.routeDistinguisher")),
+    ...routeTargetsErrors(spec.importRouteTargets, "spec.importRouteTargets"),
+    ...routeTargetsErrors(spec.exportRouteTargets, "spec.exportRouteTargets"),
+  ];
+}
+
+const RESOURCE_DEFS: readonly ResourceDef[] = [
+  {
+    group: "providers.bgp.miloapis.com",
+    version: "v1alpha1",
+    plural: "bgpproviders",
+    kind: "BGPProvider",
+  },
+  { group: "bgp.miloapis.com", version: "v1alpha1", plural: "bgpinstances", kind: "BGPInstance" },
+  {
+    group: "bgp.miloapis.com",
+    version: "v1alpha1",
+    plural: "bgpvrfinstances",
+    kind: "BGPVRFInstance",
+    validateSpec: validateVrfSpec,
+  },
+];
+
+/** A fault to inject; unset matchers match every request. */
+export interface FaultSpec {
+  /** HTTP method to match (GET, POST, PUT, PATCH, DELETE). */
+  readonly method?: string;
+  /** RBAC verb to match (list, get, create, update, patch, delete). */
+  readonly verb?: string;
+  /** Resource plural to match. */
+  readonly resource?: string;
+  /** How many matching requests it applies to (default: all). */
+  readonly times?: number;
+  /** Delay before answering (or before the other effect). */
+  readonly delayMs?: number;
+  /** Answer with this status and a matching `Status` body instead. */
+  readonly status?: number;
+  /** `Retry-After` header (seconds) of that answer. */
+  readonly retryAfterSeconds?: number;
+  /** Drop the client's connection without an answer. */
+  readonly reset?: boolean;
+}
+
+/** One request as the fake saw it. */
+export interface RequestRecord {
+  /** HTTP method. */
+  readonly method: string;
+  /** Path and query. */
+  readonly path: string;
+  /** RBAC verb, or `unknown` for paths the fake does not serve. */
+  readonly verb: string;
+  /** Resource plural, when the path names one. */
+  readonly resource?: string;
+  /** Object name, when the path names one. */
+  readonly name?: string;
+  /** HTTP status answered (0 when the connection was dropped). */
+  status: number;
+  /** The fault applied, if any. */
+  fault?: FaultSpec;
+}
+
+/** Options of {@linkcode startFakeApiServer}. */
+export interface FakeApiServerOptions {
+  /** Port to listen on (default 0: any free port). */
+  readonly port?: number;
+  /** Accepted bearer token (default {@linkcode FAKE_TOKEN}). */
+  readonly token?: string;
+  /** User named in RBAC denials (default {@linkcode FAKE_USER}). */
+  readonly user?: string;
+  /** Allowed verbs (default `PLUGIN_RBAC`). */
+  readonly rbac?: readonly RbacRule[];
+}
+
+/** Called for every API request before it is handled (tests use it to race). */
+export type RequestHook = (record: RequestRecord) => void | Promise<void>;
+
+interface Route {
+  readonly def: ResourceDef;
+  readonly name?: string;
+  readonly verb: string;
+}
+
+interface RelayPair {
+  readonly client: Deno.Conn;
+  readonly upstream: Deno.Conn;
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+/** A `Status` response like the apiserver's. */
+function statusResponse(
+  code: number,
+  reason: string,
+  message: string,
+  options: { details?: Record<string, unknown>; headers?: Record<string, string> } = {},
+): Response {
+  return json(code, {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message,
+    reason,
+    ...(options.details && { details: options.details }),
+    code,
+  }, options.headers);
+}
+
+const STATUS_REASONS: Record<number, [string, string]> = {
+  429: ["TooManyRequests", "Too many requests, please try again later."],
+  500: ["InternalError", "Internal error occurred: injected fault"],
+  502: ["", "Bad Gateway"],
+  503: ["ServiceUnavailable", "The server is currently unable to handle the request"],
+  504: ["Timeout", "The server was unable to return a response in the time allotted"],
+};
+
+function qualified(def: ResourceDef): string {
+  return `${def.plural}.${def.group}`;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+function isRecord(value: unknown): value is StoredObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isRecord(patch)) return structuredClone(patch);
+  const result: StoredObject = isRecord(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((v, i) => deepEqual(v, b[i]));
+  }
+  if (isRecord(a) && isRecord(b)) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length &&
+      keys.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]));
+  }
+  return false;
+}
+
+/** Waits `ms`, or until `signal` aborts (the server closing). */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** The running fake. */
+export class FakeApiServer {
+  /** Base URL, `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** Accepted bearer token. */
+  readonly token: string;
+  /** Every API request, oldest first. */
+  readonly requests: RequestRecord[] = [];
+
+  readonly #user: string;
+  readonly #store = new Map<string, Map<string, StoredObject>>();
+  readonly #rbac = new Map<string, Set<string>>();
+  readonly #defaultRbac: readonly RbacRule[];
+  #faults: { spec: FaultSpec; left: number }[] = [];
+  #hooks: RequestHook[] = [];
+  #revision = 1000;
+  readonly #listener: Deno.TcpListener;
+  readonly #backend: Deno.HttpServer<Deno.NetAddr>;
+  readonly #pairs = new Map<number, RelayPair>();
+  readonly #closing = new AbortController();
+  readonly #relay: Promise<void>;
+  #closed: Promise<void> | undefined;
+
+  constructor(options: FakeApiServerOptions = {}) {
+    this.token = options.token ?? FAKE_TOKEN;
+    this.#user = options.user ?? FAKE_USER;
+    this.#defaultRbac = options.rbac ?? PLUGIN_RBAC;
+    this.resetRbac();
+    for (const def of RESOURCE_DEFS) this.#store.set(def.plural, new Map());
+    this.#backend = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen(): void {} },
+      (request, info) => this.#handle(request, info),
+    );
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 });
+    this.url = `http://127.0.0.1:${this.#listener.addr.port}`;
+    this.#relay = this.#acceptLoop();
+  }
+
+  // ---- relay -------------------------------------------------------------
+
+  async #acceptLoop(): Promise<void> {
+    const pending = new Set<Promise<void>>();
+    try {
+      for await (const client of this.#listener) {
+        const task = this.#relayConnection(client).finally(() => pending.delete(task));
+        pending.add(task);
+      }
+    } catch {
+      // listener closed
+    }
+    await Promise.allSettled(pending);
+  }
+
+  async #relayConnection(client: Deno.Conn): Promise<void> {
+    let upstream: Deno.Conn;
+    try {
+      upstream = await Deno.connect({ hostname: "127.0.0.1", port: this.#backend.addr.port });
+    } catch {
+      closeQuietly(client);
+      return;
+    }
+    const key = (upstream.localAddr as Deno.NetAddr).port;
+    this.#pairs.set(key, { client, upstream });
+    await Promise.allSettled([
+      client.readable.pipeTo(upstream.writable),
+      upstream.readable.pipeTo(client.writable),
+    ]);
+    this.#pairs.delete(key);
+    closeQuietly(client);
+    closeQuietly(upstream);
+  }
+
+  #dropConnection(info: Deno.ServeHandlerInfo<Deno.NetAddr>): void {
+    const pair = this.#pairs.get(info.remoteAddr.port);
+    if (!pair) return;
+    closeQuietly(pair.client);
+    closeQuietly(pair.upstream);
+  }
+
+  // ---- test controls -----------------------------------------------------
+
+  /** Requests per verb, e.g. `{ list: 3, create: 1 }` (optionally for one resource). */
+  counts(resource?: string): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const record of this.requests) {
+      if (resource !== undefined && record.resource !== resource) continue;
+      counts[record.verb] = (counts[record.verb] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  /** Number of requests, optionally only writes (create, update, patch, delete). */
+  requestCount(options: { writesOnly?: boolean } = {}): number {
+    const writes = new Set(["create", "update", "patch", "delete"]);
+    return this.requests.filter((r) => !options.writesOnly || writes.has(r.verb)).length;
+  }
+
+  /** Forgets the request log. */
+  resetLog(): void {
+    this.requests.length = 0;
+  }
+
+  /** Injects a fault; returns a function that removes it. */
+  fault(spec: FaultSpec): () => void {
+    const entry = { spec, left: spec.times ?? Infinity };
+    this.#faults.push(entry);
+    return () => {
+      this.#faults = this.#faults.filter((f) => f !== entry);
+    };
+  }
+
+  /** Removes every fault. */
+  clearFaults(): void {
+    this.#faults = [];
+  }
+
+  /** Runs `hook` before each API request is handled; returns a function that removes it. */
+  onRequest(hook: RequestHook): () => void {
+    this.#hooks.push(hook);
+    return () => {
+      this.#hooks = this.#hooks.filter((h) => h !== hook);
+    };
+  }
+
+  /** Withdraws `verb` on `resource` (plural) from the client's identity. */
+  deny(verb: string, resource: string): void {
+    const def = this.#def(resource);
+    this.#rbac.get(qualified(def))?.delete(verb);
+  }
+
+  /** Restores the RBAC table given at start. */
+  resetRbac(): void {
+    this.#rbac.clear();
+    for (const rule of this.#defaultRbac) {
+      this.#rbac.set(`${rule.resource}.${rule.apiGroup}`, new Set(rule.verbs));
+    }
+  }
+
+  #def(plural: string): ResourceDef {
+    const def = RESOURCE_DEFS.find((d) => d.plural === plural);
+    if (!def) throw new Error(`the fake API server does not serve ${plural}`);
+    return def;
+  }
+
+  /** Stores an object as is plus server fields (no validation); `kind` picks the resource. */
+  seed(object: StoredObject): StoredObject {
+    const def = RESOURCE_DEFS.find((d) => d.kind === object.kind);
+    if (!def) {
+      throw new Error(
+        `cannot seed kind ${object.kind}: not one of ${
+          RESOURCE_DEFS.map((d) => d.kind).join(", ")
+        }`,
+      );
+    }
+    const stored = this.#stamp(def, structuredClone(object));
+    this.#store.get(def.plural)!.set(stored.metadata.name, stored);
+    return structuredClone(stored);
+  }
+
+  /** A stored object (a copy), or undefined. */
+  object(resource: string, name: string): StoredObject | undefined {
+    const stored = this.#store.get(this.#def(resource).plural)!.get(name);
+    return stored && structuredClone(stored);
+  }
+
+  /** Every stored object of a resource (copies), sorted by name. */
+  objects(resource: string): StoredObject[] {
+    return [...this.#store.get(this.#def(resource).plural)!.values()]
+      .sort((a, b) => a.metadata.name < b.metadata.name ? -1 : 1)
+      .map((o) => structuredClone(o));
+  }
+
+  /** Removes a stored object; true when it existed. */
+  remove(resource: string, name: string): boolean {
+    return this.#store.get(this.#def(resource).plural)!.delete(name);
+  }
+
+  /** Writes a kubeconfig for this server to `path` and returns the path. */
+  async writeKubeconfigFile(path: string, options: { token?: string } = {}): Promise<string> {
+    const text = [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters:",
+      "- name: fake",
+      "  cluster:",
+      `    server: ${this.url}`,
+      "    insecure-skip-tls-verify: true",
+      "users:",
+      "- name: galactic-cni",
+      "  user:",
+      `    token: ${JSON.stringify(options.token ?? this.token)}`,
+      "contexts:",
+      "- name: fake",
+      "  context:",
+      "    cluster: fake",
+      "    user: galactic-cni",
+      "current-context: fake",
+      "",
+    ].join("\n");
+    await Deno.writeTextFile(path, text, { mode: 0o600 });
+    return path;
+  }
+
+  /** Writes `<dir>/kubeconfig` for this server and returns its path. */
+  writeKubeconfig(dir: string, options: { token?: string } = {}): Promise<string> {
+    return this.writeKubeconfigFile(`${dir.replace(/\/$/, "")}/kubeconfig`, options);
+  }
+
+  /** Stops serving and drops every connection; safe to call twice. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing.abort();
+      this.#listener.close();
+      for (const pair of this.#pairs.values()) {
+        closeQuietly(pair.client);
+        closeQuietly(pair.upstream);
+      }
+      await this.#relay;
+      await this.#backend.shutdown();
+    })();
+    return this.#closed;
+  }
+
+  /** `await using` support. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---- request handling ------------------------------------------------------
+
+  #route(method: string, url: URL): Route | undefined {
+    const match = /^\/apis\/([^/]+)\/([^/]+)\/([^/]+)(?:\/([^/]+))?\/?$/.exec(url.pathname);
+    if (!match) return undefined;
+    const [, group, version, plural, name] = match;
+    const def = RESOURCE_DEFS.find((d) =>
+      d.group === group && d.version === version && d.plural === plural
+    );
+    if (!def) return undefined;
+    const decoded = name === undefined ? undefined : decodeURIComponent(name);
+    const verbs: Record<string, string | undefined> = decoded === undefined
+      ? {
+        GET: url.searchParams.get("watch") === "true" ? "watch" : "list",
+        POST: "create",
+        DELETE: "deletecollection",
+      }
+      : { GET: "get", PUT: "update", PATCH: "patch", DELETE: "delete" };
+    const verb = verbs[method];
+    if (!verb) return undefined;
+    return { def, verb, ...(decoded !== undefined && { name: decoded }) };
+  }
+
+  #takeFault(record: RequestRecord): FaultSpec | undefined {
+    const entry = this.#faults.find(({ spec }) =>
+      (spec.method === undefined || spec.method.toUpperCase() === record.method) &&
+      (spec.verb === undefined || spec.verb === record.verb) &&
+      (spec.resource === undefined || spec.resource === record.resource)
+    );
+    if (!entry) return undefined;
+    if (--entry.left <= 0) this.#faults = this.#faults.filter((f) => f !== entry);
+    return entry.spec;
+  }
+
+  async #handle(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith("/_fake/")) return await this.#control(request, url);
+    const route = this.#route(request.method, url);
+    const record: RequestRecord = {
+      method: request.method,
+      path: url.pathname + url.search,
+      verb: route?.verb ?? "unknown",
+      ...(route && { resource: route.def.plural }),
+      ...(route?.name !== undefined && { name: route.name }),
+      status: 0,
+    };
+    this.requests.push(record);
+    for (const hook of this.#hooks) await hook(record);
+    const fault = this.#takeFault(record);
+    let response: Response | undefined;
+    if (fault) {
+      record.fault = fault;
+      if (fault.delayMs) await abortableDelay(fault.delayMs, this.#closing.signal);
+      if (fault.reset) {
+        this.#dropConnection(info);
+        return new Response(null, { status: 500 });
+      }
+      if (fault.status) response = this.#faultResponse(fault);
+    }
+    response ??= await this.#serve(request, url, route);
+    record.status = response.status;
+    return response;
+  }
+
+  #faultResponse(fault: FaultSpec): Response {
+    const status = fault.status!;
+    const [reason, message] = STATUS_REASONS[status] ?? ["", `injected HTTP ${status}`];
+    const headers: Record<string, string> = fault.retryAfterSeconds !== undefined
+      ? { "retry-after": String(fault.retryAfterSeconds) }
+      : {};
+    const details = fault.retryAfterSeconds !== undefined
+      ? { retryAfterSeconds: fault.retryAfterSeconds }
+      : undefined;
+    return statusResponse(status, reason, message, { headers, ...(details && { details }) });
+  }
+
+  async #serve(request: Request, url: URL, route: Route | undefined): Promise<Response> {
+    const auth = request.headers.get("authorization");
+    if (auth !== `Bearer ${this.token}`) return statusResponse(401, "Unauthorized", "Unauthorized");
+    if (!route) {
+      return new Response("404 page not found\n", {
+        status: 404,
+        headers: { "content-type": "text/plain" },
+      });
+    }
+    const { def, name, verb } = route;
+    if (!this.#rbac.get(qualified(def))?.has(verb)) {
+      const subject = name === undefined
+        ? qualified(def)
+        : `${qualified(def)} ${JSON.stringify(name)}`;
+      return statusResponse(
+        403,
+        "Forbidden",
+        `${subject} is forbidden: User ${JSON.stringify(this.#user)} cannot ${verb} resource ` +
+          `${JSON.stringify(def.plural)} in API group ${
+            JSON.stringify(def.group)
+          } at the cluster scope`,
+        { details: { ...(name !== undefined && { name }), group: def.group, kind: def.plural } },
+      );
+    }
+    switch (verb) {
+      case "list":
+        return this.#list(def, url);
+      case "get":
+        return this.#get(def, name!);
+      case "create":
+        return this.#create(def, await this.#body(request));
+      case "update":
+        return this.#update(def, name!, await this.#body(request));
+      case "patch":
+        return this.#patch(def, name!, request);
+      case "delete":
+        return this.#delete(def, name!, await this.#body(request));
+      default:
+        return statusResponse(
+          405,
+          "MethodNotAllowed",
+          `the fake API server does not implement ${verb}`,
+        );
+    }
+  }
+
+  async #body(request: Request): Promise<unknown> {
+    const text = await request.text();
+    if (text.trim() === "") return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return Symbol.for("invalid-json");
+    }
+  }
+
+  #notFound(def: ResourceDef, name: string): Response {
+    return statusResponse(404, "NotFound", `${qualified(def)} ${JSON.stringify(name)} not found`, {
+      details: { name, group: def.group, kind: def.plural },
+    });
+  }
+
+  #badRequest(message: string): Response {
+    return statusResponse(400, "BadRequest", message);
+  }
+
+  #invalid(def: ResourceDef, name: string, errors: FieldError[]): Response {
+    const texts = errors.map((e) => `${e.field}: ${e.detail}`);
+    const summary = texts.length === 1 ? texts[0] : `[${texts.join(", ")}]`;
+    return statusResponse(
+      422,
+      "Invalid",
+      `${def.kind}.${def.group} ${JSON.stringify(name)} is invalid: ${summary}`,
+      {
+        details: {
+          name,
+          group: def.group,
+          kind: def.kind,
+          causes: errors.map((e) => ({ reason: e.reason, message: e.detail, field: e.field })),
+        },
+      },
+    );
+  }
+
+  #validate(def: ResourceDef, object: StoredObject): FieldError[] {
+    const errors: FieldError[] = [];
+    const name = object.metadata?.name;
+    if (typeof name !== "string" || name === "") {
+      errors.push({
+        field: "metadata.name",
+        reason: "FieldValueRequired",
+        detail: "Required value: name or generateName is required",
+      });
+    } else if (name.length > 253 || !SUBDOMAIN.test(name)) {
+      errors.push({
+        field: "metadata.name",
+        reason: "FieldValueInvalid",
+        detail:
+          `Invalid value: ${
+            JSON.stringify(name)
+          }: a lowercase RFC 1123 subdomain must consist of lower case ` +
+          "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character " +
+          "(e.g. 'example.com', regex used for validation is " +
+          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+      });
+    }
+    for (const [key, value] of Object.entries(object.metadata?.labels ?? {})) {
+      if (!LABEL_KEY.test(key)) {
+        errors.push({
+          field: "metadata.labels",
+          reason: "FieldValueInvalid",
+          detail: `Invalid value: ${
+            JSON.stringify(key)
+          }: name part must consist of alphanumeric characters, '-', '_' or '.'`,
+        });
+      }
+      if (typeof value !== "string" || !LABEL_VALUE.test(value)) {
+        errors.push({
+          field: "metadata.labels",
+          reason: "FieldValueInvalid",
+          detail:
+            `Invalid value: ${
+              JSON.stringify(value)
+            }: a valid label must be an empty string or consist of ` +
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+        });
+      }
+    }
+    return [...errors, ...(def.validateSpec?.(object) ?? [])];
+  }
+
+  #stamp(def: ResourceDef, object: StoredObject, previous?: StoredObject): StoredObject {
+    object.apiVersion = `${def.group}/${def.version}`;
+    object.kind = def.kind;
+    object.metadata = { ...(object.metadata ?? {}) };
+    object.metadata.uid = previous?.metadata.uid ?? object.metadata.uid ?? crypto.randomUUID();
+    object.metadata.creationTimestamp = previous?.metadata.creationTimestamp ?? timestamp();
+    const specChanged = !previous || !deepEqual(previous.spec, object.spec);
+    object.metadata.generation = previous
+      ? previous.metadata.generation + (specChanged ? 1 : 0)
+      : 1;
+    object.metadata.resourceVersion = String(++this.#revision);
+    return object;
+  }
+
+  #list(def: ResourceDef, url: URL): Response {
+    let requirements;
+    try {
+      requirements = parseLabelQuery(url.searchParams.get("labelSelector") ?? "");
+    } catch (error) {
+      return this.#badRequest((error as Error).message);
+    }
+    const all = this.objects(def.plural).filter((o) =>
+      matchesLabelQuery(requirements, o.metadata.labels ?? {})
+    );
+    const token = url.searchParams.get("continue");
+    let start = 0;
+    if (token) {
+      let after: string;
+      try {
+        after = atob(token);
+      } catch {
+        return this.#badRequest(`invalid continue token ${JSON.stringify(token)}`);
+      }
+      start = all.findIndex((o) => o.metadata.name > after);
+      if (start < 0) start = all.length;
+    }
+    const limitText = url.searchParams.get("limit");
+    const limit = limitText === null ? 0 : Number(limitText);
+    const items = limit > 0 ? all.slice(start, start + limit) : all.slice(start);
+    const remaining = all.length - start - items.length;
+    const metadata: StoredObject = { resourceVersion: String(this.#revision) };
+    if (remaining > 0 && items.length > 0) {
+      metadata.continue = btoa(items[items.length - 1]!.metadata.name);
+      metadata.remainingItemCount = remaining;
+    }
+    return json(200, {
+      apiVersion: `${def.group}/${def.version}`,
+      kind: `${def.kind}List`,
+      metadata,
+      items,
+    });
+  }
+
+  #get(def: ResourceDef, name: string): Response {
+    const stored = this.#store.get(def.plural)!.get(name);
+    return stored ? json(200, stored) : this.#notFound(def, name);
+  }
+
+  #checkBody(def: ResourceDef, body: unknown): StoredObject | Response {
+    if (!isRecord(body)) return this.#badRequest("the body of the request is not a JSON object");
+    if (body.apiVersion !== `${def.group}/${def.version}` || body.kind !== def.kind) {
+      return this.#badRequest(
+        `the API version in the data (${body.apiVersion}) or kind (${body.kind}) does not match the expected ` +
+          `${def.group}/${def.version}, Kind=${def.kind}`,
+      );
+    }
+    return structuredClone(body);
+  }
+
+  #create(def: ResourceDef, body: unknown): Response {
+    const object = this.#checkBody(def, body);
+    if (object instanceof Response) return object;
+    if (object.metadata?.resourceVersion) {
+      return statusResponse(
+        500,
+        "InternalError",
+        "resourceVersion should not be set on objects to be created",
+      );
+    }
+    const name = object.metadata?.name ?? "";
+    const errors = this.#validate(def, object);
+    if (errors.length > 0) return this.#invalid(def, name, errors);
+    const store = this.#store.get(def.plural)!;
+    if (store.has(name)) {
+      return statusResponse(
+        409,
+        "AlreadyExists",
+        `${qualified(def)} ${JSON.stringify(name)} already exists`,
+        {
+          details: { name, group: def.group, kind: def.plural },
+        },
+      );
+    }
+    delete object.status;
+    delete object.metadata.uid;
+    const stored = this.#stamp(def, object);
+    store.set(name, stored);
+    return json(201, stored);
+  }
+
+  #conflict(def: ResourceDef, name: string, message: string): Response {
+    return statusResponse(409, "Conflict", message, {
+      details: { name, group: def.group, kind: def.plural },
+    });
+  }
+
+  #replace(def: ResourceDef, name: string, object: StoredObject, previous: StoredObject): Response {
+    const errors = this.#validate(def, object);
+    if (errors.length > 0) return this.#invalid(def, name, errors);
+    object.status = previous.status;
+    if (object.status === undefined) delete object.status;
+    const unchanged = deepEqual(object.spec, previous.spec) &&
+      deepEqual(object.metadata.labels, previous.metadata.labels) &&
+      deepEqual(object.metadata.annotations, previous.metadata.annotations);
+    if (unchanged) return json(200, previous);
+    const stored = this.#stamp(def, object, previous);
+    this.#store.get(def.plural)!.set(name, stored);
+    return json(200, stored);
+  }
+
+  #update(def: ResourceDef, name: string, body: unknown): Response {
+    const object = this.#checkBody(def, body);
+    if (object instanceof Response) return object;
+    if (object.metadata?.name !== name) {
+      return this.#badRequest(
+        `the name of the object (${object.metadata?.name}) does not match the name on the URL (${name})`,
+      );
+    }
+    const previous = this.#store.get(def.plural)!.get(name);
+    if (!previous) return this.#notFound(def, name);
+    const version = object.metadata.resourceVersion;
+    if (!version) {
+      return this.#invalid(def, name, [{
+        field: "metadata.resourceVersion",
+        reason: "FieldValueInvalid",
+        detail: "Invalid value: 0x0: must be specified for an update",
+      }]);
+    }
+    if (version !== previous.metadata.resourceVersion) {
+      return this.#conflict(
+        def,
+        name,
+        `Operation cannot be fulfilled on ${qualified(def)} ${
+          JSON.stringify(name)
+        }: the object has been modified; ` +
+          "please apply your changes to the latest version and try again",
+      );
+    }
+    return this.#replace(def, name, object, previous);
+  }
+
+  async #patch(def: ResourceDef, name: string, request: Request): Promise<Response> {
+    const type = (request.headers.get("content-type") ?? "").split(";")[0]!.trim();
+    if (type !== "application/merge-patch+json") {
+      return statusResponse(
+        415,
+        "UnsupportedMediaType",
+        `the body of the request was in an unknown format - accepted media types include: ` +
+          `application/merge-patch+json (the fake API server implements only merge patches; got ${type})`,
+      );
+    }
+    const patch = await this.#body(request);
+    if (!isRecord(patch)) return this.#badRequest("the patch is not a JSON object");
+    const previous = this.#store.get(def.plural)!.get(name);
+    if (!previous) return this.#notFound(def, name);
+    const version = patch.metadata?.resourceVersion;
+    if (version !== undefined && version !== previous.metadata.resourceVersion) {
+      return this.#conflict(
+        def,
+        name,
+        `Operation cannot be fulfilled on ${qualified(def)} ${
+          JSON.stringify(name)
+        }: the object has been modified; ` +
+          "please apply your changes to the latest version and try again",
+      );
+    }
+    const object = mergePatch(previous, patch) as StoredObject;
+    object.metadata.name = name;
+    return this.#replace(def, name, object, previous);
+  }
+
+  #delete(def: ResourceDef, name: string, body: unknown): Response {
+    const store = this.#store.get(def.plural)!;
+    const stored = store.get(name);
+    if (!stored) return this.#notFound(def, name);
+    const preconditions = isRecord(body) && isRecord(body.preconditions) ? body.preconditions : {};
+    if (preconditions.uid !== undefined && preconditions.uid !== stored.metadata.uid) {
+      return this.#conflict(
+        def,
+        name,
+        `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${stored.metadata.uid}`,
+      );
+    }
+    if (
+      preconditions.resourceVersion !== undefined &&
+      preconditions.resourceVersion !== stored.metadata.resourceVersion
+    ) {
+      return this.#conflict(
+        def,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${preconditions.resourceVersion}, ` +
+          `ResourceVersion in object meta: ${stored.metadata.resourceVersion}`,
+      );
+    }
+    store.delete(name);
+    ++this.#revision;
+    return json(200, stored);
+  }
+
+  async #control(request: Request, url: URL): Promise<Response> {
+    const path = url.pathname.slice("/_fake/".length);
+    const body = request.method === "POST" ? await this.#body(request) : undefined;
+    try {
+      if (path === "requests" && request.method === "GET") {
+        return json(200, { requests: this.requests, counts: this.counts() });
+      }
+      if (path === "requests" && request.method === "DELETE") {
+        this.resetLog();
+        return json(200, {});
+      }
+      if (path === "faults" && request.method === "POST") {
+        this.fault(body as FaultSpec);
+        return json(200, {});
+      }
+      if (path === "faults" && request.method === "DELETE") {
+        this.clearFaults();
+        return json(200, {});
+      }
+      if (path === "objects" && request.method === "GET") {
+        return json(200, { items: RESOURCE_DEFS.flatMap((d) => this.objects(d.plural)) });
+      }
+      if (path === "objects" && request.method === "POST") {
+        return json(200, this.seed(body as StoredObject));
+      }
+      if (path === "rbac/deny" && request.method === "POST") {
+        const { verb, resource } = body as { verb: string; resource: string };
+        this.deny(verb, resource);
+        return json(200, {});
+      }
+      if (path === "rbac/reset" && request.method === "POST") {
+        this.resetRbac();
+        return json(200, {});
+      }
+    } catch (error) {
+      return json(400, { error: (error as Error).message });
+    }
+    return json(404, { error: `no control endpoint ${request.method} ${url.pathname}` });
+  }
+}
+
+/** Starts a fake API server on 127.0.0.1. */
+export function startFakeApiServer(options: FakeApiServerOptions = {}): FakeApiServer {
+  return new FakeApiServer(options);
+}
+
+/** Reads a seed file: a list of objects, or `{ items: [...] }`. */
+export async function readSeed(path: string): Promise<StoredObject[]> {
+  const value = JSON.parse(await Deno.readTextFile(path));
+  const items = Array.isArray(value) ? value : value?.items;
+  if (!Array.isArray(items)) {
+    throw new Error(`seed file ${path} holds neither a list nor {items: [...]}`);
+  }
+  return items;
+}
+
+function argument(args: string[], flag: string): string | undefined {
+  const index = args.indexOf(flag);
+  return index >= 0 ? args[index + 1] : undefined;
+}
+
+async function main(args: string[]): Promise<void> {
+  const server = startFakeApiServer({
+    port: Number(argument(args, "--port") ?? 0),
+    ...(argument(args, "--token") !== undefined && { token: argument(args, "--token")! }),
+  });
+  const seed = argument(args, "--seed");
+  if (seed) { for (const object of await readSeed(seed)) server.seed(object); }
+  const kubeconfig = argument(args, "--kubeconfig");
+  if (kubeconfig) await server.writeKubeconfigFile(kubeconfig);
+  const stop = async (): Promise<void> => {
+    await server.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+  console.log(server.url);
+}
+
+if (import.meta.main) await main(Deno.args);
