@@ -1,0 +1,139 @@
+/**
+ * The shared state file of a fake host: every command loads the model, runs
+ * and saves it while holding an exclusive lock on `<state>.lock`, and appends
+ * its record to the log in the same critical section, so concurrent plugin
+ * processes see one consistent host and the log order is the execution order.
+ *
+ * @module
+ */
+
+import { type DelegateName, runDelegate } from "./host_device.ts";
+import { type CommandResult, Kernel, type KernelOptions } from "./kernel.ts";
+
+/** One recorded call of a fake program. */
+export interface RecordedCommand {
+  /** argv; argv[0] is the program's base name (`ip`, `host-device`). */
+  readonly argv: string[];
+  /** Text given on stdin (ip -batch, delegates); absent when none was read. */
+  readonly stdin?: string;
+  /** Exit code. */
+  readonly code: number;
+  /** Standard output. */
+  readonly stdout: string;
+  /** Standard error. */
+  readonly stderr: string;
+  /** Process id of the caller (the shim's deno, or the test process in-process). */
+  readonly pid: number;
+  /** Time (ms since the epoch). */
+  readonly t: number;
+  /** CNI_* environment of a delegate call. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** Where a fake host keeps its state and log. */
+export interface StorePaths {
+  /** JSON state file. */
+  readonly state: string;
+  /** JSON-lines log (optional). */
+  readonly log?: string;
+}
+
+/** Programs the fake interprets. */
+export const FAKE_PROGRAMS: readonly string[] = ["ip", "sysctl", "iptables", "ip6tables"];
+
+/** Delegates the fake interprets. */
+export const FAKE_DELEGATES: readonly DelegateName[] = ["host-device", "static"];
+
+/** Base name of a path. */
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** Writes a fresh state file (no lock: call before anything runs). */
+export async function initState(path: string, options: KernelOptions = {}): Promise<void> {
+  await Deno.writeTextFile(path, Kernel.create(options).toJson());
+}
+
+/**
+ * Runs `body` on the model loaded from `path` while holding the lock; the
+ * model is saved afterwards if it changed. A missing file is a fresh host.
+ */
+export async function withState<T>(
+  path: string,
+  body: (kernel: Kernel) => T | Promise<T>,
+): Promise<T> {
+  using lock = await Deno.open(`${path}.lock`, { read: true, write: true, create: true });
+  await lock.lock(true);
+  let before: string;
+  try {
+    before = await Deno.readTextFile(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    before = "";
+  }
+  const kernel = before === "" ? Kernel.create() : Kernel.fromJson(before);
+  const result = await body(kernel);
+  const after = kernel.toJson();
+  if (after !== before) {
+    const temp = `${path}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(temp, after);
+    await Deno.rename(temp, path);
+  }
+  return result;
+}
+
+/**
+ * Runs one fake program (`argv[0]` may be a path) with `stdin` and, for
+ * delegates, the CNI environment `env`; records it in the log.
+ */
+export async function runCommand(
+  paths: StorePaths,
+  argv: readonly string[],
+  options: { stdin?: string; env?: Readonly<Record<string, string | undefined>>; pid?: number } =
+    {},
+): Promise<CommandResult> {
+  const name = baseName(argv[0] ?? "");
+  const args = argv.slice(1);
+  const stdin = options.stdin ?? "";
+  return await withState(paths.state, async (kernel) => {
+    const delegate = (FAKE_DELEGATES as readonly string[]).includes(name);
+    const result = delegate
+      ? runDelegate(kernel, name as DelegateName, options.env ?? {}, stdin)
+      : kernel.execute([name, ...args], stdin);
+    if (paths.log) {
+      const cniEnv = delegate
+        ? Object.fromEntries(
+          Object.entries(options.env ?? {}).filter((e): e is [string, string] =>
+            e[0].startsWith("CNI_") && e[1] !== undefined
+          ),
+        )
+        : undefined;
+      const record: RecordedCommand = {
+        argv: [name, ...args],
+        ...(options.stdin !== undefined && { stdin: options.stdin }),
+        code: result.code,
+        stdout: result.stdout,
+        stderr: result.stderr,
+        pid: options.pid ?? Deno.pid,
+        t: Date.now(),
+        ...(cniEnv && { env: cniEnv }),
+      };
+      await Deno.writeTextFile(paths.log, `${JSON.stringify(record)}\n`, { append: true });
+    }
+    return result;
+  });
+}
+
+/** Reads the log. */
+export async function readLog(path: string): Promise<RecordedCommand[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+  return text.split("\n").filter((line) => line !== "").map((line) =>
+    JSON.parse(line) as RecordedCommand
+  );
+}
