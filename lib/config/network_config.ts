@@ -206,7 +206,11 @@ function ipam(raw: Record<string, unknown>): Record<string, unknown> | undefined
   const addresses = value.addresses ?? [];
   if (!Array.isArray(addresses)) throw invalidConfig("ipam.addresses", addresses, "must be a list");
   addresses.forEach((entry, i) => {
-    const address = isRecord(entry) ? entry.address : entry;
+    // The static plugin wants objects: a bare string would only fail later, inside host-device.
+    if (!isRecord(entry)) {
+      throw invalidConfig(`ipam.addresses[${i}]`, entry, "must be an object {address}");
+    }
+    const address = entry.address;
     if (typeof address !== "string" || !parsePrefix(address)) {
       throw invalidConfig(
         `ipam.addresses[${i}].address`,

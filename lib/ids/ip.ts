@@ -33,12 +33,13 @@ function parseIPv4(text: string): bigint | undefined {
   return value;
 }
 
-function parseGroups(text: string): bigint[] | undefined {
+/** Parses colon-separated groups; a dotted IPv4 tail is allowed only where it ends the address. */
+function parseGroups(text: string, dottedTail: boolean): bigint[] | undefined {
   if (text === "") return [];
   const groups: bigint[] = [];
   const parts = text.split(":");
   for (const [i, part] of parts.entries()) {
-    if (i === parts.length - 1 && part.includes(".")) {
+    if (dottedTail && i === parts.length - 1 && part.includes(".")) {
       const v4 = parseIPv4(part);
       if (v4 === undefined) return undefined;
       groups.push(v4 >> 16n, v4 & 0xffffn);
@@ -54,8 +55,9 @@ function parseGroups(text: string): bigint[] | undefined {
 function parseIPv6(text: string): bigint | undefined {
   const halves = text.split("::");
   if (halves.length > 2) return undefined;
-  const head = parseGroups(halves[0]!);
-  const tail = halves.length === 2 ? parseGroups(halves[1]!) : [];
+  const compressed = halves.length === 2;
+  const head = parseGroups(halves[0]!, !compressed);
+  const tail = compressed ? parseGroups(halves[1]!, true) : [];
   if (head === undefined || tail === undefined) return undefined;
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
