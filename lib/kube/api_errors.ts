@@ -254,7 +254,12 @@ function httpError(
       : `failed with HTTP ${status}${reason ? ` ${reason}` : ""}`;
     return new KubeApiError(
       ErrorCode.TryAgainLater,
-      `Kubernetes API server ${server} ${label} on ${what}${attemptsText(context.attempts)}${said}`,
+      `Kubernetes API server ${server} ${label} on ${what}${
+        attemptsText(context.attempts)
+      }${said}` +
+        (failure.retryAfterMs === undefined
+          ? ""
+          : ` (asked to retry after ${failure.retryAfterMs / 1000}s)`),
       options,
     );
   }

@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+
+interface ModuleInfo {
+  specifier: string;
+  dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
+}
+
+/** Modules reachable from `root` through static (non-type, non-dynamic) imports. */
+async function staticClosure(root: string): Promise<Set<string>> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL(root, import.meta.url).pathname],
+    stderr: "inherit",
+  }).output();
+  assert.equal(output.code, 0);
+  const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as { roots: string[]; modules: ModuleInfo[] };
+  const bySpecifier = new Map(graph.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  const stack = [...graph.roots];
+  while (stack.length > 0) {
+    const specifier = stack.pop()!;
+    if (seen.has(specifier)) continue;
+    seen.add(specifier);
+    for (const dep of bySpecifier.get(specifier)?.dependencies ?? []) {
+      if (dep.code && !dep.isDynamic) stack.push(dep.code.specifier);
+    }
+  }
+  return seen;
+}
+
+Deno.test("lazy loading: the client library is only reachable through dynamic imports", async () => {
+  for (const root of ["../../main.ts", "../../lib/kube/mod.ts", "../../lib/cli/cli.ts"]) {
+    const reachable = [...await staticClosure(root)];
+    const offenders = reachable.filter((s) => s.includes("@kubernetes/client-node"));
+    assert.deepEqual(offenders, [], `${root} statically reaches the Kubernetes client library`);
+  }
+});
