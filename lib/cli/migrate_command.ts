@@ -6,6 +6,7 @@
  */
 
 import { type Command, InvalidArgumentError } from "commander";
+import { startDeadline } from "../kube/deadline.ts";
 import { resolveKubeconfig } from "../kube/kubeconfig.ts";
 
 /** Parsed options of `galactic migrate`. */
@@ -23,34 +24,15 @@ function seconds(value: string): number {
   return parsed;
 }
 
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * An operator's kubeconfig: `--kubeconfig`, else `$KUBECONFIG`, else
- * `~/.kube/config`, else what the plugin itself would use.
- */
-function operatorKubeconfig(
-  flag: string | undefined,
-  env: Record<string, string>,
-): { kubeconfig?: string } {
-  if (flag !== undefined) return { kubeconfig: flag };
-  const home = env.HOME ? `${env.HOME}/.kube/config` : undefined;
-  if (!env.KUBECONFIG && home !== undefined && isFile(home)) return { kubeconfig: home };
-  return {};
-}
-
 async function migrate(options: MigrateOptions): Promise<void> {
   const env = Deno.env.toObject();
-  const source = resolveKubeconfig(operatorKubeconfig(options.kubeconfig, env), { env });
-  const [{ openKubeApi }, { startDeadline }, migration] = await Promise.all([
+  const source = resolveKubeconfig(
+    options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig },
+    { env, homeConfig: true },
+  );
+  // Loaded only when the command runs: the client library is heavy.
+  const [{ openKubeApi }, migration] = await Promise.all([
     import("../kube/client.ts"),
-    import("../kube/deadline.ts"),
     import("../kube/migrate.ts"),
   ]);
   const api = await openKubeApi(source);

@@ -202,11 +202,10 @@ class CustomObjectsClient implements KubeApi {
   ): Promise<T> {
     const op = { ...operation, server: this.server };
     for (let attempt = 1;; attempt++) {
-      let failure;
       try {
         return await send(this.#requestOptions(deadline.signal));
       } catch (error) {
-        failure = classifyFailure(error, deadline.signal);
+        const failure = classifyFailure(error, deadline.signal);
         const context = {
           operation: op,
           attempts: attempt,

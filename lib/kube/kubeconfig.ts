@@ -7,6 +7,7 @@
  * kubeconfig:
  * 1. network config field `kubeconfig` (must exist when given);
  * 2. env `KUBECONFIG` (a `:`-separated list: the first existing file);
+ *    for operator commands only (`homeConfig`), then `$HOME/.kube/config`;
  * 3. `<configDir>/kubeconfig`, written by `galactic install`;
  * 4. the in-cluster service account (`KUBERNETES_SERVICE_HOST` and
  *    `<serviceAccountDir>/token`);
@@ -44,6 +45,8 @@ export interface ResolveOptions {
   readonly serviceAccountDir?: string;
   /** Host name lookup; default `Deno.hostname`. */
   readonly hostname?: () => string;
+  /** Also try `$HOME/.kube/config` after `KUBECONFIG` (operator commands, not the plugin). */
+  readonly homeConfig?: boolean;
 }
 
 /** A kubeconfig file to load. */
@@ -112,6 +115,13 @@ export function resolveKubeconfig(
     tried.push(`env KUBECONFIG=${fromEnv} (no such file)`);
   } else {
     tried.push("env KUBECONFIG (unset)");
+    const home = options.homeConfig && options.env.HOME
+      ? join(options.env.HOME, ".kube/config")
+      : undefined;
+    if (home !== undefined && isFile(home)) {
+      return { kind: "file", path: home, origin: "~/.kube/config" };
+    }
+    if (home !== undefined) tried.push(`${home} (no such file)`);
   }
 
   const wellKnown = join(options.configDir ?? DEFAULT_CONFIG_DIR, "kubeconfig");

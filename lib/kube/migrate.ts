@@ -175,10 +175,6 @@ function isCandidate(object: KubeObject): boolean {
   }
 }
 
-async function listAll(api: KubeApi, deadline: Deadline): Promise<KubeObject[]> {
-  return await api.list(BGP_VRF_INSTANCES, { deadline, limit: PAGE });
-}
-
 /** Lists the cluster's BGPVRFInstances and plans their migration (3 lists, read-only). */
 export async function planMigration(
   api: KubeApi,
@@ -186,7 +182,7 @@ export async function planMigration(
 ): Promise<MigrationPlan> {
   const { deadline } = options;
   const [objects, providers, instances] = await Promise.all([
-    listAll(api, deadline),
+    api.list(BGP_VRF_INSTANCES, { deadline, limit: PAGE }),
     api.list(BGP_PROVIDERS, { deadline, limit: PAGE }),
     api.list(BGP_INSTANCES, { deadline, limit: PAGE }),
   ]);

@@ -12,7 +12,10 @@ async function staticClosure(root: string): Promise<Set<string>> {
     stderr: "inherit",
   }).output();
   assert.equal(output.code, 0);
-  const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as { roots: string[]; modules: ModuleInfo[] };
+  const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as {
+    roots: string[];
+    modules: ModuleInfo[];
+  };
   const bySpecifier = new Map(graph.modules.map((m) => [m.specifier, m]));
   const seen = new Set<string>();
   const stack = [...graph.roots];

@@ -54,6 +54,18 @@ Deno.test("kubeconfig: env KUBECONFIG (first existing entry) before the installe
     assert.equal(fallback.kind === "file" && fallback.path, `${config}/kubeconfig`);
   }));
 
+Deno.test("kubeconfig: ~/.kube/config only for operator commands, after KUBECONFIG", () =>
+  withDirs(async ({ root, config }) => {
+    await Deno.mkdir(`${root}/.kube`);
+    await Deno.writeTextFile(`${root}/.kube/config`, "");
+    await Deno.writeTextFile(`${config}/kubeconfig`, "");
+    const env = { HOME: root };
+    const operator = resolveKubeconfig({}, { env, configDir: config, homeConfig: true });
+    assert.equal(operator.kind === "file" && operator.path, `${root}/.kube/config`);
+    const plugin = resolveKubeconfig({}, { env, configDir: config });
+    assert.equal(plugin.kind === "file" && plugin.path, `${config}/kubeconfig`);
+  }));
+
 Deno.test("kubeconfig: in-cluster service account when nothing else exists", () =>
   withDirs(async ({ config, account }) => {
     await Deno.writeTextFile(`${account}/token`, "t");
