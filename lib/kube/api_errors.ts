@@ -210,22 +210,20 @@ export function failureToError(
   const what = `${operation.verb} ${target(operation)}`;
   const server = operation.server;
   const options = { cause: context.cause };
+  const tries = attemptsText(attempts);
   switch (failure.kind) {
-    case "timeout":
+    case "timeout": {
+      const budget = `${context.budgetMs / 1000}s`;
       return new KubeApiError(
         ErrorCode.TryAgainLater,
-        `Kubernetes API server ${server} did not complete ${what} within ${
-          context.budgetMs / 1000
-        }s` +
-          `${attemptsText(attempts)}: deadline exceeded`,
+        `Kubernetes API server ${server} did not complete ${what} within ${budget}${tries}: deadline exceeded`,
         options,
       );
+    }
     case "network":
       return new KubeApiError(
         failure.transient ? ErrorCode.TryAgainLater : ErrorCode.Kubernetes,
-        `Kubernetes API server ${server} unreachable for ${what}${
-          attemptsText(attempts)
-        }: ${failure.message}`,
+        `Kubernetes API server ${server} unreachable for ${what}${tries}: ${failure.message}`,
         options,
       );
     case "other":
@@ -252,14 +250,13 @@ function httpError(
     const label = status === 429
       ? "throttled"
       : `failed with HTTP ${status}${reason ? ` ${reason}` : ""}`;
+    const tries = attemptsText(context.attempts);
+    const asked = failure.retryAfterMs === undefined
+      ? ""
+      : ` (asked to retry after ${failure.retryAfterMs / 1000}s)`;
     return new KubeApiError(
       ErrorCode.TryAgainLater,
-      `Kubernetes API server ${server} ${label} on ${what}${
-        attemptsText(context.attempts)
-      }${said}` +
-        (failure.retryAfterMs === undefined
-          ? ""
-          : ` (asked to retry after ${failure.retryAfterMs / 1000}s)`),
+      `Kubernetes API server ${server} ${label} on ${what}${tries}${said}${asked}`,
       options,
     );
   }

@@ -69,11 +69,8 @@ export function selectBgpConfig(
       matches = labelSelectorMatcher(instance.spec?.providerSelector);
     } catch (error) {
       if (!(error instanceof InvalidSelectorError)) throw error;
-      throw fail(
-        `BGPInstance ${
-          JSON.stringify(instance.metadata.name)
-        } has an invalid spec.providerSelector: ${error.message}`,
-      );
+      const name = JSON.stringify(instance.metadata.name);
+      throw fail(`BGPInstance ${name} has an invalid spec.providerSelector: ${error.message}`);
     }
     return providers.some((provider) => matches(labelsOf(provider)));
   });
@@ -84,10 +81,9 @@ export function selectBgpConfig(
     );
   }
   if (matching.length > 1) {
+    const candidates = names(matching);
     throw fail(
-      `ambiguous BGP configuration for node ${node}: BGPInstances ${
-        names(matching)
-      } all select its ` +
+      `ambiguous BGP configuration for node ${node}: BGPInstances ${candidates} all select its ` +
         `providers (${names(providers)}); narrow their spec.providerSelector so exactly one does`,
     );
   }

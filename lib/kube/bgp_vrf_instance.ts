@@ -67,11 +67,11 @@ export function desiredVrfInstance(key: VrfKey, config: BgpConfig): KubeObject {
     rd = routeDistinguisher(config.asn, key.vpc);
     rt = routeTarget(config.asn, key.vpc);
   } catch (error) {
+    const instance = JSON.stringify(config.instance);
+    const why = (error as Error).message;
     throw new CniError(
       ErrorCode.Kubernetes,
-      `cannot declare vpc ${key.vpc.text} on BGPInstance ${JSON.stringify(config.instance)}: ${
-        (error as Error).message
-      }`,
+      `cannot declare vpc ${key.vpc.text} on BGPInstance ${instance}: ${why}`,
       { cause: error },
     );
   }
@@ -182,13 +182,12 @@ function collisionError(
       `BGPVRFInstance ${o.metadata.name} of ${describeVpcHex(o.metadata.labels?.[LABELS.vpc])}`
     )
     .join(", ");
+  const label = `${LABELS.routeTarget}=${routeNumber(key.vpc)}`;
   return new CniError(
     ErrorCode.RouteTargetCollision,
     `route target ${rt} of vpc ${key.vpc.text} (${key.vpc.hex}) is already used by ${holders} ` +
-      `(${LABELS.routeTarget}=${
-        routeNumber(key.vpc)
-      }: both VPCs share the low 32 bits); refusing to write ` +
-      `BGPVRFInstance ${desired.metadata.name}, which would import each VPC's routes into the other's VRF`,
+      `(${label}: both VPCs share the low 32 bits); refusing to write BGPVRFInstance ` +
+      `${desired.metadata.name}, which would import each VPC's routes into the other's VRF`,
   );
 }
 
@@ -240,11 +239,10 @@ async function converge(
     }
     current = await api.get(BGP_VRF_INSTANCES, name, { deadline });
   }
+  const attempts = MAX_WRITE_CONFLICTS + 1;
   throw new CniError(
     ErrorCode.TryAgainLater,
-    `BGPVRFInstance ${name} kept changing under this write (${
-      MAX_WRITE_CONFLICTS + 1
-    } conflicting attempts); giving up`,
+    `BGPVRFInstance ${name} kept changing under this write (${attempts} conflicting attempts); giving up`,
   );
 }
 
@@ -280,11 +278,10 @@ export async function writeVrfInstance(
       ...(result.object.metadata.uid !== undefined && { uid: result.object.metadata.uid }),
     });
   } catch (rollback) {
+    const why = (rollback as Error).message;
     throw new CniError(
       error.code,
-      `${error.message}; deleting the just-created ${desired.metadata.name} again failed too: ${
-        (rollback as Error).message
-      }`,
+      `${error.message}; deleting the just-created ${desired.metadata.name} again failed too: ${why}`,
       { cause: rollback },
     );
   }

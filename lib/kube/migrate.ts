@@ -140,9 +140,8 @@ function vpcOf(object: KubeObject): Identifier | string {
   if (!vpc) return `no ${LABELS.vpc} label and the name does not encode a VPC`;
   const nn = routeTargetNumber(object);
   if (nn !== undefined && nn !== routeNumber(vpc)) {
-    return `its name gives vpc ${vpc.text}, but its route target number ${nn} is not that VPC's (${
-      routeNumber(vpc)
-    })`;
+    const expected = routeNumber(vpc);
+    return `its name gives vpc ${vpc.text}, but its route target number ${nn} is not that VPC's (${expected})`;
   }
   return vpc;
 }

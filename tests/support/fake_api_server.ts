@@ -48,6 +48,7 @@ interface FieldError {
   readonly detail: string;
 }
 
+const quote = JSON.stringify;
 const ROUTE_VALUE = /^([0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}|[0-9]{1,10}):[0-9]{1,10}$/;
 const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL_KEY =
@@ -75,9 +76,8 @@ function routeValueErrors(value: unknown, field: string): FieldError[] {
     errors.push({
       field,
       reason: "FieldValueInvalid",
-      detail: `Invalid value: ${
-        JSON.stringify(value)
-      }: ${field} in body should match '${ROUTE_VALUE.source}'`,
+      detail: `Invalid value: ${quote(value)}: ${field} in body should match ` +
+        `'${ROUTE_VALUE.source}'`,
     });
   }
   return errors;
@@ -443,11 +443,8 @@ export class FakeApiServer {
   seed(object: StoredObject): StoredObject {
     const def = RESOURCE_DEFS.find((d) => d.kind === object.kind);
     if (!def) {
-      throw new Error(
-        `cannot seed kind ${object.kind}: not one of ${
-          RESOURCE_DEFS.map((d) => d.kind).join(", ")
-        }`,
-      );
+      const kinds = RESOURCE_DEFS.map((d) => d.kind).join(", ");
+      throw new Error(`cannot seed kind ${object.kind}: not one of ${kinds}`);
     }
     const stored = this.#stamp(def, structuredClone(object));
     this.#store.get(def.plural)!.set(stored.metadata.name, stored);
@@ -616,10 +613,8 @@ export class FakeApiServer {
       return statusResponse(
         403,
         "Forbidden",
-        `${subject} is forbidden: User ${JSON.stringify(this.#user)} cannot ${verb} resource ` +
-          `${JSON.stringify(def.plural)} in API group ${
-            JSON.stringify(def.group)
-          } at the cluster scope`,
+        `${subject} is forbidden: User ${quote(this.#user)} cannot ${verb} resource ` +
+          `${quote(def.plural)} in API group ${quote(def.group)} at the cluster scope`,
         { details: { ...(name !== undefined && { name }), group: def.group, kind: def.plural } },
       );
     }
@@ -696,11 +691,9 @@ export class FakeApiServer {
       errors.push({
         field: "metadata.name",
         reason: "FieldValueInvalid",
-        detail:
-          `Invalid value: ${
-            JSON.stringify(name)
-          }: a lowercase RFC 1123 subdomain must consist of lower case ` +
-          "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character " +
+        detail: `Invalid value: ${quote(name)}: a lowercase RFC 1123 subdomain must consist of ` +
+          "lower case alphanumeric characters, '-' or '.', and must start and end with an " +
+          "alphanumeric character " +
           "(e.g. 'example.com', regex used for validation is " +
           "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
       });
@@ -710,9 +703,9 @@ export class FakeApiServer {
         errors.push({
           field: "metadata.labels",
           reason: "FieldValueInvalid",
-          detail: `Invalid value: ${
-            JSON.stringify(key)
-          }: name part must consist of alphanumeric characters, '-', '_' or '.'`,
+          detail:
+            `Invalid value: ${quote(key)}: name part must consist of alphanumeric characters, ` +
+            "'-', '_' or '.'",
         });
       }
       if (typeof value !== "string" || !LABEL_VALUE.test(value)) {
@@ -720,9 +713,7 @@ export class FakeApiServer {
           field: "metadata.labels",
           reason: "FieldValueInvalid",
           detail:
-            `Invalid value: ${
-              JSON.stringify(value)
-            }: a valid label must be an empty string or consist of ` +
+            `Invalid value: ${quote(value)}: a valid label must be an empty string or consist of ` +
             "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
         });
       }
@@ -830,6 +821,15 @@ export class FakeApiServer {
     return json(201, stored);
   }
 
+  #staleConflict(def: ResourceDef, name: string): Response {
+    return this.#conflict(
+      def,
+      name,
+      `Operation cannot be fulfilled on ${qualified(def)} ${quote(name)}: ` +
+        "the object has been modified; please apply your changes to the latest version and try again",
+    );
+  }
+
   #conflict(def: ResourceDef, name: string, message: string): Response {
     return statusResponse(409, "Conflict", message, {
       details: { name, group: def.group, kind: def.plural },
@@ -869,14 +869,7 @@ export class FakeApiServer {
       }]);
     }
     if (version !== previous.metadata.resourceVersion) {
-      return this.#conflict(
-        def,
-        name,
-        `Operation cannot be fulfilled on ${qualified(def)} ${
-          JSON.stringify(name)
-        }: the object has been modified; ` +
-          "please apply your changes to the latest version and try again",
-      );
+      return this.#staleConflict(def, name);
     }
     return this.#replace(def, name, object, previous);
   }
@@ -897,14 +890,7 @@ export class FakeApiServer {
     if (!previous) return this.#notFound(def, name);
     const version = patch.metadata?.resourceVersion;
     if (version !== undefined && version !== previous.metadata.resourceVersion) {
-      return this.#conflict(
-        def,
-        name,
-        `Operation cannot be fulfilled on ${qualified(def)} ${
-          JSON.stringify(name)
-        }: the object has been modified; ` +
-          "please apply your changes to the latest version and try again",
-      );
+      return this.#staleConflict(def, name);
     }
     const object = mergePatch(previous, patch) as StoredObject;
     object.metadata.name = name;
