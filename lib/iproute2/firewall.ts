@@ -25,23 +25,31 @@ async function present(runner: CommandRunner, tool: string, ifname: string): Pro
   );
 }
 
-/** Adds the rule for both families where missing. Returns the tools that added one. */
+/**
+ * Adds the rule for both families where missing and returns the tools that
+ * added one. If one family fails, the other's new rule is taken back first,
+ * so a failure leaves nothing behind.
+ */
 export async function ensureForwardAccept(
   runner: CommandRunner,
   ifname: string,
 ): Promise<string[]> {
-  const added = await Promise.all(TOOLS.map(async (tool) => {
+  const outcomes = await Promise.allSettled(TOOLS.map(async (tool) => {
     if (await present(runner, tool, ifname)) return undefined;
-    const output = await runner.run(ruleArgv(tool, "-A", ifname));
+    const argv = ruleArgv(tool, "-A", ifname);
+    const output = await runner.run(argv);
     if (output.code !== 0) {
-      throw new CniError(
-        ErrorCode.DataPlane,
-        `${showCommand(ruleArgv(tool, "-A", ifname))}: ${output.stderr.trim()}`,
-      );
+      throw new CniError(ErrorCode.DataPlane, `${showCommand(argv)}: ${output.stderr.trim()}`);
     }
     return tool;
   }));
-  return added.filter((tool): tool is typeof TOOLS[number] => tool !== undefined);
+  const added = outcomes.flatMap((o) => (o.status === "fulfilled" && o.value ? [o.value] : []));
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+  if (failed) {
+    await Promise.all(added.map((tool) => runner.run(ruleArgv(tool, "-D", ifname))));
+    throw failed.reason;
+  }
+  return added;
 }
 
 /** Families (tool names) whose rule is missing. */

@@ -35,6 +35,21 @@ export async function writeSysctls(
   if (pairs.length > 0) await runChecked(runner, ["sysctl", "-q", "-w", ...pairs]);
 }
 
+/**
+ * Turns on `net.vrf.strict_mode`. Returns false when the key does not exist
+ * yet: the vrf module loads with the first VRF, so then no VRF exists on the
+ * node and the caller sets it right after creating one.
+ */
+export async function enableVrfStrictMode(runner: CommandRunner): Promise<boolean> {
+  const output = await runner.run(["sysctl", "-q", "-w", "net.vrf.strict_mode=1"]);
+  if (output.code === 0) return true;
+  if (/cannot stat|No such file/.test(output.stderr)) return false;
+  throw new CniError(
+    ErrorCode.DataPlane,
+    `sysctl -w net.vrf.strict_mode=1: ${output.stderr.trim()}`,
+  );
+}
+
 /** Reads `keys` with one `sysctl` process; a missing key is an error naming it. */
 export async function readSysctls(
   runner: CommandRunner,

@@ -6,7 +6,7 @@
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { ipBatch, parseJsonLines } from "./batch.ts";
-import { type CommandRunner, runChecked } from "./runner.ts";
+import type { CommandRunner } from "./runner.ts";
 
 /** Tables never handed out: unspecified, default, main, local. */
 export const RESERVED_TABLES: ReadonlySet<number> = new Set([0, 253, 254, 255]);
@@ -31,9 +31,11 @@ export function lowestFreeTable(
 
 /** True when table `table` holds any IPv4 or IPv6 route. */
 export async function tableHasRoutes(runner: CommandRunner, table: number): Promise<boolean> {
+  // In a batch, a dump of a table the kernel has not created yet prints [] (a
+  // standalone `ip route show table T` fails with "FIB table does not exist").
   const [v4, v6] = await Promise.all(
     ["-4", "-6"].map((family) =>
-      runChecked(runner, ["ip", family, "-json", "route", "show", "table", String(table)])
+      ipBatch(runner, [`route show table ${table}`], { flags: [family, "-json"] })
     ),
   );
   return [v4!, v6!].some((out) => parseJsonLines<unknown[]>(out).flat().length > 0);
@@ -58,8 +60,8 @@ export type CreateVrfOutcome = "created" | "table-in-use";
 /**
  * Creates the VRF bound to `table`, brings it up and installs the unreachable
  * defaults. With `net.vrf.strict_mode=1` the kernel refuses a table already
- * bound to another VRF; that is reported as "table-in-use" so the caller can
- * pick another table.
+ * bound to another VRF ("Table is used by another VRF"); that is reported as
+ * "table-in-use" so the caller can pick another table.
  */
 export async function createVrf(
   runner: CommandRunner,
@@ -76,7 +78,7 @@ export async function createVrf(
     String(vrf.table),
   ]);
   if (add.code !== 0) {
-    if (/File exists|in use|already/i.test(add.stderr)) return "table-in-use";
+    if (/used by another VRF/i.test(add.stderr)) return "table-in-use";
     throw new CniError(
       ErrorCode.DataPlane,
       `ip link add ${vrf.name} type vrf table ${vrf.table}: ${add.stderr.trim()}`,
@@ -84,6 +86,17 @@ export async function createVrf(
   }
   await ipBatch(runner, vrfUpLines(vrf));
   return "created";
+}
+
+/** Lines that remove a VRF and the routes it leaves in its table (run with tolerance). */
+export function vrfDeleteLines(vrf: { name: string; table: number | undefined }): string[] {
+  return [
+    `link del ${vrf.name}`,
+    ...(vrf.table === undefined ? [] : [
+      `route del unreachable default metric ${UNREACHABLE_METRIC} table ${vrf.table}`,
+      `route del unreachable ::/0 metric ${UNREACHABLE_METRIC} table ${vrf.table}`,
+    ]),
+  ];
 }
 
 /** Lines that bring a VRF up and (re)install its unreachable defaults; idempotent. */

@@ -12,6 +12,7 @@ import type { Result } from "../cni/result.ts";
 import { delegateVersion, runHostDevice } from "../delegate/host_device.ts";
 import {
   createVrf,
+  enableVrfStrictMode,
   ensureForwardAccept,
   flushTable,
   inspectLinks,
@@ -28,6 +29,7 @@ import {
   vethCreateLines,
   vethUpLines,
   VRF_STRICT_MODE,
+  vrfDeleteLines,
   vrfUpLines,
   writeSysctls,
 } from "../iproute2/mod.ts";
@@ -74,7 +76,7 @@ async function ensureVrf(
       `interface ${vrfName} exists but is not a VRF (kind ${existing.kind})`,
     );
   }
-  if (!existing) await writeSysctls(host.runner, VRF_STRICT_MODE);
+  const strict = existing ? true : await enableVrfStrictMode(host.runner);
   let created = false;
   let previous: AttachmentRecord | undefined;
   const record = await plan.store.update(async (records) => {
@@ -104,6 +106,7 @@ async function ensureVrf(
         }
       }
       created = true;
+      if (!strict) await writeSysctls(host.runner, VRF_STRICT_MODE);
     }
     const next: AttachmentRecord = {
       network: config.name,
@@ -125,10 +128,11 @@ async function ensureVrf(
       else delete records[plan.key];
     }));
   if (created) {
-    undo.push(
-      `vrf ${vrfName}`,
-      () => ipBatch(host.runner, [`link del ${vrfName}`], { tolerate: ROUTE_GONE }).then(() => {}),
-    );
+    undo.push(`vrf ${vrfName}`, async () => {
+      await ipBatch(host.runner, vrfDeleteLines({ name: vrfName, table: record.table }), {
+        tolerate: ROUTE_GONE,
+      });
+    });
   } else {
     await ipBatch(host.runner, vrfUpLines({ name: vrfName, table: record.table }));
   }
@@ -221,17 +225,21 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
         }).catch((e) => {
           throw wrap(`failed to set up veth ${names.host} and terminations`, e);
         });
-        const [added] = await Promise.all([
+        const [rules, sysctls] = await Promise.allSettled([
           ensureForwardAccept(host.runner, names.host),
           writeSysctls(host.runner, {
             ...interfaceSysctls(names.vrf),
             ...interfaceSysctls(names.host),
           }),
-        ]).catch((e) => {
-          throw wrap(`failed to set sysctls/FORWARD rules for ${names.host}`, e);
-        });
-        if (added.length > 0) {
+        ]);
+        // Register the rules' undo even when the sysctls failed alongside them.
+        if (rules.status === "fulfilled" && rules.value.length > 0) {
           undo.push("FORWARD rules", () => removeForwardAccept(host.runner, names.host));
+        }
+        for (const outcome of [rules, sysctls]) {
+          if (outcome.status === "rejected") {
+            throw wrap(`failed to set sysctls/FORWARD rules for ${names.host}`, outcome.reason);
+          }
         }
 
         const delegateConfig = hostDeviceConfig(context, names.guest);

@@ -9,6 +9,7 @@ import { CniError, ErrorCode, invalidConfig } from "../cni/errors.ts";
 import type { VerbContext } from "../cni/invocation.ts";
 import { parseResult, type Result } from "../cni/result.ts";
 import { runHostDevice } from "../delegate/host_device.ts";
+import { formatNetwork, parsePrefix } from "../ids/mod.ts";
 import {
   inspectLinks,
   interfaceSysctls,
@@ -157,6 +158,17 @@ export async function cmdCheck(context: VerbContext, host: Host): Promise<void> 
   }
 }
 
+/** `ip` prints host routes without a length and /0 as "default"; canonicalise both. */
+function routeNetwork(dst: string, family: 4 | 6): string | undefined {
+  const text = dst === "default"
+    ? (family === 4 ? "0.0.0.0/0" : "::/0")
+    : dst.includes("/")
+    ? dst
+    : `${dst}/${family === 4 ? 32 : 128}`;
+  const prefix = parsePrefix(text);
+  return prefix ? formatNetwork(prefix) : undefined;
+}
+
 function routeProblems(
   routes: IpRoute[],
   want: { terminations: VerbContext["config"]["terminations"]; host: string; table: number },
@@ -164,7 +176,7 @@ function routeProblems(
   const problems: string[] = [];
   for (const t of want.terminations) {
     const found = routes.find((r) =>
-      r.dst === t.network || (r.dst === "default" && /\/0$/.test(t.network))
+      r.type !== "unreachable" && routeNetwork(r.dst, t.family) === t.network
     );
     if (!found) problems.push(`termination ${t.network} is missing from table ${want.table}`);
     else if (found.dev !== want.host || (t.via !== undefined && found.gateway !== t.via)) {

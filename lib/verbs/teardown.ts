@@ -18,11 +18,15 @@ import {
   ROUTE_GONE,
   srv6DeleteArgv,
   terminationDeleteLines,
-  UNREACHABLE_METRIC,
+  vrfDeleteLines,
 } from "../iproute2/mod.ts";
 import { hostDeviceConfig } from "./add.ts";
 import { type AttachmentPlan, withVpcSiblings } from "./attachment.ts";
 import type { ControlPlaneSession, Host } from "./host.ts";
+
+/** host-device's DEL errors that mean "nothing left to release". */
+const POD_INTERFACE_GONE =
+  /Link not found|failed to open netns|failed to Statfs|no such file or directory/i;
 
 /** Whose state is being removed. */
 export interface TeardownTarget {
@@ -80,19 +84,18 @@ export async function teardownAttachment(
     env,
     config: hostDeviceConfig(context, names.guest),
   })
-    .catch((e) => {
-      throw wrap("failed to release the pod interface", e);
+    .catch((e: Error) => {
+      // host-device fails when the device or the pod netns is already gone; for DEL that is done.
+      if (POD_INTERFACE_GONE.test(e.message)) {
+        log.debug("pod interface already gone", { detail: e.message });
+      } else throw wrap("failed to release the pod interface", e);
     });
 
   const lines = [
     ...(table === undefined ? [] : terminationDeleteLines(config.terminations, table)),
     `link del ${names.host}`,
     `link del ${names.guest}`,
-    `link del ${names.vrf}`,
-    ...(table === undefined ? [] : [
-      `route del unreachable default metric ${UNREACHABLE_METRIC} table ${table}`,
-      `route del unreachable ::/0 metric ${UNREACHABLE_METRIC} table ${table}`,
-    ]),
+    ...vrfDeleteLines({ name: names.vrf, table }),
   ];
   await ipBatch(host.runner, lines, { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] })
     .catch((e) => {

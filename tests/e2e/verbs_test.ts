@@ -1,0 +1,489 @@
+/**
+ * Every verb end to end through the process entry point (`bin/galactic`), as
+ * a runtime runs it: env + stdin, with the fake host's `ip`/`sysctl`/
+ * `iptables` and `host-device` on PATH/CNI_PATH, and the fake API server
+ * reached over HTTP by the real client library through a kubeconfig file.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { createFakeHost, type FakeHost, summarize } from "../support/fake_host/mod.ts";
+import { FakeApiServer } from "../support/fake_api_server.ts";
+import { seedNode } from "../support/kube_fixtures.ts";
+
+const LAUNCHER = new URL("../../bin/galactic", import.meta.url).pathname;
+const NODE = "node-a";
+const VRF = "G0000000jU00GV";
+const HOST_END = "G0000000jU00GH";
+const GUEST_END = "G0000000jU00GG";
+// jU = 45*62 + 30 = 2820; G = 16; SID = locator's first 64 bits + (2820 << 16 | 16).
+const SID = "fc00:0:1::b04:10";
+const RD = "65000:2820";
+
+interface World extends AsyncDisposable {
+  host: FakeHost;
+  api: FakeApiServer;
+  dir: string;
+  kubeconfig: string;
+  config(overrides?: Record<string, unknown>): Record<string, unknown>;
+}
+
+async function world(): Promise<World> {
+  const host = await createFakeHost();
+  const api = new FakeApiServer();
+  seedNode(api, NODE);
+  const dir = await Deno.makeTempDir({ prefix: "galactic-e2e-" });
+  const kubeconfig = await api.writeKubeconfig(dir);
+  return {
+    host,
+    api,
+    dir,
+    kubeconfig,
+    config: (overrides = {}) => ({
+      cniVersion: "1.1.0",
+      name: "tenant-a",
+      type: "galactic",
+      vpc: "jU",
+      vpcattachment: "G",
+      srv6_locator: "fc00:0:1::/48",
+      mtu: 1400,
+      terminations: [
+        { network: "10.20.0.0/16", via: "10.1.0.2" },
+        { network: "10.30.0.7/32" },
+        { network: "2001:db8:20::/48" },
+      ],
+      ipam: {
+        type: "static",
+        addresses: [{ address: "10.1.0.2/24" }, { address: "2001:db8:1::2/64" }],
+        routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
+      },
+      kubeconfig,
+      node_name: NODE,
+      state_dir: `${dir}/state`,
+      api_timeout_seconds: 3,
+      log_level: "debug",
+      ...overrides,
+    }),
+    async [Symbol.asyncDispose](): Promise<void> {
+      await api.close();
+      await host.cleanup();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+interface Invocation {
+  containerId?: string;
+  ifname?: string;
+  netns?: string;
+  config: Record<string, unknown>;
+  env?: Record<string, string>;
+}
+
+interface Outcome {
+  code: number;
+  json: Record<string, unknown> | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+async function cni(w: World, command: string, call: Invocation): Promise<Outcome> {
+  const netns = call.netns ?? await w.host.netns(call.containerId ?? "c1");
+  const child = new Deno.Command(LAUNCHER, {
+    clearEnv: true,
+    env: {
+      ...w.host.env,
+      HOME: Deno.env.get("HOME") ?? "/root",
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: call.containerId ?? "c1",
+      CNI_NETNS: netns,
+      CNI_IFNAME: call.ifname ?? "net1",
+      CNI_PATH: w.host.cniDir,
+      CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-a",
+      ...call.env,
+    },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(JSON.stringify(call.config)));
+  await writer.close();
+  const out = await child.output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  return {
+    code: out.code,
+    stdout,
+    stderr: new TextDecoder().decode(out.stderr),
+    json: stdout.trim() === "" ? undefined : JSON.parse(stdout),
+  };
+}
+
+function ok(outcome: Outcome, what: string): Outcome {
+  assert.equal(outcome.code, 0, `${what} failed: ${outcome.stdout}\n${outcome.stderr}`);
+  return outcome;
+}
+
+/** Everything of ours left on the fake host and in the API, for "nothing left behind". */
+async function leftovers(w: World): Promise<string[]> {
+  const kernel = await w.host.kernel();
+  const found: string[] = [];
+  for (const link of kernel.links) {
+    if (/^G[0-9A-Za-z]{12}[VHG]$/.test(link.name)) found.push(`link ${link.name}`);
+  }
+  for (const route of kernel.routes) {
+    if (route.table >= 1000 && route.table < 1_000_000 && route.protocol !== "kernel") {
+      found.push(`route ${route.dst} table ${route.table}`);
+    }
+    if (route.encap) found.push(`seg6local ${route.dst}`);
+  }
+  for (const rule of [...kernel.rules.iptables, ...kernel.rules.ip6tables]) {
+    if (rule.includes("-o G")) found.push(`rule ${rule}`);
+  }
+  for (const key of Object.keys(kernel.sysctls)) {
+    if (/\.G[0-9A-Za-z]{12}[VH]\./.test(key)) found.push(`sysctl ${key}`);
+  }
+  for (const o of w.api.objects("bgpvrfinstances")) found.push(`object ${o.metadata.name}`);
+  try {
+    const state = JSON.parse(await Deno.readTextFile(`${w.dir}/state/attachments.json`));
+    for (const key of Object.keys(state.attachments)) found.push(`record ${key}`);
+  } catch { /* no state file */ }
+  return found;
+}
+
+Deno.test("ADD configures VRF, veth, terminations, host-device, BGPVRFInstance and SRv6 in order", async () => {
+  await using w = await world();
+  const apiWrites: number[] = [];
+  w.api.onRequest((r) => {
+    if (r.verb === "create" || r.verb === "update") apiWrites.push(Date.now());
+  });
+  const add = ok(await cni(w, "ADD", { config: w.config() }), "ADD");
+  const result = add.json!;
+  assert.equal(result.cniVersion, "1.1.0");
+  const interfaces = result.interfaces as { name: string; sandbox?: string }[];
+  assert.deepEqual(interfaces.slice(0, 2).map((i) => i.name), [VRF, HOST_END]);
+  assert.equal(interfaces[2]?.name, "net1");
+  assert.ok(interfaces[2]?.sandbox, "pod interface carries its sandbox");
+  const ips = result.ips as { address: string; interface: number }[];
+  assert.deepEqual(ips.map((ip) => [ip.address, ip.interface]), [["10.1.0.2/24", 2], [
+    "2001:db8:1::2/64",
+    2,
+  ]]);
+
+  const kernel = await w.host.kernel();
+  const vrf = kernel.link(VRF);
+  assert.equal(vrf?.kind, "vrf");
+  assert.equal(vrf?.table, 1000);
+  const hostEnd = kernel.link(HOST_END);
+  assert.equal(hostEnd?.master, VRF);
+  assert.equal(hostEnd?.up, true);
+  assert.equal(hostEnd?.mtu, 1400);
+  assert.equal(kernel.link(GUEST_END), undefined, "guest end moved into the pod");
+  assert.equal(kernel.sysctls["net.vrf.strict_mode"], "1");
+  for (const dev of [VRF, HOST_END]) {
+    assert.equal(kernel.sysctls[`net.ipv4.conf.${dev}.rp_filter`], "0");
+    assert.equal(kernel.sysctls[`net.ipv4.conf.${dev}.forwarding`], "1");
+    assert.equal(kernel.sysctls[`net.ipv6.conf.${dev}.forwarding`], "1");
+    assert.equal(kernel.sysctls[`net.ipv4.conf.${dev}.proxy_arp`], "1");
+    assert.equal(kernel.sysctls[`net.ipv6.conf.${dev}.proxy_ndp`], "1");
+  }
+  assert.ok(kernel.rules.iptables.some((r) => r.includes(`-A FORWARD -o ${HOST_END} -j ACCEPT`)));
+  assert.ok(kernel.rules.ip6tables.some((r) => r.includes(`-A FORWARD -o ${HOST_END} -j ACCEPT`)));
+  const table = kernel.table(1000, { userOnly: true }).map((r) =>
+    `${r.type ?? "unicast"} ${r.dst} ${r.gateway ?? ""} ${r.dev ?? ""}`.trim()
+  );
+  assert.ok(table.includes(`unicast 10.20.0.0/16 10.1.0.2 ${HOST_END}`), table.join("\n"));
+  assert.ok(table.includes(`unicast 2001:db8:20::/48  ${HOST_END}`), table.join("\n"));
+  assert.equal(
+    table.filter((r) => /^unreachable (0\.0\.0\.0|::)\/0/.test(r)).length,
+    2,
+    table.join("\n"),
+  );
+  const sid = kernel.routes.find((r) => r.encap);
+  assert.equal(sid?.display, SID);
+  assert.equal(sid?.encap?.action, "End.DT46");
+  assert.equal(sid?.encap?.vrftable, 1000);
+  assert.equal(sid?.dev, HOST_END);
+
+  const object = w.api.object("bgpvrfinstances", `galactic-vpc-b04-${NODE}`);
+  assert.ok(object, "BGPVRFInstance written");
+  assert.equal(object.spec.routeDistinguisher, RD);
+  assert.deepEqual(object.spec.importRouteTargets, [{ value: RD }]);
+  assert.deepEqual(object.spec.exportRouteTargets, [{ value: RD }]);
+
+  // SPEC §5 order: VRF → veth → terminations → host-device → Kubernetes → SRv6.
+  const commands = await w.host.commands();
+  const lines = summarize(commands);
+  const index = (pattern: RegExp): number => {
+    const i = lines.findIndex((l) => pattern.test(l));
+    assert.ok(i >= 0, `no command matching ${pattern} in:\n${lines.join("\n")}`);
+    return i;
+  };
+  const order = [
+    index(/link add G0000000jU00GV type vrf table 1000/),
+    index(/link add G0000000jU00GH mtu 1400 type veth peer name G0000000jU00GG/),
+    index(/route replace 10\.20\.0\.0\/16 via 10\.1\.0\.2 dev G0000000jU00GH onlink table 1000/),
+    index(/^host-device ADD device=G0000000jU00GG ifname=net1/),
+    index(/seg6local action End\.DT46 vrftable 1000 dev G0000000jU00GH/),
+  ];
+  assert.deepEqual(order, [...order].sort((a, b) => a - b), lines.join("\n"));
+  const delegateAt = commands[order[3]!]!.t;
+  const sidAt = commands[order[4]!]!.t;
+  assert.equal(apiWrites.length, 1, "one API write");
+  assert.ok(
+    delegateAt <= apiWrites[0]! && apiWrites[0]! <= sidAt,
+    "API write between host-device and SRv6",
+  );
+});
+
+Deno.test("results follow the negotiated version (0.4.0 has ips[].version)", async () => {
+  await using w = await world();
+  const add = ok(await cni(w, "ADD", { config: w.config({ cniVersion: "0.4.0" }) }), "ADD");
+  assert.equal(add.json!.cniVersion, "0.4.0");
+  assert.deepEqual((add.json!.ips as { version: string }[]).map((ip) => ip.version), ["4", "6"]);
+});
+
+Deno.test("CHECK passes on a fresh ADD and names each kind of drift", async () => {
+  await using w = await world();
+  const config = w.config();
+  const add = ok(await cni(w, "ADD", { config }), "ADD");
+  const checked = { ...config, prevResult: add.json };
+  ok(await cni(w, "CHECK", { config: checked }), "CHECK");
+
+  const drifts: [string, () => Promise<unknown>, RegExp][] = [
+    [
+      "termination route deleted",
+      () => w.host.run(["ip", "route", "del", "10.20.0.0/16", "table", "1000"]),
+      /termination 10\.20\.0\.0\/16 is missing/,
+    ],
+    [
+      "rp_filter turned on",
+      () => w.host.run(["sysctl", "-w", `net/ipv4/conf/${HOST_END}/rp_filter=1`]),
+      /rp_filter is 1, expected 0/,
+    ],
+    [
+      "FORWARD rule removed",
+      () => w.host.run(["ip6tables", "-D", "FORWARD", "-o", HOST_END, "-j", "ACCEPT"]),
+      /ip6tables FORWARD -o G0000000jU00GH -j ACCEPT is missing/,
+    ],
+    [
+      "SRv6 route removed",
+      () => w.host.run(["ip", "-6", "route", "del", `${SID}/128`]),
+      /SRv6 ingress route .* is missing/,
+    ],
+    [
+      "BGPVRFInstance deleted",
+      async () => w.api.remove("bgpvrfinstances", `galactic-vpc-b04-${NODE}`),
+      /BGPVRFInstance: /,
+    ],
+    [
+      "host veth set down",
+      () => w.host.run(["ip", "link", "set", HOST_END, "down"]),
+      /G0000000jU00GH is down/,
+    ],
+  ];
+  for (const [what, drift, message] of drifts) {
+    await drift();
+    const check = await cni(w, "CHECK", { config: checked });
+    assert.equal(check.code, 1, `${what}: CHECK should fail`);
+    assert.equal(check.json!.code, 104, `${what}: ${check.stdout}`);
+    assert.match(String(check.json!.msg), message, what);
+    // ADD converges the drift away again.
+    ok(await cni(w, "ADD", { config }), `re-ADD after ${what}`);
+  }
+});
+
+Deno.test("DEL withdraws before tearing down, leaves nothing, and a second DEL succeeds", async () => {
+  await using w = await world();
+  const config = w.config();
+  const add = ok(await cni(w, "ADD", { config }), "ADD");
+  await w.host.clearLog();
+  const apiDeletes: number[] = [];
+  w.api.onRequest((r) => {
+    if (r.verb === "delete") apiDeletes.push(Date.now());
+  });
+  ok(await cni(w, "DEL", { config: { ...config, prevResult: add.json } }), "DEL");
+  assert.deepEqual(await leftovers(w), []);
+  const commands = await w.host.commands();
+  const lines = summarize(commands);
+  const sidDel = lines.findIndex((l) => /ip -6 route del fc00:0:1::b04:10\/128/.test(l));
+  const delegateDel = lines.findIndex((l) => /^host-device DEL/.test(l));
+  const linkDel = lines.findIndex((l) => /link del G0000000jU00GH/.test(l));
+  assert.ok(sidDel >= 0 && sidDel < delegateDel && delegateDel < linkDel, lines.join("\n"));
+  assert.equal(apiDeletes.length, 1);
+  assert.ok(
+    commands[sidDel]!.t <= apiDeletes[0]! && apiDeletes[0]! <= commands[delegateDel]!.t,
+    "withdraw before teardown",
+  );
+
+  ok(await cni(w, "DEL", { config }), "second DEL");
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("a repeated ADD converges: same table, one object, no duplicate rules", async () => {
+  await using w = await world();
+  const config = w.config();
+  ok(await cni(w, "ADD", { config }), "ADD");
+  ok(await cni(w, "ADD", { config }), "ADD again");
+  const kernel = await w.host.kernel();
+  assert.equal(kernel.link(VRF)?.table, 1000);
+  assert.equal(kernel.rules.iptables.filter((r) => r.includes(HOST_END)).length, 1);
+  assert.equal(w.api.objects("bgpvrfinstances").length, 1);
+  ok(await cni(w, "DEL", { config }), "DEL");
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("a failed ADD rolls back everything it created, at every step", async (t) => {
+  const steps: [string, (w: World) => Promise<unknown>, number][] = [
+    ["VRF creation", (w) => w.host.inject({ match: "link add G\\S+ type vrf" }), 100],
+    ["veth creation", (w) => w.host.inject({ match: "link add G\\S+ .*type veth" }), 100],
+    ["termination route", (w) => w.host.inject({ match: "route replace 10\\.20\\.0\\.0/16" }), 100],
+    ["sysctls", (w) => w.host.inject({ match: "sysctl -q -w net/ipv4/conf" }), 100],
+    ["FORWARD rule", (w) => w.host.inject({ match: "ip6tables -w 5 -A FORWARD" }), 100],
+    [
+      "host-device",
+      (w) => w.host.inject({ match: "host-device ADD", code: 999, stderr: "boom" }),
+      999,
+    ],
+    ["API refuses the write", async (w) => w.api.deny("create", "bgpvrfinstances"), 101],
+    ["SRv6 route", (w) => w.host.inject({ match: "route replace .* seg6local" }), 100],
+  ];
+  for (const [step, inject, code] of steps) {
+    await t.step(step, async () => {
+      await using w = await world();
+      await inject(w);
+      const add = await cni(w, "ADD", { config: w.config() });
+      assert.equal(add.code, 1, `${step}: ADD should fail`);
+      assert.equal(add.json!.code, code, add.stdout);
+      assert.deepEqual(await leftovers(w), [], `${step}: nothing left behind`);
+      // And a later DEL of the failed ADD still succeeds.
+      ok(await cni(w, "DEL", { config: w.config() }), `${step}: DEL after failed ADD`);
+    });
+  }
+});
+
+Deno.test("API unreachable: ADD fails with code 11 naming the server, and leaves nothing", async () => {
+  await using w = await world();
+  w.api.fault({ status: 503 });
+  const add = await cni(w, "ADD", { config: w.config({ api_timeout_seconds: 1 }) });
+  assert.equal(add.json!.code, 11, add.stdout);
+  assert.match(String(add.json!.msg), /127\.0\.0\.1/);
+  w.api.clearFaults();
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("the BGPVRFInstance is shared per (VPC, node) and removed with the last attachment", async () => {
+  await using w = await world();
+  const first = w.config();
+  const second = w.config({
+    name: "tenant-a2",
+    vpcattachment: "H",
+    ipam: { type: "static", addresses: [{ address: "10.1.0.3/24" }] },
+  });
+  ok(await cni(w, "ADD", { config: first, containerId: "c1" }), "ADD first");
+  ok(await cni(w, "ADD", { config: second, containerId: "c2" }), "ADD second");
+  assert.equal(w.api.objects("bgpvrfinstances").length, 1);
+  const tables = [
+    (await w.host.kernel()).link(VRF)?.table,
+    (await w.host.kernel()).link("G0000000jU00HV")?.table,
+  ];
+  assert.deepEqual(tables, [1000, 1001]);
+  ok(await cni(w, "DEL", { config: first, containerId: "c1" }), "DEL first");
+  assert.equal(w.api.objects("bgpvrfinstances").length, 1, "sibling still uses it");
+  ok(await cni(w, "DEL", { config: second, containerId: "c2" }), "DEL second");
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("a late DEL of an old sandbox leaves the new sandbox's state alone", async () => {
+  await using w = await world();
+  const config = w.config();
+  ok(await cni(w, "ADD", { config, containerId: "old" }), "ADD old");
+  ok(await cni(w, "ADD", { config, containerId: "new" }), "ADD new");
+  ok(await cni(w, "DEL", { config, containerId: "old" }), "late DEL old");
+  const kernel = await w.host.kernel();
+  assert.ok(kernel.link(VRF) && kernel.link(HOST_END), "new sandbox's VRF and veth remain");
+  assert.ok(kernel.routes.some((r) => r.encap), "SRv6 route remains");
+  assert.equal(w.api.objects("bgpvrfinstances").length, 1);
+  ok(await cni(w, "DEL", { config, containerId: "new" }), "DEL new");
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("GC keeps valid attachments and releases the rest", async () => {
+  await using w = await world();
+  const keep = w.config();
+  const drop = w.config({
+    vpc: "Ab",
+    vpcattachment: "1",
+    ipam: { type: "static", addresses: [{ address: "10.9.0.2/24" }] },
+  });
+  ok(await cni(w, "ADD", { config: keep, containerId: "c1", ifname: "net1" }), "ADD keep");
+  ok(await cni(w, "ADD", { config: drop, containerId: "c2", ifname: "net2" }), "ADD drop");
+  assert.equal(w.api.objects("bgpvrfinstances").length, 2);
+  const gc = await cni(w, "GC", {
+    config: { ...keep, "cni.dev/valid-attachments": [{ containerID: "c1", ifname: "net1" }] },
+    containerId: "",
+    netns: "",
+    ifname: "",
+  });
+  ok(gc, "GC");
+  const kernel = await w.host.kernel();
+  assert.ok(kernel.link(VRF), "valid attachment kept");
+  assert.equal(kernel.link("G00000000Ab001V"), undefined, "stale attachment released");
+  assert.deepEqual(w.api.objects("bgpvrfinstances").map((o) => o.metadata.name), [
+    `galactic-vpc-b04-${NODE}`,
+  ]);
+  ok(await cni(w, "DEL", { config: keep, containerId: "c1", ifname: "net1" }), "DEL keep");
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("STATUS reports available, then names what is missing with code 50", async () => {
+  await using w = await world();
+  ok(
+    await cni(w, "STATUS", { config: w.config(), containerId: "", netns: "", ifname: "" }),
+    "STATUS",
+  );
+  const empty = await Deno.makeTempDir({ dir: w.dir });
+  const noDelegate = await cni(w, "STATUS", {
+    config: w.config(),
+    containerId: "",
+    netns: "",
+    ifname: "",
+    env: { CNI_PATH: empty },
+  });
+  assert.equal(noDelegate.json!.code, 50);
+  assert.match(String(noDelegate.json!.msg), /host-device/);
+  await w.api.close();
+  const noApi = await cni(w, "STATUS", {
+    config: w.config({ api_timeout_seconds: 1 }),
+    containerId: "",
+    netns: "",
+    ifname: "",
+  });
+  assert.equal(noApi.json!.code, 50);
+  assert.match(String(noApi.json!.msg), /Kubernetes API/);
+});
+
+Deno.test("20 concurrent ADDs get 20 distinct tables; 20 DELs leave the node clean", async () => {
+  await using w = await world();
+  const configs = Array.from({ length: 20 }, (_, i) =>
+    w.config({
+      name: `net-${i}`,
+      vpc: i % 2 === 0 ? "jU" : "Xy",
+      vpcattachment: String.fromCharCode(65 + i),
+      terminations: [],
+      ipam: { type: "static", addresses: [{ address: `10.3.${i}.2/24` }] },
+    }));
+  const adds = await Promise.all(
+    configs.map((config, i) => cni(w, "ADD", { config, containerId: `c${i}` })),
+  );
+  adds.forEach((a, i) => ok(a, `ADD ${i}`));
+  const tables = (await w.host.kernel()).links.filter((l) => l.kind === "vrf").map((l) => l.table);
+  assert.equal(new Set(tables).size, 20, `tables: ${tables.join(",")}`);
+  assert.equal(w.api.objects("bgpvrfinstances").length, 2, "one object per (VPC, node)");
+  const dels = await Promise.all(
+    configs.map((config, i) => cni(w, "DEL", { config, containerId: `c${i}` })),
+  );
+  dels.forEach((d, i) => ok(d, `DEL ${i}`));
+  assert.deepEqual(await leftovers(w), []);
+});
