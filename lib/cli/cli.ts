@@ -9,6 +9,7 @@ import { SUPPORTED_VERSIONS } from "../cni/version.ts";
 import { DEFAULTS } from "../config/mod.ts";
 import { AttachmentStore } from "../state/attachments.ts";
 import { PLUGIN_VERSION } from "../version.ts";
+import { registerAgentCommand } from "./agent_command.ts";
 import { explain } from "./explain.ts";
 import { registerInstallCommand } from "./install_command.ts";
 import { registerMigrateCommand } from "./migrate_command.ts";
@@ -95,6 +96,7 @@ export function buildProgram(): Command {
 
   registerInstallCommand(program);
   registerMigrateCommand(program);
+  registerAgentCommand(program);
   return program;
 }
 

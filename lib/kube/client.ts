@@ -329,3 +329,69 @@ class CustomObjectsClient implements KubeApi {
 function ref(resource: Resource): { group: string; version: string; plural: string } {
   return { group: resource.group, version: resource.version, plural: resource.plural };
 }
+
+/** A watch-backed, always-current copy of one resource (for the node agent). */
+export interface ResourceInformer {
+  /** The objects as last seen. */
+  list(): KubeObject[];
+  /** Stops watching. */
+  stop(): Promise<void>;
+}
+
+/** What one informer watches. */
+export interface InformerSpec {
+  /** The resource. */
+  readonly resource: Resource;
+  /** Server-side label selector. */
+  readonly labelSelector?: string;
+  /** Told about watch failures (the informer restarts itself after `retryMs`). */
+  readonly onError: (error: unknown) => void;
+  /** Delay before restarting after a failure; default 1000 ms. */
+  readonly retryMs?: number;
+}
+
+/**
+ * Starts a list+watch informer (the library's `makeInformer`) and resolves
+ * once the first list has arrived. After a failure it re-lists and watches
+ * again, so the cache heals without a restart of the agent.
+ */
+export async function startInformer(
+  source: KubeconfigSource,
+  spec: InformerSpec,
+): Promise<ResourceInformer> {
+  const lib = await loadLibrary();
+  const kc = loadConfig(lib, source);
+  const api = kc.makeApiClient(lib.CustomObjectsApi);
+  const { group, version, plural } = ref(spec.resource);
+  const listFn = async () =>
+    await api.listClusterCustomObject({
+      group,
+      version,
+      plural,
+      ...(spec.labelSelector !== undefined && { labelSelector: spec.labelSelector }),
+    });
+  const informer = lib.makeInformer(
+    kc,
+    `/apis/${group}/${version}/${plural}`,
+    listFn as never,
+    spec.labelSelector,
+  );
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  informer.on("error", (error: unknown) => {
+    spec.onError(error);
+    if (stopped) return;
+    timer = setTimeout(() => {
+      if (!stopped) informer.start().catch(spec.onError);
+    }, spec.retryMs ?? 1000);
+  });
+  await informer.start();
+  return {
+    list: () => informer.list() as unknown as KubeObject[],
+    async stop(): Promise<void> {
+      stopped = true;
+      clearTimeout(timer);
+      await informer.stop();
+    },
+  };
+}

@@ -20,7 +20,7 @@
  */
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
-import { LABELS } from "../ids/mod.ts";
+import { type Identifier, LABELS } from "../ids/mod.ts";
 import {
   BGP_INSTANCES,
   BGP_PROVIDERS,
@@ -50,6 +50,12 @@ export interface KubeControlPlaneOptions {
   readonly timeoutMs: number;
   /** Retry policy of the client (default: the client's). */
   readonly retry?: RetryPolicy;
+  /**
+   * Where the route-target guard's first look comes from (the node agent
+   * passes its watch cache); default: a list request. The check after a
+   * write always asks the server.
+   */
+  readonly routeTargetHolders?: (vpc: Identifier) => KubeObject[];
 }
 
 const HEX = /^[0-9a-f]{1,12}$/;
@@ -57,10 +63,12 @@ const HEX = /^[0-9a-f]{1,12}$/;
 class KubeControlPlane implements BgpControlPlane {
   readonly #api: KubeApi;
   readonly #timeoutMs: number;
+  readonly #holders: ((vpc: Identifier) => KubeObject[]) | undefined;
 
-  constructor(api: KubeApi, timeoutMs: number) {
+  constructor(api: KubeApi, options: KubeControlPlaneOptions) {
     this.#api = api;
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = options.timeoutMs;
+    this.#holders = options.routeTargetHolders;
   }
 
   #deadline(): Deadline {
@@ -69,7 +77,9 @@ class KubeControlPlane implements BgpControlPlane {
 
   async declareVrf(key: VrfKey): Promise<VrfDeclaration> {
     const deadline = this.#deadline();
-    const holders = prefetchRouteTargetHolders(this.#api, key.vpc, deadline);
+    const holders = this.#holders
+      ? Promise.resolve(this.#holders(key.vpc))
+      : prefetchRouteTargetHolders(this.#api, key.vpc, deadline);
     const config = await lookupBgpConfig(this.#api, key.node, { deadline });
     const desired = desiredVrfInstance(key, config);
     await writeVrfInstance(this.#api, desired, { key, deadline, holders });
@@ -143,7 +153,7 @@ class KubeControlPlane implements BgpControlPlane {
 
 /** A control plane over an already opened client (tests pass any {@linkcode KubeApi}). */
 export function kubeControlPlane(api: KubeApi, options: KubeControlPlaneOptions): BgpControlPlane {
-  return new KubeControlPlane(api, options.timeoutMs);
+  return new KubeControlPlane(api, options);
 }
 
 /** Opens the client for `source` and returns a control plane over it. */
@@ -152,5 +162,5 @@ export async function createKubeControlPlane(
   options: KubeControlPlaneOptions,
 ): Promise<BgpControlPlane> {
   const api = await openKubeApi(source, options.retry ? { retry: options.retry } : {});
-  return new KubeControlPlane(api, options.timeoutMs);
+  return new KubeControlPlane(api, options);
 }

@@ -8,149 +8,20 @@
  */
 
 import assert from "node:assert/strict";
-import { createFakeHost, type FakeHost, summarize } from "../support/fake_host/mod.ts";
-import { FakeApiServer } from "../support/fake_api_server.ts";
-import { seedNode } from "../support/kube_fixtures.ts";
-
-const LAUNCHER = new URL("../../bin/galactic", import.meta.url).pathname;
-const NODE = "node-a";
-const VRF = "G0000000jU00GV";
-const HOST_END = "G0000000jU00GH";
-const GUEST_END = "G0000000jU00GG";
-// jU = 45*62 + 30 = 2820; G = 16; SID = locator's first 64 bits + (2820 << 16 | 16).
-const SID = "fc00:0:1::b04:10";
-const RD = "65000:2820";
-
-interface World extends AsyncDisposable {
-  host: FakeHost;
-  api: FakeApiServer;
-  dir: string;
-  kubeconfig: string;
-  config(overrides?: Record<string, unknown>): Record<string, unknown>;
-}
-
-async function world(): Promise<World> {
-  const host = await createFakeHost();
-  const api = new FakeApiServer();
-  seedNode(api, NODE);
-  const dir = await Deno.makeTempDir({ prefix: "galactic-e2e-" });
-  const kubeconfig = await api.writeKubeconfig(dir);
-  return {
-    host,
-    api,
-    dir,
-    kubeconfig,
-    config: (overrides = {}) => ({
-      cniVersion: "1.1.0",
-      name: "tenant-a",
-      type: "galactic",
-      vpc: "jU",
-      vpcattachment: "G",
-      srv6_locator: "fc00:0:1::/48",
-      mtu: 1400,
-      terminations: [
-        { network: "10.20.0.0/16", via: "10.1.0.2" },
-        { network: "10.30.0.7/32" },
-        { network: "2001:db8:20::/48" },
-      ],
-      ipam: {
-        type: "static",
-        addresses: [{ address: "10.1.0.2/24" }, { address: "2001:db8:1::2/64" }],
-        routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
-      },
-      kubeconfig,
-      node_name: NODE,
-      state_dir: `${dir}/state`,
-      api_timeout_seconds: 3,
-      log_level: "debug",
-      ...overrides,
-    }),
-    async [Symbol.asyncDispose](): Promise<void> {
-      await api.close();
-      await host.cleanup();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
-interface Invocation {
-  containerId?: string;
-  ifname?: string;
-  netns?: string;
-  config: Record<string, unknown>;
-  env?: Record<string, string>;
-}
-
-interface Outcome {
-  code: number;
-  json: Record<string, unknown> | undefined;
-  stdout: string;
-  stderr: string;
-}
-
-async function cni(w: World, command: string, call: Invocation): Promise<Outcome> {
-  const netns = call.netns ?? await w.host.netns(call.containerId ?? "c1");
-  const child = new Deno.Command(LAUNCHER, {
-    clearEnv: true,
-    env: {
-      ...w.host.env,
-      HOME: Deno.env.get("HOME") ?? "/root",
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: call.containerId ?? "c1",
-      CNI_NETNS: netns,
-      CNI_IFNAME: call.ifname ?? "net1",
-      CNI_PATH: w.host.cniDir,
-      CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-a",
-      ...call.env,
-    },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(call.config)));
-  await writer.close();
-  const out = await child.output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  return {
-    code: out.code,
-    stdout,
-    stderr: new TextDecoder().decode(out.stderr),
-    json: stdout.trim() === "" ? undefined : JSON.parse(stdout),
-  };
-}
-
-function ok(outcome: Outcome, what: string): Outcome {
-  assert.equal(outcome.code, 0, `${what} failed: ${outcome.stdout}\n${outcome.stderr}`);
-  return outcome;
-}
-
-/** Everything of ours left on the fake host and in the API, for "nothing left behind". */
-async function leftovers(w: World): Promise<string[]> {
-  const kernel = await w.host.kernel();
-  const found: string[] = [];
-  for (const link of kernel.links) {
-    if (/^G[0-9A-Za-z]{12}[VHG]$/.test(link.name)) found.push(`link ${link.name}`);
-  }
-  for (const route of kernel.routes) {
-    if (route.table >= 1000 && route.table < 1_000_000 && route.protocol !== "kernel") {
-      found.push(`route ${route.dst} table ${route.table}`);
-    }
-    if (route.encap) found.push(`seg6local ${route.dst}`);
-  }
-  for (const rule of [...kernel.rules.iptables, ...kernel.rules.ip6tables]) {
-    if (rule.includes("-o G")) found.push(`rule ${rule}`);
-  }
-  for (const key of Object.keys(kernel.sysctls)) {
-    if (/\.G[0-9A-Za-z]{12}[VH]\./.test(key)) found.push(`sysctl ${key}`);
-  }
-  for (const o of w.api.objects("bgpvrfinstances")) found.push(`object ${o.metadata.name}`);
-  try {
-    const state = JSON.parse(await Deno.readTextFile(`${w.dir}/state/attachments.json`));
-    for (const key of Object.keys(state.attachments)) found.push(`record ${key}`);
-  } catch { /* no state file */ }
-  return found;
-}
+import { summarize } from "../support/fake_host/mod.ts";
+import {
+  cni,
+  GUEST_END,
+  HOST_END,
+  leftovers,
+  NODE,
+  ok,
+  RD,
+  SID,
+  VRF,
+  type World,
+  world,
+} from "../support/cni_world.ts";
 
 Deno.test("ADD configures VRF, veth, terminations, host-device, BGPVRFInstance and SRv6 in order", async () => {
   await using w = await world();
@@ -274,7 +145,7 @@ Deno.test("CHECK passes on a fresh ADD and names each kind of drift", async () =
     ],
     [
       "BGPVRFInstance deleted",
-      async () => w.api.remove("bgpvrfinstances", `galactic-vpc-b04-${NODE}`),
+      () => Promise.resolve(w.api.remove("bgpvrfinstances", `galactic-vpc-b04-${NODE}`)),
       /BGPVRFInstance: /,
     ],
     [
@@ -346,7 +217,7 @@ Deno.test("a failed ADD rolls back everything it created, at every step", async 
       (w) => w.host.inject({ match: "host-device ADD", code: 999, stderr: "boom" }),
       999,
     ],
-    ["API refuses the write", async (w) => w.api.deny("create", "bgpvrfinstances"), 101],
+    ["API refuses the write", (w) => Promise.resolve(w.api.deny("create", "bgpvrfinstances")), 101],
     ["SRv6 route", (w) => w.host.inject({ match: "route replace .* seg6local" }), 100],
   ];
   for (const [step, inject, code] of steps) {

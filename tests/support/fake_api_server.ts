@@ -191,6 +191,40 @@ export interface FakeApiServerOptions {
   readonly rbac?: readonly RbacRule[];
 }
 
+/** A change of a stored object, as a watch stream sends it. */
+interface WatchEvent {
+  readonly type: "ADDED" | "MODIFIED" | "DELETED";
+  readonly plural: string;
+  readonly revision: number;
+  readonly object: StoredObject;
+}
+
+/** A store of one resource that reports every change (the source of watch streams). */
+class WatchedStore extends Map<string, StoredObject> {
+  readonly #plural: string;
+  readonly #emit: (event: Omit<WatchEvent, "revision">) => void;
+
+  constructor(plural: string, emit: (event: Omit<WatchEvent, "revision">) => void) {
+    super();
+    this.#plural = plural;
+    this.#emit = emit;
+  }
+
+  override set(name: string, object: StoredObject): this {
+    const type = this.has(name) ? "MODIFIED" : "ADDED";
+    super.set(name, object);
+    this.#emit?.({ type, plural: this.#plural, object: structuredClone(object) });
+    return this;
+  }
+
+  override delete(name: string): boolean {
+    const object = this.get(name);
+    if (!super.delete(name)) return false;
+    this.#emit({ type: "DELETED", plural: this.#plural, object: structuredClone(object!) });
+    return true;
+  }
+}
+
 /** Called for every API request before it is handled (tests use it to race). */
 export type RequestHook = (record: RequestRecord) => void | Promise<void>;
 
@@ -305,7 +339,10 @@ export class FakeApiServer {
   readonly requests: RequestRecord[] = [];
 
   readonly #user: string;
-  readonly #store = new Map<string, Map<string, StoredObject>>();
+  readonly #store = new Map<string, WatchedStore>();
+  /** Every change, oldest first (watches replay from a resourceVersion). */
+  readonly #events: WatchEvent[] = [];
+  readonly #watchers = new Set<(event: WatchEvent) => void>();
   readonly #rbac = new Map<string, Set<string>>();
   readonly #defaultRbac: readonly RbacRule[];
   #faults: { spec: FaultSpec; left: number }[] = [];
@@ -323,7 +360,9 @@ export class FakeApiServer {
     this.#user = options.user ?? FAKE_USER;
     this.#defaultRbac = options.rbac ?? PLUGIN_RBAC;
     this.resetRbac();
-    for (const def of RESOURCE_DEFS) this.#store.set(def.plural, new Map());
+    for (const def of RESOURCE_DEFS) {
+      this.#store.set(def.plural, new WatchedStore(def.plural, (event) => this.#record(event)));
+    }
     this.#backend = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen(): void {} },
       (request, info) => this.#handle(request, info),
@@ -331,6 +370,89 @@ export class FakeApiServer {
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 });
     this.url = `http://127.0.0.1:${this.#listener.addr.port}`;
     this.#relay = this.#acceptLoop();
+  }
+
+  #record(change: Omit<WatchEvent, "revision">): void {
+    // A deletion gets a revision of its own, like etcd's.
+    const revision = change.type === "DELETED"
+      ? ++this.#revision
+      : Number(change.object.metadata.resourceVersion);
+    const object = change.type === "DELETED"
+      ? {
+        ...change.object,
+        metadata: { ...change.object.metadata, resourceVersion: String(revision) },
+      }
+      : change.object;
+    const event: WatchEvent = { ...change, object, revision };
+    this.#events.push(event);
+    for (const watcher of this.#watchers) watcher(event);
+  }
+
+  /** Number of watch streams currently open. */
+  get openWatches(): number {
+    return this.#watchers.size;
+  }
+
+  /**
+   * A watch stream: JSON lines `{type, object}` for changes after
+   * `resourceVersion` (all current objects as ADDED when it is absent or 0),
+   * matching the label selector, until the client or the server closes it.
+   */
+  #watch(def: ResourceDef, url: URL): Response {
+    let requirements: ReturnType<typeof parseLabelQuery>;
+    try {
+      requirements = parseLabelQuery(url.searchParams.get("labelSelector") ?? "");
+    } catch (error) {
+      return this.#badRequest((error as Error).message);
+    }
+    const from = Number(url.searchParams.get("resourceVersion") ?? "0") || 0;
+    const oldest = this.#events[0]?.revision ?? this.#revision;
+    if (from > 0 && from < oldest - 1 && this.#events.length > 0) {
+      return statusResponse(410, "Expired", `too old resource version: ${from} (${oldest})`);
+    }
+    const matches = (event: WatchEvent): boolean =>
+      event.plural === def.plural &&
+      matchesLabelQuery(requirements, event.object.metadata.labels ?? {});
+    const encoder = new TextEncoder();
+    let watcher: ((event: WatchEvent) => void) | undefined;
+    const stop = (): void => {
+      if (watcher) this.#watchers.delete(watcher);
+      watcher = undefined;
+    };
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        const send = (type: string, object: StoredObject): void => {
+          try {
+            controller.enqueue(encoder.encode(JSON.stringify({ type, object }) + "\n"));
+          } catch {
+            stop();
+          }
+        };
+        if (from === 0) {
+          for (const object of this.objects(def.plural)) {
+            if (matchesLabelQuery(requirements, object.metadata.labels ?? {})) {
+              send("ADDED", object);
+            }
+          }
+        } else {
+          for (const event of this.#events) {
+            if (event.revision > from && matches(event)) send(event.type, event.object);
+          }
+        }
+        watcher = (event) => {
+          if (matches(event)) send(event.type, event.object);
+        };
+        this.#watchers.add(watcher);
+        this.#closing.signal.addEventListener("abort", () => {
+          stop();
+          try {
+            controller.close();
+          } catch { /* already closed */ }
+        });
+      },
+      cancel: stop,
+    });
+    return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
   }
 
   // ---- relay -------------------------------------------------------------
@@ -621,6 +743,8 @@ export class FakeApiServer {
     switch (verb) {
       case "list":
         return this.#list(def, url);
+      case "watch":
+        return this.#watch(def, url);
       case "get":
         return this.#get(def, name!);
       case "create":

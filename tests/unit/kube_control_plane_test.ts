@@ -3,7 +3,7 @@ import { CniError, ErrorCode } from "../../lib/cni/errors.ts";
 import { parseVpc, vpcFromValue } from "../../lib/ids/mod.ts";
 import type { BgpControlPlane, VrfKey } from "../../lib/kube/control_plane.ts";
 import { kubeControlPlane } from "../../lib/kube/kube_control_plane.ts";
-import { openControlPlane } from "../../lib/kube/mod.ts";
+import { openDirectControlPlane } from "../../lib/kube/mod.ts";
 import type { StoredObject } from "../support/fake_api_server.ts";
 import {
   instance,
@@ -338,9 +338,9 @@ Deno.test("probe: three limit=1 lists; unreachable, forbidden or no provider is 
   assert.match(down.message, /unreachable/);
 });
 
-Deno.test("openControlPlane: resolves the kubeconfig from the environment and bounds calls", async () => {
+Deno.test("openDirectControlPlane: resolves the kubeconfig from the environment and bounds calls", async () => {
   await using kube = await world();
-  const opened = await openControlPlane({ apiTimeoutSeconds: 1 }, {
+  const opened = await openDirectControlPlane({ apiTimeoutSeconds: 1 }, {
     env: { KUBECONFIG: kube.kubeconfig },
     configDir: `${kube.dir}/none`,
   });
@@ -357,11 +357,11 @@ Deno.test("openControlPlane: resolves the kubeconfig from the environment and bo
   }
 });
 
-Deno.test("openControlPlane: no kubeconfig anywhere is a CNI error listing what was tried", async () => {
+Deno.test("openDirectControlPlane: no kubeconfig anywhere is a CNI error listing what was tried", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await assert.rejects(
-      openControlPlane({ apiTimeoutSeconds: 1 }, {
+      openDirectControlPlane({ apiTimeoutSeconds: 1 }, {
         env: {},
         configDir: dir,
         serviceAccountDir: dir,

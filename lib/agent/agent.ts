@@ -1,0 +1,220 @@
+/**
+ * The node agent: a long-running process in the DaemonSet that holds the
+ * Kubernetes client, keeps BGPProviders (of its node), BGPInstances and the
+ * plugin's BGPVRFInstances in watch-backed caches, and answers the CNI
+ * processes' control-plane calls over a unix socket. An ADD then costs the
+ * API only its write (create + the route-target re-check), or nothing in
+ * steady state; a DEL one delete. Loaded lazily (it reaches the client).
+ *
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../cni/errors.ts";
+import { LABELS, MANAGER, parseVpc, routeNumber } from "../ids/mod.ts";
+import type { Logger } from "../log/logger.ts";
+import {
+  BGP_INSTANCES,
+  BGP_PROVIDERS,
+  BGP_VRF_INSTANCES,
+  type KubeApi,
+  type KubeObject,
+  type ListOptions,
+  NODE_LABEL,
+  type Resource,
+} from "../kube/api.ts";
+import { openKubeApi, type ResourceInformer, startInformer } from "../kube/client.ts";
+import type { BgpControlPlane } from "../kube/control_plane.ts";
+import { kubeControlPlane } from "../kube/kube_control_plane.ts";
+import type { KubeconfigSource } from "../kube/kubeconfig.ts";
+import { type AgentRequest, type AgentResponse, readLines } from "./protocol.ts";
+
+/** How to run the agent. */
+export interface AgentOptions {
+  /** Unix socket to serve on. */
+  readonly socket: string;
+  /** API server to use. */
+  readonly source: KubeconfigSource;
+  /** This node's name. */
+  readonly node: string;
+  /** Budget of each control-plane call. */
+  readonly timeoutMs: number;
+  /** Where to log. */
+  readonly log: Logger;
+}
+
+/** A running agent. */
+export interface RunningAgent {
+  /** Stops serving, watching and closes the client. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves lists the plugin's lookup makes from the caches and everything else
+ * (writes, and the route-target re-check after a write) from the server.
+ */
+function cachedApi(
+  api: KubeApi,
+  caches: { node: string; providers: ResourceInformer; instances: ResourceInformer },
+): KubeApi {
+  const nodeSelector = `${NODE_LABEL}=${caches.node}`;
+  function fromCache(resource: Resource, options: ListOptions): KubeObject[] | undefined {
+    if (resource === BGP_INSTANCES && options.labelSelector === undefined) {
+      return caches.instances.list();
+    }
+    if (resource === BGP_PROVIDERS && options.labelSelector === nodeSelector) {
+      return caches.providers.list();
+    }
+    return undefined;
+  }
+  return {
+    server: api.server,
+    list: (resource, options) =>
+      Promise.resolve(fromCache(resource, options) ?? api.list(resource, options)),
+    get: (resource, name, options) => api.get(resource, name, options),
+    create: (resource, object, options) => api.create(resource, object, options),
+    replace: (resource, object, options) => api.replace(resource, object, options),
+    delete: (resource, name, options) => api.delete(resource, name, options),
+    close: () => api.close(),
+  };
+}
+
+async function answer(plane: BgpControlPlane, request: AgentRequest): Promise<AgentResponse> {
+  try {
+    const key = () => ({ vpc: parseVpc(request.vpc ?? ""), node: request.node });
+    let value: unknown;
+    switch (request.op) {
+      case "declareVrf":
+        value = await plane.declareVrf(key());
+        break;
+      case "withdrawVrf":
+        value = await plane.withdrawVrf(key());
+        break;
+      case "verifyVrf":
+        value = await plane.verifyVrf(key());
+        break;
+      case "listNodeVrfs":
+        value = await plane.listNodeVrfs(request.node);
+        break;
+      case "probe":
+        value = await plane.probe(request.node);
+        break;
+      default:
+        throw new CniError(
+          ErrorCode.InvalidConfig,
+          `node agent: unknown call ${JSON.stringify(request.op)}`,
+        );
+    }
+    return { id: request.id, ok: true, value: value ?? null };
+  } catch (error) {
+    const code = error instanceof CniError ? error.code : ErrorCode.IoFailure;
+    return { id: request.id, ok: false, code, msg: (error as Error).message };
+  }
+}
+
+async function serveConnection(
+  conn: Deno.Conn,
+  plane: BgpControlPlane,
+  log: Logger,
+): Promise<void> {
+  const writer = conn.writable.getWriter();
+  try {
+    for await (const line of readLines(conn.readable)) {
+      let request: AgentRequest;
+      try {
+        request = JSON.parse(line) as AgentRequest;
+      } catch {
+        log.warn("agent: undecodable request dropped", { line: line.slice(0, 200) });
+        break;
+      }
+      const started = performance.now();
+      const response = await answer(plane, request);
+      log.debug("agent call", {
+        op: request.op,
+        node: request.node,
+        vpc: request.vpc,
+        ok: response.ok,
+        ms: Math.round(performance.now() - started),
+      });
+      await writer.write(new TextEncoder().encode(JSON.stringify(response) + "\n"));
+    }
+  } catch (error) {
+    log.debug("agent: connection ended", { error: (error as Error).message });
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed by the peer */ }
+  }
+}
+
+/** A socket left by a crashed agent is removed; a live agent's is refused. */
+async function claimSocket(path: string): Promise<void> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    throw new CniError(ErrorCode.IoFailure, `another node agent is already serving ${path}`);
+  } catch (error) {
+    if (error instanceof CniError) throw error;
+  }
+  await Deno.remove(path).catch(() => {});
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true });
+}
+
+/** Starts the agent: caches first (so the first ADD is already fast), then the socket. */
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const { log, source, node } = options;
+  await claimSocket(options.socket);
+  const onError = (what: string) => (error: unknown) =>
+    log.warn(`agent: ${what} watch failed; re-listing`, {
+      error: (error as Error)?.message ?? String(error),
+    });
+  const [api, providers, instances, vrfs] = await Promise.all([
+    openKubeApi(source),
+    startInformer(source, {
+      resource: BGP_PROVIDERS,
+      labelSelector: `${NODE_LABEL}=${node}`,
+      onError: onError("BGPProvider"),
+    }),
+    startInformer(source, { resource: BGP_INSTANCES, onError: onError("BGPInstance") }),
+    startInformer(source, {
+      resource: BGP_VRF_INSTANCES,
+      labelSelector: `${LABELS.managedBy}=${MANAGER}`,
+      onError: onError("BGPVRFInstance"),
+    }),
+  ]);
+  const plane = kubeControlPlane(cachedApi(api, { node, providers, instances }), {
+    timeoutMs: options.timeoutMs,
+    routeTargetHolders: (vpc) =>
+      vrfs.list().filter((o) =>
+        o.metadata.labels?.[LABELS.routeTarget] === String(routeNumber(vpc))
+      ),
+  });
+  const listener = Deno.listen({ transport: "unix", path: options.socket });
+  await Deno.chmod(options.socket, 0o600);
+  log.info("agent serving", { socket: options.socket, node, server: api.server });
+  const connections = new Map<Deno.Conn, Promise<void>>();
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        connections.set(
+          conn,
+          serveConnection(conn, plane, log).finally(() => connections.delete(conn)),
+        );
+      }
+    } catch { /* listener closed */ }
+  })();
+  return {
+    async close(): Promise<void> {
+      listener.close();
+      await accepting;
+      const served = [...connections.values()];
+      for (const conn of connections.keys()) {
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+      }
+      await Promise.allSettled(served);
+      await Promise.all([providers.stop(), instances.stop(), vrfs.stop()]);
+      await plane.close();
+      await Deno.remove(options.socket).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * The node agent's wire protocol: one JSON object per line over a unix
+ * socket, each request answered by a response with the same id.
+ *
+ * @module
+ */
+
+/** Control-plane calls the agent serves (those of `BgpControlPlane`). */
+export const AGENT_OPS = [
+  "declareVrf",
+  "withdrawVrf",
+  "verifyVrf",
+  "listNodeVrfs",
+  "probe",
+] as const;
+/** One of {@linkcode AGENT_OPS}. */
+export type AgentOp = typeof AGENT_OPS[number];
+
+/** A request. */
+export interface AgentRequest {
+  /** Correlates the response. */
+  readonly id: number;
+  /** The call. */
+  readonly op: AgentOp;
+  /** Node name. */
+  readonly node: string;
+  /** VPC base62 text (VRF calls). */
+  readonly vpc?: string;
+}
+
+/** A response: the call's value, or the CNI error it failed with. */
+export type AgentResponse =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly code: number; readonly msg: string };
+
+/** Splits a byte stream into lines (JSON documents). */
+export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    let newline;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (line.trim() !== "") yield line;
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * `galactic agent`: runs the node agent until SIGTERM/SIGINT.
+ *
+ * @module
+ */
+
+import type { Command } from "commander";
+import { DEFAULTS } from "../config/mod.ts";
+import { resolveKubeconfig, resolveNodeName } from "../kube/kubeconfig.ts";
+import { createLogger, type Level } from "../log/logger.ts";
+
+interface AgentFlags {
+  socket: string;
+  kubeconfig?: string;
+  node?: string;
+  timeout: string;
+  logLevel: Level;
+}
+
+/** Adds the `agent` command. */
+export function registerAgentCommand(program: Command): void {
+  program.command("agent")
+    .description(
+      "run the node agent: caches the BGP configuration with watches and serves the CNI " +
+        "processes over a unix socket (they fall back to their own API client without it)",
+    )
+    .option("--socket <path>", "unix socket to serve", DEFAULTS.agentSocket)
+    .option("--kubeconfig <path>", "kubeconfig (default: $KUBECONFIG, the installer's, in-cluster)")
+    .option(
+      "--node <name>",
+      "this node's name (default: $NODE_NAME, the installer's file, hostname)",
+    )
+    .option("--timeout <seconds>", "budget of each API call", String(DEFAULTS.apiTimeoutSeconds))
+    .option("--log-level <level>", "error, warn, info or debug", "info")
+    .action(async (flags: AgentFlags) => {
+      const env = Deno.env.toObject();
+      const config = {
+        ...(flags.kubeconfig !== undefined && { kubeconfig: flags.kubeconfig }),
+        ...(flags.node !== undefined && { nodeName: flags.node }),
+      };
+      const source = resolveKubeconfig(config, { env });
+      const node = resolveNodeName(config, { env });
+      const log = createLogger({ level: flags.logLevel });
+      const { startAgent } = await import("../agent/agent.ts");
+      const agent = await startAgent({
+        socket: flags.socket,
+        source,
+        node,
+        timeoutMs: Number(flags.timeout) * 1000,
+        log,
+      });
+      await new Promise<void>((resolve) => {
+        for (const signal of ["SIGTERM", "SIGINT"] as const) {
+          Deno.addSignalListener(signal, () => resolve());
+        }
+      });
+      log.info("agent stopping");
+      await agent.close();
+    });
+}

@@ -1,0 +1,157 @@
+/**
+ * The node agent: CNI processes reach the API through it (so they never load
+ * the Kubernetes client), it caches the lookup with watches, and the plugin
+ * falls back to its own client when the agent is absent or goes away.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
+import { cni, LAUNCHER, leftovers, NODE, ok, type World, world } from "../support/cni_world.ts";
+
+interface Agent extends AsyncDisposable {
+  stop(): Promise<void>;
+}
+
+async function startAgent(w: World): Promise<Agent> {
+  const socket = `${w.dir}/agent.sock`;
+  const child = new Deno.Command(LAUNCHER, {
+    args: [
+      "agent",
+      "--socket",
+      socket,
+      "--kubeconfig",
+      w.kubeconfig,
+      "--node",
+      NODE,
+      "--timeout",
+      "3",
+    ],
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/root" },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  // Ready once it logs that it serves (caches are filled before that).
+  while (!log.includes("agent serving")) {
+    const { value, done } = await stderr.read();
+    if (done) throw new Error(`agent exited early:\n${log}`);
+    log += value;
+  }
+  const drain = (async () => {
+    while (!(await stderr.read()).done) { /* keep the pipe flowing */ }
+  })();
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    child.kill("SIGTERM");
+    await child.status;
+    await drain;
+  };
+  return { stop, [Symbol.asyncDispose]: stop };
+}
+
+function apiCalls(w: World): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of w.api.requests) {
+    counts[`${r.verb} ${r.resource}`] = (counts[`${r.verb} ${r.resource}`] ?? 0) + 1;
+  }
+  return counts;
+}
+
+Deno.test("with the agent, ADD writes with at most 2 API requests, steady state none, DEL one", async () => {
+  await using w = await world({ rbac: AGENT_RBAC });
+  await using _agent = await startAgent(w);
+  const first = w.config();
+  const sibling = w.config({
+    name: "tenant-a2",
+    vpcattachment: "H",
+    ipam: { type: "static", addresses: [{ address: "10.1.0.3/24" }] },
+  });
+
+  w.api.resetLog();
+  ok(await cni(w, "ADD", { config: first, containerId: "c1" }), "ADD");
+  assert.deepEqual(
+    apiCalls(w),
+    { "create bgpvrfinstances": 1, "list bgpvrfinstances": 1 },
+    "first ADD: create + re-check",
+  );
+
+  // The sibling ADD of the same VPC is answered from the agent's watch cache,
+  // which receives the agent's own write within milliseconds on loopback.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  w.api.resetLog();
+  ok(await cni(w, "ADD", { config: sibling, containerId: "c2" }), "sibling ADD");
+  assert.deepEqual(apiCalls(w), {}, "steady-state ADD: no API request");
+
+  w.api.resetLog();
+  ok(await cni(w, "DEL", { config: sibling, containerId: "c2" }), "sibling DEL");
+  assert.deepEqual(apiCalls(w), {}, "DEL of a non-last attachment keeps the object");
+  ok(await cni(w, "DEL", { config: first, containerId: "c1" }), "last DEL");
+  assert.deepEqual(apiCalls(w), { "delete bgpvrfinstances": 1 });
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("the agent's cache follows a changed BGPInstance (watch), and ADD writes the new RD", async () => {
+  await using w = await world({ rbac: AGENT_RBAC });
+  await using _agent = await startAgent(w);
+  const config = w.config();
+  ok(await cni(w, "ADD", { config }), "ADD");
+  const name = `galactic-vpc-b04-${NODE}`;
+  assert.equal(w.api.object("bgpvrfinstances", name)?.spec.routeDistinguisher, "65000:2820");
+  const instance = w.api.object("bgpinstances", "workers")!;
+  w.api.seed({ ...instance, spec: { ...instance.spec, asNumber: 65001 } });
+  // Re-ADD until the agent's watch delivered the change (no restart, no re-list needed).
+  let rd = "";
+  for (let i = 0; i < 50 && rd !== "65001:2820"; i++) {
+    ok(await cni(w, "ADD", { config }), "re-ADD");
+    rd = w.api.object("bgpvrfinstances", name)?.spec.routeDistinguisher;
+  }
+  assert.equal(rd, "65001:2820");
+  ok(await cni(w, "DEL", { config }), "DEL");
+});
+
+Deno.test("without an agent (stale socket file), the plugin uses its own client", async () => {
+  await using w = await world();
+  await Deno.writeTextFile(`${w.dir}/agent.sock`, "");
+  const config = w.config();
+  ok(await cni(w, "ADD", { config }), "ADD");
+  assert.ok(
+    w.api.requests.some((r) => r.verb === "list" && r.resource === "bgpproviders"),
+    "direct lookup",
+  );
+  ok(await cni(w, "DEL", { config }), "DEL");
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("agent restarted or stopped between calls: every call still succeeds", async () => {
+  await using w = await world({ rbac: AGENT_RBAC });
+  const configs = ["G", "H", "I", "J"].map((att, i) =>
+    w.config({
+      name: `net-${att}`,
+      vpcattachment: att,
+      ipam: { type: "static", addresses: [{ address: `10.1.0.${i + 2}/24` }] },
+    })
+  );
+  const first = await startAgent(w);
+  ok(await cni(w, "ADD", { config: configs[0]!, containerId: "c0" }), "ADD via agent");
+  await first.stop();
+  ok(await cni(w, "ADD", { config: configs[1]!, containerId: "c1" }), "ADD with the agent down");
+  await using _second = await startAgent(w);
+  ok(
+    await cni(w, "ADD", { config: configs[2]!, containerId: "c2" }),
+    "ADD via the restarted agent",
+  );
+  ok(
+    await cni(w, "ADD", { config: configs[3]!, containerId: "c3" }),
+    "ADD via the restarted agent",
+  );
+  for (const [i, config] of configs.entries()) {
+    ok(await cni(w, "DEL", { config, containerId: `c${i}` }), `DEL ${i}`);
+  }
+  assert.deepEqual(await leftovers(w), []);
+});
