@@ -1,0 +1,208 @@
+/**
+ * One fake Kubernetes API server (in this test process, on 127.0.0.1 of the
+ * root netns) shared by every "node" netns of a suite, reached two ways:
+ *
+ * - **direct**: the plugin process in a node netns loads the Kubernetes
+ *   client itself. The node netns has no route to the root netns, so a relay
+ *   process inside it listens on its 127.0.0.1 and forwards each connection
+ *   over a unix socket (file system, not netns, bound) to this process, which
+ *   forwards it to the server. The kubeconfig of that node names the relay.
+ * - **agent**: the node agent (`lib/agent`, what the DaemonSet runs) serves
+ *   the plugin processes over a unix socket; it runs here, in-process, and
+ *   reaches the server directly.
+ *
+ * The test keeps full control of the server (objects, faults, RBAC, hooks).
+ *
+ * @module
+ */
+
+import { FakeApiServer } from "../../support/fake_api_server.ts";
+import { seedNode } from "../../support/kube_fixtures.ts";
+import { createLogger } from "../../../lib/log/logger.ts";
+import type { Netns } from "./kernel.ts";
+import { REPO, tempDir, waitFor } from "./kernel.ts";
+
+/** Port the relay listens on inside each node netns. */
+export const RELAY_PORT = 6443;
+
+interface Pipe {
+  readonly a: Deno.Conn;
+  readonly b: Deno.Conn;
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}
+
+/** Copies bytes both ways until either side closes. */
+async function splice(a: Deno.Conn, b: Deno.Conn): Promise<void> {
+  await Promise.allSettled([a.readable.pipeTo(b.writable), b.readable.pipeTo(a.writable)]);
+  closeQuietly(a);
+  closeQuietly(b);
+}
+
+interface Relay {
+  readonly ns: string;
+  readonly child: Deno.ChildProcess;
+}
+
+interface Agent {
+  readonly node: string;
+  readonly socket: string;
+  close(): Promise<void>;
+}
+
+/** The shared fake API server and its ways in. */
+export class ApiWorld {
+  /** The fake API server (objects, faults, RBAC, hooks). */
+  readonly server: FakeApiServer;
+  /** Scratch directory (kubeconfigs, sockets). */
+  readonly dir: string;
+  /** Kubeconfig naming the server directly (usable from the root netns only). */
+  readonly kubeconfig: string;
+  readonly #bridgePath: string;
+  readonly #bridge: Deno.Listener;
+  readonly #accepting: Promise<void>;
+  readonly #pipes = new Set<Pipe>();
+  readonly #relays: Relay[] = [];
+  readonly #agents: Agent[] = [];
+
+  private constructor(server: FakeApiServer, dir: string, kubeconfig: string) {
+    this.server = server;
+    this.dir = dir;
+    this.kubeconfig = kubeconfig;
+    this.#bridgePath = `${dir}/api.sock`;
+    this.#bridge = Deno.listen({ transport: "unix", path: this.#bridgePath });
+    this.#accepting = this.#accept();
+  }
+
+  /** Starts the server (seeded with nothing yet). */
+  static async start(): Promise<ApiWorld> {
+    const server = new FakeApiServer();
+    const dir = await tempDir("gapi");
+    const kubeconfig = await server.writeKubeconfigFile(`${dir}/kubeconfig`);
+    return new ApiWorld(server, dir, kubeconfig);
+  }
+
+  async #accept(): Promise<void> {
+    const port = Number(new URL(this.server.url).port);
+    const tasks = new Set<Promise<void>>();
+    try {
+      for await (const client of this.#bridge) {
+        const task = (async () => {
+          let upstream: Deno.Conn;
+          try {
+            upstream = await Deno.connect({ hostname: "127.0.0.1", port });
+          } catch {
+            closeQuietly(client);
+            return;
+          }
+          const pipe = { a: client, b: upstream };
+          this.#pipes.add(pipe);
+          await splice(client, upstream);
+          this.#pipes.delete(pipe);
+        })().finally(() => tasks.delete(task));
+        tasks.add(task);
+      }
+    } catch { /* listener closed */ }
+    await Promise.allSettled(tasks);
+  }
+
+  /**
+   * Seeds what the plugin looks up for `node`: a BGPProvider labelled with it
+   * and (once) the BGPInstance "workers" (ASN 65000) selecting it.
+   */
+  seedNode(node: string): void {
+    seedNode(this.server, node, { asn: 65000 });
+  }
+
+  /**
+   * Starts a relay inside `ns` (127.0.0.1:6443 there → this server) and
+   * returns the path of a kubeconfig naming it, for plugin processes in `ns`.
+   */
+  async relayInto(ns: Netns): Promise<string> {
+    const child = new Deno.Command("ip", {
+      args: [
+        ...["netns", "exec", ns.name, Deno.execPath(), "run", "--quiet", "--no-config"],
+        ...["--allow-net", "--allow-read", "--allow-write"],
+        `${REPO}/tests/privileged/support/netns_relay.ts`,
+        ...["--port", String(RELAY_PORT), "--socket", this.#bridgePath],
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#relays.push({ ns: ns.name, child });
+    const reader = child.stdout.getReader();
+    let text = "";
+    const deadline = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+    }, 120_000);
+    try {
+      while (!text.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`relay in ${ns.name} exited before listening`);
+        text += new TextDecoder().decode(value);
+      }
+    } finally {
+      clearTimeout(deadline);
+      reader.releaseLock();
+    }
+    // Nothing else is printed; let the pipe drain in the background.
+    child.stdout.pipeTo(new WritableStream()).catch(() => {});
+    const url = `http://127.0.0.1:${RELAY_PORT}`;
+    const path = `${this.dir}/kubeconfig-${ns.name}`;
+    const direct = await Deno.readTextFile(this.kubeconfig);
+    await Deno.writeTextFile(path, direct.replace(this.server.url, url), { mode: 0o600 });
+    return path;
+  }
+
+  /**
+   * Starts the node agent for `node` in this process, serving `socket`;
+   * resolves once it accepts connections (its caches are synced by then).
+   */
+  async startAgent(node: string, socket: string): Promise<void> {
+    const { startAgent } = await import("../../../lib/agent/agent.ts");
+    const agent = await startAgent({
+      socket,
+      source: { kind: "file", path: this.kubeconfig, origin: "test" },
+      node,
+      timeoutMs: 20_000,
+      log: createLogger({ level: "warn" }),
+    });
+    this.#agents.push({ node, socket, close: () => agent.close() });
+    await waitFor(`agent socket ${socket}`, async () => {
+      try {
+        (await Deno.connect({ transport: "unix", path: socket })).close();
+        return true;
+      } catch {
+        return undefined;
+      }
+    });
+  }
+
+  /** Stops agents, relays, the bridge and the server; removes the scratch dir. */
+  async close(): Promise<void> {
+    for (const agent of this.#agents.splice(0)) {
+      await agent.close().catch((e) => console.error(`agent ${agent.node}: ${e}`));
+    }
+    for (const relay of this.#relays.splice(0)) {
+      try {
+        relay.child.kill("SIGTERM");
+      } catch { /* exited */ }
+      await relay.child.status;
+    }
+    this.#bridge.close();
+    for (const pipe of this.#pipes) {
+      closeQuietly(pipe.a);
+      closeQuietly(pipe.b);
+    }
+    await this.#accepting;
+    await this.server.close();
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
