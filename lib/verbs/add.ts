@@ -242,30 +242,29 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
           }
         }
 
+        // Undo steps go in before their step: a step that fails halfway (a
+        // create that landed before a timeout) is rolled back too; both undos
+        // treat "already gone" as done.
         const delegateConfig = hostDeviceConfig(context, names.guest);
+        undo.push("host-device", async () => {
+          await runHostDevice(host.runner, { command: "DEL", env, config: delegateConfig });
+        });
         const delegated = await runHostDevice(host.runner, {
           command: "ADD",
           env,
           config: delegateConfig,
         });
-        undo.push(
-          "host-device",
-          () =>
-            runHostDevice(host.runner, { command: "DEL", env, config: delegateConfig }).then(
-              () => {},
-            ),
-        );
 
         const key = { vpc: config.vpc, node };
-        const declaration = await withVpcSiblings(plan, {
-          decide: async () => await (await session.get()).declareVrf(key),
-        });
         undo.push("BGPVRFInstance", () =>
           withVpcSiblings(plan, {
             decide: async (siblings) => {
               if (siblings === 0) await (await session.get()).withdrawVrf(key);
             },
           }));
+        const declaration = await withVpcSiblings(plan, {
+          decide: async () => await (await session.get()).declareVrf(key),
+        });
         log.debug("vrf declared", { object: declaration.name, rd: declaration.routeDistinguisher });
 
         await runChecked(

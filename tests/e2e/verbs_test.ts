@@ -358,3 +358,19 @@ Deno.test("20 concurrent ADDs get 20 distinct tables; 20 DELs leave the node cle
   dels.forEach((d, i) => ok(d, `DEL ${i}`));
   assert.deepEqual(await leftovers(w), []);
 });
+
+Deno.test("a write that landed before the API failed is rolled back too", async () => {
+  await using w = await world();
+  // The create succeeds; the request after it (the route-target re-check) fails
+  // for good, so the ADD times out with the object already stored.
+  let created = false;
+  w.api.onRequest((r) => {
+    if (created && r.verb === "list") w.api.fault({ verb: "list", status: 503 });
+    if (r.verb === "create") created = true;
+  });
+  const add = await cni(w, "ADD", { config: w.config({ api_timeout_seconds: 1 }) });
+  assert.equal(add.json!.code, 11, add.stdout);
+  assert.ok(created, "the create reached the server");
+  // The rollback withdrew the object it had just written (deletes still work).
+  assert.deepEqual(await leftovers(w), []);
+});
