@@ -57,11 +57,16 @@ export async function invoke(call: Invocation): Promise<Outcome> {
     CNI_PATH,
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${call.containerId}`,
   };
+  const started = performance.now();
   const output = await run(["ip", "netns", "exec", call.node.name, `${REPO}/bin/galactic`], {
     stdin: JSON.stringify(call.config),
     env,
     clearEnv: true,
   });
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  console.error(
+    `  galactic ${call.command} ${call.containerId}: exit ${output.code} in ${seconds} s`,
+  );
   let json: Record<string, unknown> | undefined;
   if (output.stdout.trim() !== "") {
     try {

@@ -1,0 +1,430 @@
+/**
+ * One node, one pod, the whole plugin: `bin/galactic` executed like a CNI
+ * runtime executes it (env + config on stdin) inside a "node" netns, with the
+ * real `ip`, sysctl, iptables, `host-device` + `static`, and the fake
+ * Kubernetes API server reached through the plugin's own (in-process)
+ * Kubernetes client. ADD → state on the kernel and in the API → CHECK →
+ * drift → CHECK names it → ADD converges → DEL → nothing left → DEL again;
+ * then ADDs that fail midway (host-device, API refusal, SRv6 step) leave
+ * nothing behind.
+ *
+ * Needs VRF: ignored (never passed) on a kernel without it; run it through
+ * `bash tests/lab/run.sh`.
+ */
+
+import assert from "node:assert/strict";
+import { ErrorCode } from "../../lib/cni/errors.ts";
+import {
+  bgpVrfInstanceName,
+  interfaceNames,
+  parseAttachment,
+  parsePrefix,
+  parseVpc,
+  srv6Endpoint,
+} from "../../lib/ids/mod.ts";
+import { UNREACHABLE_METRIC } from "../../lib/iproute2/vrf.ts";
+import { ApiWorld } from "./support/api.ts";
+import {
+  attachmentConfig,
+  expectError,
+  expectSuccess,
+  invoke,
+  type Outcome,
+  records,
+} from "./support/cni.ts";
+import { Ledger, Netns, tempDir, vrfSkipReason } from "./support/kernel.ts";
+
+const ledger = new Ledger("single_node_test");
+const skip = await vrfSkipReason();
+if (skip) ledger.skipped("single-node ADD/CHECK/DEL and failed ADDs", `needs VRF: ${skip}`);
+
+const NODE = "node-a";
+const VPC = parseVpc("a1B2c3D"); // > 32 bits: the RD/RT number is its low 32 bits
+const ATTACHMENT = parseAttachment("7");
+const LOCATOR = "fc00:0:a::/48";
+const NAMES = interfaceNames(VPC, ATTACHMENT);
+const SID = srv6Endpoint(parsePrefix(LOCATOR)!, { vpc: VPC, attachment: ATTACHMENT });
+const OBJECT = bgpVrfInstanceName(VPC, NODE);
+const ROUTE_VALUE = `65000:${VPC.value & 0xffffffffn}`;
+const FOREIGN_VRF = "gforeign";
+const TERMINATIONS = [
+  { network: "10.99.0.0/16", via: "10.1.0.2" },
+  { network: "fd99::/64", via: "fd01::2" },
+  { network: "10.1.0.2/32" },
+  { network: "fd01::2/128" },
+];
+
+/** Everything one scenario needs; removed in `finally`. */
+interface World {
+  readonly api: ApiWorld;
+  readonly node: Netns;
+  readonly pod: Netns;
+  readonly stateDir: string;
+  readonly kubeconfig: string;
+}
+
+function config(world: World, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    ...attachmentConfig({
+      name: "tenant-a",
+      vpc: "a1B2c3D",
+      attachment: "7",
+      locator: LOCATOR,
+      node: NODE,
+      stateDir: world.stateDir,
+      kubeconfig: world.kubeconfig,
+      addresses: ["10.1.0.2/24", "fd01::2/64"],
+      terminations: TERMINATIONS,
+      mtu: 1400,
+    }),
+    ...extra,
+  };
+}
+
+function add(world: World, containerId: string, extra?: Record<string, unknown>): Promise<Outcome> {
+  return invoke({
+    command: "ADD",
+    node: world.node,
+    pod: world.pod,
+    containerId,
+    config: config(world, extra),
+  });
+}
+
+/** Asserts that the node holds nothing of the attachment (the foreign VRF aside). */
+async function assertNothingLeft(world: World, tables: number[], when: string): Promise<void> {
+  const { node, pod } = world;
+  assert.deepEqual(await node.linkNames(), [FOREIGN_VRF, "lo"], `${when}: node links`);
+  assert.deepEqual(await pod.linkNames(), ["lo"], `${when}: pod links`);
+  for (const table of tables) {
+    assert.deepEqual(await node.tableRoutes(4, table), [], `${when}: IPv4 table ${table}`);
+    assert.deepEqual(await node.tableRoutes(6, table), [], `${when}: IPv6 table ${table}`);
+  }
+  const seg6local = (await node.tableRoutes(6, "all")).filter((r) => r.encap === "seg6local");
+  assert.deepEqual(seg6local, [], `${when}: SRv6 routes`);
+  assert.deepEqual(await node.forwardRules("iptables"), [], `${when}: iptables FORWARD`);
+  assert.deepEqual(await node.forwardRules("ip6tables"), [], `${when}: ip6tables FORWARD`);
+  for (const name of [NAMES.vrf, NAMES.host]) {
+    const gone = await node.exec(["test", "-e", `/proc/sys/net/ipv4/conf/${name}`]);
+    assert.notEqual(gone.code, 0, `${when}: sysctl dir of ${name} still there`);
+  }
+  assert.deepEqual(await records(world.stateDir), {}, `${when}: attachment records`);
+  assert.equal(world.api.server.object("bgpvrfinstances", OBJECT), undefined, `${when}: object`);
+}
+
+async function withWorld(body: (world: World) => Promise<void>): Promise<void> {
+  const api = await ApiWorld.start();
+  const made: Netns[] = [];
+  const scratch = await tempDir("gsn");
+  try {
+    const node = await Netns.create("gsnnode");
+    made.push(node);
+    const pod = await Netns.create("gsnpod");
+    made.push(pod);
+    api.seedNode(NODE);
+    const kubeconfig = await api.relayInto(node);
+    // A node is not empty: a foreign VRF holds table 1000 (down, so its table
+    // is empty) and stale routes sit in table 1001 without any VRF.
+    await node.ip("link", "add", FOREIGN_VRF, "type", "vrf", "table", "1000");
+    await node.ip("route", "add", "10.250.0.0/16", "dev", "lo", "table", "1001");
+    await node.ip("-6", "route", "add", "fd00:dead::/64", "dev", "lo", "table", "1001");
+    await body({ api, node, pod, stateDir: `${scratch}/state`, kubeconfig });
+  } finally {
+    await api.close();
+    for (const ns of made) await ns.delete();
+    await Deno.remove(scratch, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test({
+  name:
+    "single node: ADD, state on kernel and API, CHECK, drift, re-ADD, DEL, DEL again (needs VRF)",
+  ignore: skip !== null,
+  fn: () =>
+    withWorld(async (world) => {
+      const { node, pod, api } = world;
+      const owner = "sandbox-1";
+
+      // ---- ADD
+      const result = expectSuccess(await add(world, owner), "ADD");
+      assert.ok(result, "ADD printed no result");
+      assert.equal(result.cniVersion, "1.1.0");
+      const interfaces = result.interfaces as { name: string; sandbox?: string; mac?: string }[];
+      const podIndex = interfaces.findIndex((i) => i.name === "net1");
+      assert.ok(podIndex >= 0, JSON.stringify(result));
+      assert.equal(interfaces[podIndex]?.sandbox, pod.path);
+      assert.deepEqual(interfaces.slice(0, 2).map((i) => i.name), [NAMES.vrf, NAMES.host]);
+      const ips = result.ips as { address: string; interface?: number }[];
+      assert.deepEqual(ips.map((ip) => ip.address).sort(), ["10.1.0.2/24", "fd01::2/64"]);
+      assert.ok(ips.every((ip) => ip.interface === podIndex), JSON.stringify(ips));
+      ledger.ran(
+        "ADD result (cniVersion 1.1.0): interfaces [VRF, host veth, net1 with sandbox = pod netns]; ips = host-device's 10.1.0.2/24 and fd01::2/64 pointing at net1",
+      );
+
+      const record = Object.values(await records(world.stateDir));
+      assert.equal(record.length, 1);
+      assert.equal(record[0]?.containerId, owner);
+      const table = record[0]?.table as number;
+      assert.equal(table, 1001, "table 1000 belongs to a foreign VRF, 1001 was free after a flush");
+      const vrf = await node.link(NAMES.vrf);
+      assert.equal(vrf?.linkinfo?.info_kind, "vrf");
+      assert.equal(vrf?.linkinfo?.info_data?.table, table);
+      assert.ok(vrf?.flags?.includes("UP"));
+      ledger.ran(
+        "VRF G…V exists, UP, kind vrf, table = the recorded one (1001: 1000 skipped as held by a foreign VRF)",
+      );
+
+      for (const family of [4, 6] as const) {
+        const routes = await node.tableRoutes(family, table);
+        assert.ok(
+          !routes.some((r) => r.dst === "10.250.0.0/16" || r.dst === "fd00:dead::/64"),
+          `stale routes survived in table ${table}: ${JSON.stringify(routes)}`,
+        );
+        const unreachable = routes.filter((r) => r.type === "unreachable" && r.dst === "default");
+        assert.equal(unreachable.length, 1, `IPv${family} unreachable default`);
+        assert.equal(unreachable[0]?.metric, UNREACHABLE_METRIC);
+      }
+      ledger.ran(
+        "table flushed before use (stale v4/v6 routes gone); unreachable default v4+v6 at metric 4278198272",
+      );
+
+      const host = await node.link(NAMES.host);
+      assert.equal(host?.linkinfo?.info_kind, "veth");
+      assert.equal(host?.master, NAMES.vrf);
+      assert.ok(host?.flags?.includes("UP"));
+      assert.equal(host?.mtu, 1400);
+      assert.equal(await node.link(NAMES.guest), undefined, "guest end still on the node");
+      const net1 = await pod.link("net1");
+      assert.equal(net1?.mtu, 1400);
+      assert.ok(net1?.flags?.includes("UP"));
+      const podAddresses = await pod.ipJson<
+        { addr_info: { local: string; prefixlen: number }[] }[]
+      >(
+        "addr",
+        "show",
+        "dev",
+        "net1",
+      );
+      const local = podAddresses[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`);
+      assert.ok(local.includes("10.1.0.2/24") && local.includes("fd01::2/64"), local.join(" "));
+      ledger.ran(
+        "host veth enslaved to the VRF, UP, MTU 1400; guest end moved: pod has net1 (UP, MTU 1400) with 10.1.0.2/24 and fd01::2/64",
+      );
+
+      const wanted: Record<string, string> = { "net.vrf.strict_mode": "1" };
+      for (const dev of [NAMES.vrf, NAMES.host]) {
+        Object.assign(wanted, {
+          [`net.ipv4.conf.${dev}.rp_filter`]: "0",
+          [`net.ipv4.conf.${dev}.forwarding`]: "1",
+          [`net.ipv6.conf.${dev}.forwarding`]: "1",
+          [`net.ipv4.conf.${dev}.proxy_arp`]: "1",
+          [`net.ipv6.conf.${dev}.proxy_ndp`]: "1",
+        });
+      }
+      for (const [key, value] of Object.entries(wanted)) {
+        assert.equal(await node.sysctl(key), value, key);
+      }
+      ledger.ran(
+        "sysctls on VRF and host veth: rp_filter=0, ipv4+ipv6 forwarding=1, proxy_arp=1, proxy_ndp=1; net.vrf.strict_mode=1",
+      );
+
+      const rule = `-A FORWARD -o ${NAMES.host} -j ACCEPT`;
+      assert.deepEqual(await node.forwardRules("iptables"), [rule]);
+      assert.deepEqual(await node.forwardRules("ip6tables"), [rule]);
+      ledger.ran("FORWARD accept -o G…H in iptables and ip6tables");
+
+      const v4 = await node.tableRoutes(4, table);
+      const v6 = await node.tableRoutes(6, table);
+      const via4 = v4.find((r) => r.dst === "10.99.0.0/16");
+      assert.equal(via4?.gateway, "10.1.0.2");
+      assert.equal(via4?.dev, NAMES.host);
+      assert.ok(via4?.flags?.includes("onlink"));
+      assert.equal(v6.find((r) => r.dst === "fd99::/64")?.gateway, "fd01::2");
+      assert.equal(v4.find((r) => r.dst === "10.1.0.2")?.dev, NAMES.host);
+      assert.equal(v6.find((r) => r.dst === "fd01::2")?.dev, NAMES.host);
+      ledger.ran(
+        "terminations in the VRF table: 10.99.0.0/16 via 10.1.0.2 onlink, fd99::/64 via fd01::2, 10.1.0.2/32 and fd01::2/128 dev G…H",
+      );
+
+      const [ingress] = await node.ipJson<
+        { dst: string; encap?: string; action?: string; vrftable?: string; dev?: string }[]
+      >("-6", "-d", "route", "show", `${SID}/128`);
+      assert.equal(ingress?.dst, SID);
+      assert.equal(ingress?.encap, "seg6local");
+      assert.equal(ingress?.action, "End.DT46");
+      assert.equal(Number(ingress?.vrftable), table);
+      assert.equal(ingress?.dev, NAMES.host);
+      ledger.ran(`SRv6 ingress ${SID}/128: seg6local End.DT46 vrftable ${table} dev G…H`);
+
+      const object = api.server.object("bgpvrfinstances", OBJECT);
+      assert.ok(object, `BGPVRFInstance ${OBJECT} missing`);
+      assert.equal(object.spec.routeDistinguisher, ROUTE_VALUE);
+      assert.deepEqual(object.spec.importRouteTargets, [{ value: ROUTE_VALUE }]);
+      assert.deepEqual(object.spec.exportRouteTargets, [{ value: ROUTE_VALUE }]);
+      assert.equal(object.spec.instanceRef?.name, "workers");
+      assert.equal(
+        object.spec.providerSelector?.matchLabels?.["bgp.miloapis.com/node"],
+        NODE,
+        JSON.stringify(object.spec.providerSelector),
+      );
+      assert.equal(object.metadata.labels?.["galactic.io/vpc"], VPC.hex);
+      ledger.ran(
+        `BGPVRFInstance ${OBJECT}: RD = import RT = export RT = ${ROUTE_VALUE} (ASN:low32(vpc)), instanceRef workers, providerSelector with the node label`,
+      );
+
+      // ---- CHECK (the runtime passes the cached result of the last ADD)
+      let prevResult = result;
+      const check = (): Promise<Outcome> =>
+        invoke({
+          command: "CHECK",
+          node,
+          pod,
+          containerId: owner,
+          config: config(world, { prevResult }),
+        });
+      const checked = await check();
+      expectSuccess(checked, "CHECK");
+      assert.equal(checked.stdout, "");
+      ledger.ran("CHECK on the fresh ADD state: exit 0, empty stdout");
+
+      // ---- a late DEL of another sandbox leaves the owner's state alone
+      expectSuccess(
+        await invoke({
+          command: "DEL",
+          node,
+          pod,
+          containerId: "old-sandbox",
+          config: config(world),
+        }),
+        "DEL by another container",
+      );
+      assert.ok(await node.link(NAMES.vrf), "another container's DEL removed the VRF");
+      assert.equal(Object.values(await records(world.stateDir))[0]?.containerId, owner);
+      assert.ok(api.server.object("bgpvrfinstances", OBJECT));
+      ledger.ran("DEL by another container ID: exit 0, VRF, record and object untouched");
+
+      // ---- drift
+      await node.ip("route", "del", "10.99.0.0/16", "table", String(table));
+      await node.setSysctl({ [`net.ipv4.conf.${NAMES.host}.rp_filter`]: "1" });
+      await node.mustExec([
+        "iptables",
+        "-w",
+        "5",
+        "-D",
+        "FORWARD",
+        "-o",
+        NAMES.host,
+        "-j",
+        "ACCEPT",
+      ]);
+      const drift = expectError(await check(), "CHECK after drift");
+      assert.equal(drift.code, ErrorCode.StateDiverged, drift.msg);
+      assert.match(drift.msg, /termination 10\.99\.0\.0\/16/);
+      assert.match(drift.msg, /rp_filter is 1/);
+      assert.match(drift.msg, new RegExp(`iptables FORWARD -o ${NAMES.host}`));
+      assert.doesNotMatch(drift.msg, /ip6tables/);
+      ledger.ran(`CHECK after drift → code 104 naming all three: ${drift.msg}`);
+
+      // ---- ADD again converges
+      const again = expectSuccess(await add(world, owner), "second ADD");
+      assert.ok(again, "second ADD printed no result");
+      assert.deepEqual(
+        (again.ips as { address: string }[]).map((ip) => ip.address).sort(),
+        ["10.1.0.2/24", "fd01::2/64"],
+      );
+      const mac = (r: Record<string, unknown>) =>
+        (r.interfaces as { name: string; mac?: string }[]).find((i) => i.name === "net1")?.mac;
+      // A repeated ADD rebuilds the veth pair (the guest end is in the pod, not
+      // on the node), so the pod interface is new: record what happened.
+      ledger.note(
+        `second ADD of the same container: pod interface MAC ${mac(result)} → ${mac(again)}`,
+      );
+      prevResult = again;
+      expectSuccess(await check(), "CHECK after second ADD");
+      assert.equal(Object.values(await records(world.stateDir))[0]?.table, table);
+      ledger.ran("ADD again repairs the drift (same table); CHECK with its result passes");
+
+      // ---- DEL
+      const deleted = await invoke({
+        command: "DEL",
+        node,
+        pod,
+        containerId: owner,
+        config: config(world, { prevResult }),
+      });
+      expectSuccess(deleted, "DEL");
+      assert.equal(deleted.stdout, "");
+      await assertNothingLeft(world, [table], "after DEL");
+      ledger.ran(
+        "DEL: exit 0; VRF, veths, table routes, SRv6 route, FORWARD rules (v4+v6), sysctl dirs, record, BGPVRFInstance all gone; pod has only lo",
+      );
+
+      expectSuccess(
+        await invoke({ command: "DEL", node, pod, containerId: owner, config: config(world) }),
+        "DEL again",
+      );
+      await assertNothingLeft(world, [table], "after the second DEL");
+      ledger.ran("DEL again: exit 0, still nothing");
+    }),
+});
+
+Deno.test({
+  name: "single node: ADDs failing midway leave nothing behind (needs VRF)",
+  ignore: skip !== null,
+  fn: () =>
+    withWorld(async (world) => {
+      const { node, api } = world;
+      const tables = [1001, 1002];
+
+      // host-device fails: its IPAM plugin does not exist (it has already
+      // moved the device into the pod when IPAM runs).
+      const ipam = expectError(
+        await add(world, "fail-ipam", { ipam: { type: "no-such-ipam" } }),
+        "ADD with a missing IPAM plugin",
+      );
+      assert.match(ipam.msg, /no-such-ipam/);
+      await assertNothingLeft(world, tables, "after host-device failed");
+      ledger.ran(`failed ADD (host-device: ${ipam.msg}) → nothing left`);
+
+      // The API server refuses the BGPVRFInstance.
+      api.server.deny("create", "bgpvrfinstances");
+      try {
+        const refused = expectError(await add(world, "fail-api"), "ADD refused by the API");
+        assert.match(refused.msg, /forbidden|Forbidden|bgpvrfinstances/);
+        await assertNothingLeft(world, tables, "after the API refused");
+        ledger.ran(
+          `failed ADD (API refused create, code ${refused.code}: ${refused.msg}) → nothing left`,
+        );
+      } finally {
+        api.server.resetRbac();
+      }
+
+      // The last step (SRv6 ingress) fails: while the object is being created,
+      // net.vrf.strict_mode is turned off, which End.DT46 vrftable requires.
+      const stop = api.server.onRequest(async (request) => {
+        if (request.verb === "create" && request.resource === "bgpvrfinstances") {
+          await node.setSysctl({ "net.vrf.strict_mode": "0" });
+        }
+      });
+      try {
+        api.server.resetLog();
+        const srv6 = expectError(await add(world, "fail-srv6"), "ADD whose SRv6 step fails");
+        assert.equal(srv6.code, ErrorCode.DataPlane, srv6.msg);
+        assert.match(srv6.msg, /SRv6 ingress route/);
+        assert.ok(
+          api.server.requests.some((r) => r.verb === "create" && r.status === 201),
+          "the object was never created: the failure was not after the API step",
+        );
+        assert.ok(
+          api.server.requests.some((r) => r.verb === "delete" && r.name === OBJECT),
+          "rollback did not delete the BGPVRFInstance",
+        );
+        await assertNothingLeft(world, tables, "after the SRv6 step failed");
+        ledger.ran(
+          `failed ADD at the SRv6 step (${srv6.msg}) → BGPVRFInstance created then deleted by rollback; nothing left`,
+        );
+      } finally {
+        stop();
+      }
+    }),
+});
