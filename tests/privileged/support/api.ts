@@ -18,6 +18,7 @@
 
 import { FakeApiServer } from "../../support/fake_api_server.ts";
 import { seedNode } from "../../support/kube_fixtures.ts";
+import { AGENT_RBAC } from "../../../lib/kube/agent_rbac.ts";
 import { createLogger } from "../../../lib/log/logger.ts";
 import type { Netns } from "./kernel.ts";
 import { REPO, tempDir, waitFor } from "./kernel.ts";
@@ -78,9 +79,12 @@ export class ApiWorld {
     this.#accepting = this.#accept();
   }
 
-  /** Starts the server (seeded with nothing yet). */
-  static async start(): Promise<ApiWorld> {
-    const server = new FakeApiServer();
+  /**
+   * Starts the server (seeded with nothing yet). Its one identity has the
+   * plugin's RBAC, or the node agent's (which adds `watch`) with `agent`.
+   */
+  static async start(options: { agent?: boolean } = {}): Promise<ApiWorld> {
+    const server = new FakeApiServer(options.agent ? { rbac: AGENT_RBAC } : {});
     const dir = await tempDir("gapi");
     const kubeconfig = await server.writeKubeconfigFile(`${dir}/kubeconfig`);
     return new ApiWorld(server, dir, kubeconfig);

@@ -1,0 +1,177 @@
+/**
+ * Twenty simultaneous ADDs on one node — twenty `bin/galactic` processes in
+ * the node's netns, as a runtime starting twenty pods would run them — must
+ * all succeed with twenty distinct VRF tables (allocation is guarded by a
+ * file lock across processes, not an in-process mutex); then twenty
+ * simultaneous DELs must leave the node clean: no VRFs, veths, routes,
+ * FORWARD rules, records or BGPVRFInstances.
+ *
+ * The attachments belong to two VPCs, so ten processes race on each
+ * (VPC, node) BGPVRFInstance: one object per VPC after the ADDs, none after
+ * the DELs. The node agent answers the control-plane calls, as on a real node.
+ *
+ * Needs VRF: ignored (never passed) on a kernel without it; run it through
+ * `bash tests/lab/run.sh`.
+ */
+
+import assert from "node:assert/strict";
+import {
+  bgpVrfInstanceName,
+  interfaceNames,
+  parseAttachment,
+  parsePrefix,
+  parseVpc,
+  srv6Endpoint,
+} from "../../lib/ids/mod.ts";
+import { RESERVED_TABLES } from "../../lib/iproute2/vrf.ts";
+import { ApiWorld } from "./support/api.ts";
+import { attachmentConfig, expectSuccess, invoke, records } from "./support/cni.ts";
+import { type IpLinkJson, Ledger, Netns, tempDir, vrfSkipReason } from "./support/kernel.ts";
+
+const ledger = new Ledger("concurrency_test");
+const skip = await vrfSkipReason();
+if (skip) ledger.skipped("20 concurrent ADDs and DELs", `needs VRF: ${skip}`);
+
+const NODE = "node-c";
+const LOCATOR = "fc00:0:c::/48";
+const COUNT = 20;
+
+interface Attachment {
+  readonly vpc: string;
+  readonly attachment: string;
+  readonly containerId: string;
+  readonly pod: Netns;
+  readonly address: string;
+}
+
+Deno.test({
+  name:
+    "concurrency: 20 simultaneous ADDs get 20 distinct tables; 20 DELs leave the node clean (needs VRF)",
+  ignore: skip !== null,
+  // The in-process node agent keeps watch connections until closed in finally.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const api = await ApiWorld.start({ agent: true });
+    const scratch = await tempDir("gcc");
+    const made: Netns[] = [];
+    try {
+      const node = await Netns.create("gccnode");
+      made.push(node);
+      const stateDir = `${scratch}/state`;
+      const agentSocket = `${scratch}/agent.sock`;
+      api.seedNode(NODE);
+      await api.startAgent(NODE, agentSocket);
+
+      const attachments: Attachment[] = [];
+      for (let i = 0; i < COUNT; i++) {
+        const pod = await Netns.create("gccpod");
+        made.push(pod);
+        const vpc = i % 2 === 0 ? "Cat" : "Dog";
+        const n = Math.floor(i / 2) + 1;
+        attachments.push({
+          vpc,
+          attachment: n.toString(36).toUpperCase(), // 1..9, A: valid base62
+          containerId: `race-${i}`,
+          pod,
+          address: `10.40.${i % 2}.${n}/24`,
+        });
+      }
+      const configOf = (a: Attachment): Record<string, unknown> =>
+        attachmentConfig({
+          name: "race",
+          vpc: a.vpc,
+          attachment: a.attachment,
+          locator: LOCATOR,
+          node: NODE,
+          stateDir,
+          agentSocket,
+          addresses: [a.address],
+        });
+      const all = (command: "ADD" | "DEL") =>
+        Promise.all(
+          attachments.map((a) =>
+            invoke({ command, node, pod: a.pod, containerId: a.containerId, config: configOf(a) })
+          ),
+        );
+
+      // ---- 20 ADDs at once
+      let started = performance.now();
+      const added = await all("ADD");
+      const addSeconds = (performance.now() - started) / 1000;
+      added.forEach((outcome, i) => expectSuccess(outcome, `ADD ${attachments[i]!.containerId}`));
+      ledger.ran(`20 simultaneous ADD processes all exit 0 (${addSeconds.toFixed(1)} s wall)`);
+
+      const recorded = await records(stateDir);
+      assert.equal(Object.keys(recorded).length, COUNT);
+      const tables = Object.values(recorded).map((r) => r.table as number);
+      assert.equal(new Set(tables).size, COUNT, `tables ${tables.sort((a, b) => a - b)}`);
+      assert.ok(tables.every((t) => t >= 1000 && !RESERVED_TABLES.has(t)), `${tables}`);
+      ledger.ran(`20 records with 20 distinct tables: ${tables.sort((a, b) => a - b).join(" ")}`);
+
+      const vrfs = await node.ipJson<IpLinkJson[]>("-d", "link", "show", "type", "vrf");
+      assert.equal(vrfs.length, COUNT);
+      for (const a of attachments) {
+        const vpc = parseVpc(a.vpc);
+        const attachment = parseAttachment(a.attachment);
+        const names = interfaceNames(vpc, attachment);
+        const record = Object.values(recorded).find((r) => r.containerId === a.containerId);
+        assert.ok(record, `no record for ${a.containerId}`);
+        const vrf = vrfs.find((l) => l.ifname === names.vrf);
+        assert.equal(vrf?.linkinfo?.info_data?.table, record.table, names.vrf);
+        assert.equal((await node.link(names.host))?.master, names.vrf);
+        const sid = srv6Endpoint(parsePrefix(LOCATOR)!, { vpc, attachment });
+        const [ingress] = await node.ipJson<{ action?: string; vrftable?: string }[]>(
+          "-6",
+          "-d",
+          "route",
+          "show",
+          `${sid}/128`,
+        );
+        assert.equal(ingress?.action, "End.DT46", sid);
+        assert.equal(Number(ingress?.vrftable), record.table, sid);
+        assert.ok((await a.pod.link("net1"))?.flags?.includes("UP"), `${a.containerId}: net1`);
+      }
+      assert.equal((await node.forwardRules("iptables")).length, COUNT);
+      assert.equal((await node.forwardRules("ip6tables")).length, COUNT);
+      ledger.ran(
+        "kernel: 20 VRFs, each on its recorded table, host veth enslaved, End.DT46 SID decapsulating into that table, net1 up in each pod; 20 FORWARD rules per family",
+      );
+
+      const objects = api.server.objects("bgpvrfinstances").map((o) => o.metadata.name).sort();
+      assert.deepEqual(
+        objects,
+        [bgpVrfInstanceName(parseVpc("Cat"), NODE), bgpVrfInstanceName(parseVpc("Dog"), NODE)]
+          .sort(),
+      );
+      ledger.ran("API: exactly one BGPVRFInstance per VPC after 10 racing ADDs each");
+
+      // ---- 20 DELs at once
+      started = performance.now();
+      const deleted = await all("DEL");
+      const delSeconds = (performance.now() - started) / 1000;
+      deleted.forEach((outcome, i) => expectSuccess(outcome, `DEL ${attachments[i]!.containerId}`));
+      ledger.ran(`20 simultaneous DEL processes all exit 0 (${delSeconds.toFixed(1)} s wall)`);
+
+      assert.deepEqual(await node.linkNames(), ["lo"]);
+      for (const a of attachments) assert.deepEqual(await a.pod.linkNames(), ["lo"]);
+      for (const table of tables) {
+        assert.deepEqual(await node.tableRoutes(4, table), [], `IPv4 table ${table}`);
+        assert.deepEqual(await node.tableRoutes(6, table), [], `IPv6 table ${table}`);
+      }
+      const seg6local = (await node.tableRoutes(6, "all")).filter((r) => r.encap === "seg6local");
+      assert.deepEqual(seg6local, []);
+      assert.deepEqual(await node.forwardRules("iptables"), []);
+      assert.deepEqual(await node.forwardRules("ip6tables"), []);
+      assert.deepEqual(await records(stateDir), {});
+      assert.deepEqual(api.server.objects("bgpvrfinstances"), []);
+      ledger.ran(
+        "after the DELs: node has only lo, pods only lo, the 20 tables empty (v4+v6), no SRv6 routes, no FORWARD rules, no records, no BGPVRFInstances",
+      );
+    } finally {
+      await api.close();
+      for (const ns of made) await ns.delete();
+      await Deno.remove(scratch, { recursive: true }).catch(() => {});
+    }
+  },
+});
