@@ -52,6 +52,25 @@ async function warmCache(): Promise<void> {
   }
 }
 
+/** Samples the 1-minute load average every few seconds until stopped. */
+function sampleLoad(): { stop(): number[] } {
+  const samples: number[] = [];
+  const read = (): void => {
+    try {
+      samples.push(Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]));
+    } catch { /* no /proc */ }
+  };
+  read();
+  const timer = setInterval(read, 5000);
+  return {
+    stop(): number[] {
+      clearInterval(timer);
+      read();
+      return samples.filter(Number.isFinite);
+    },
+  };
+}
+
 /** Runs the benchmark through the lab runner; returns the exit code. */
 export async function runOuter(options: BenchOptions): Promise<number> {
   const started = performance.now();
@@ -86,6 +105,7 @@ export async function runOuter(options: BenchOptions): Promise<number> {
   };
   const ignore = (): void => {}; // the lab runner gets the signal too and cleans up
   Deno.addSignalListener("SIGINT", ignore);
+  const load = sampleLoad();
   try {
     const lab = new Deno.Command("bash", {
       args: [
@@ -108,6 +128,24 @@ export async function runOuter(options: BenchOptions): Promise<number> {
       stderr: "inherit",
     });
     const { code } = await lab.output();
+    const loads = load.stop();
+    const meanLoad = loads.reduce((a, b) => a + b, 0) / Math.max(loads.length, 1);
+    const maxLoad = Math.max(0, ...loads);
+    // The lab side cannot see its host: say here whether other work competed for the CPUs.
+    console.log(
+      `host load during the run (1-min load average, ${hw.cores} CPUs): mean ${
+        meanLoad.toFixed(1)
+      }, max ${maxLoad.toFixed(1)}` +
+        (maxLoad > hw.cores
+          ? " — other processes competed for the CPUs: absolute times and their spread are noisy;" +
+            " ratios of interleaved runs hold up better"
+          : ""),
+    );
+    if (await exists(jsonOut)) {
+      const results = JSON.parse(await Deno.readTextFile(jsonOut));
+      results.hostLoad = { cores: hw.cores, mean: meanLoad, max: maxLoad, samples: loads };
+      await Deno.writeTextFile(jsonOut, JSON.stringify(results, null, 1));
+    }
     if (options.json) {
       // `deno task` runs in the repo; INIT_CWD is where the user typed the command.
       const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
@@ -123,6 +161,7 @@ export async function runOuter(options: BenchOptions): Promise<number> {
     console.log(`bench: ${seconds} s wall in all (tool checks, cache warm-up, lab start, run)`);
     return code;
   } finally {
+    load.stop();
     Deno.removeSignalListener("SIGINT", ignore);
     await Deno.remove(jsonOut).catch(() => {});
   }
