@@ -2,11 +2,12 @@
  * One node, one pod, the whole plugin: `bin/galactic` executed like a CNI
  * runtime executes it (env + config on stdin) inside a "node" netns, with the
  * real `ip`, sysctl, iptables, `host-device` + `static`, and the fake
- * Kubernetes API server reached through the plugin's own (in-process)
- * Kubernetes client. ADD → state on the kernel and in the API → CHECK →
- * drift → CHECK names it → ADD converges → DEL → nothing left → DEL again;
- * then ADDs that fail midway (host-device, API refusal, SRv6 step) leave
- * nothing behind.
+ * Kubernetes API server. ADD → state on the kernel and in the API → CHECK →
+ * drift → CHECK names it → ADD converges → DEL → nothing left → DEL again,
+ * with the node agent answering the control-plane calls (as on a node where
+ * the DaemonSet runs); then ADDs that fail midway (host-device, API refusal,
+ * SRv6 step) leave nothing behind, with the plugin process using its own
+ * Kubernetes client (no agent).
  *
  * Needs VRF: ignored (never passed) on a kernel without it; run it through
  * `bash tests/lab/run.sh`.
@@ -60,7 +61,10 @@ interface World {
   readonly node: Netns;
   readonly pod: Netns;
   readonly stateDir: string;
-  readonly kubeconfig: string;
+  /** Direct API access: a kubeconfig naming the relay in the node netns. */
+  readonly kubeconfig?: string;
+  /** Or the node agent's socket. */
+  readonly agentSocket?: string;
 }
 
 function config(world: World, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -72,7 +76,8 @@ function config(world: World, extra: Record<string, unknown> = {}): Record<strin
       locator: LOCATOR,
       node: NODE,
       stateDir: world.stateDir,
-      kubeconfig: world.kubeconfig,
+      ...(world.kubeconfig !== undefined && { kubeconfig: world.kubeconfig }),
+      ...(world.agentSocket !== undefined && { agentSocket: world.agentSocket }),
       addresses: ["10.1.0.2/24", "fd01::2/64"],
       terminations: TERMINATIONS,
       mtu: 1400,
@@ -112,8 +117,15 @@ async function assertNothingLeft(world: World, tables: number[], when: string): 
   assert.equal(world.api.server.object("bgpvrfinstances", OBJECT), undefined, `${when}: object`);
 }
 
-async function withWorld(body: (world: World) => Promise<void>): Promise<void> {
-  const api = await ApiWorld.start();
+/**
+ * A node, a pod and the fake API server, reached by the plugin process
+ * through its own Kubernetes client (`direct`) or through the node agent.
+ */
+async function withWorld(
+  via: "direct" | "agent",
+  body: (world: World) => Promise<void>,
+): Promise<void> {
+  const api = await ApiWorld.start({ agent: via === "agent" });
   const made: Netns[] = [];
   const scratch = await tempDir("gsn");
   try {
@@ -122,13 +134,16 @@ async function withWorld(body: (world: World) => Promise<void>): Promise<void> {
     const pod = await Netns.create("gsnpod");
     made.push(pod);
     api.seedNode(NODE);
-    const kubeconfig = await api.relayInto(node);
+    const access = via === "direct"
+      ? { kubeconfig: await api.relayInto(node) }
+      : { agentSocket: `${scratch}/agent.sock` };
+    if (access.agentSocket) await api.startAgent(NODE, access.agentSocket);
     // A node is not empty: a foreign VRF holds table 1000 (down, so its table
     // is empty) and stale routes sit in table 1001 without any VRF.
     await node.ip("link", "add", FOREIGN_VRF, "type", "vrf", "table", "1000");
     await node.ip("route", "add", "10.250.0.0/16", "dev", "lo", "table", "1001");
     await node.ip("-6", "route", "add", "fd00:dead::/64", "dev", "lo", "table", "1001");
-    await body({ api, node, pod, stateDir: `${scratch}/state`, kubeconfig });
+    await body({ api, node, pod, stateDir: `${scratch}/state`, ...access });
   } finally {
     await api.close();
     for (const ns of made) await ns.delete();
@@ -140,8 +155,11 @@ Deno.test({
   name:
     "single node: ADD, state on kernel and API, CHECK, drift, re-ADD, DEL, DEL again (needs VRF)",
   ignore: skip !== null,
+  // The in-process node agent keeps watch connections until closed in finally.
+  sanitizeOps: false,
+  sanitizeResources: false,
   fn: () =>
-    withWorld(async (world) => {
+    withWorld("agent", async (world) => {
       const { node, pod, api } = world;
       const owner = "sandbox-1";
 
@@ -369,10 +387,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "single node: ADDs failing midway leave nothing behind (needs VRF)",
+  name: "single node: ADDs failing midway leave nothing behind, without an agent (needs VRF)",
   ignore: skip !== null,
   fn: () =>
-    withWorld(async (world) => {
+    withWorld("direct", async (world) => {
       const { node, api } = world;
       const tables = [1001, 1002];
 
