@@ -81,6 +81,14 @@ function underlayAddress(from: number, to: number): string {
   return `fd00:0:${lo}${hi}::${to}`;
 }
 
+/**
+ * Node set-up the plugin does not do. Of the global switches, only
+ * `net.ipv6.conf.all.forwarding=1` is indispensable (the encapsulated packet
+ * is forwarded by the IPv6 stack, which checks the global flag; without it
+ * nothing crosses, IPv4 or IPv6); IPv4 forwarding is enabled per interface
+ * by the plugin, and End.DT46 decapsulates without `seg6_enabled`, which is
+ * set as a real SRv6 node would have it.
+ */
 async function buildUnderlay(nodes: Node[]): Promise<void> {
   for (const node of nodes) {
     await node.ns.setSysctl({
