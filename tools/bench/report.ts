@@ -49,6 +49,11 @@ function mark(ok: boolean | undefined): string {
   return ok === undefined ? "" : ok ? " ✓" : " ✗";
 }
 
+/** ✓/✗ for `value ≤ limit`; nothing when there is no value. */
+function within(value: number | undefined, limit: number): string {
+  return value === undefined || Number.isNaN(value) ? "" : mark(value <= limit);
+}
+
 function ratio(value: number | undefined, base: number | undefined): number | undefined {
   return value === undefined || base === undefined || base === 0 ? undefined : value / base;
 }
@@ -298,8 +303,8 @@ function apiSection(r: BenchResults): string[] {
     const cDel = c && total(c.del.api) / c.n;
     rows.push([
       NAMES[s.subject],
-      `${fmtCount(add.mean)}${mark(add.mean <= TARGETS.addRequests)} (${add.detail})`,
-      `${fmtCount(del.mean)}${mark(del.mean <= TARGETS.delRequests)} (${del.detail})`,
+      `${fmtCount(add.mean)}${within(add.mean, TARGETS.addRequests)} (${add.detail})`,
+      `${fmtCount(del.mean)}${within(del.mean, TARGETS.delRequests)} (${del.detail})`,
       c
         ? `${fmtCount(cAdd!)}${mark(cAdd! <= TARGETS.addRequests)} (${verbs(c.add.api, c.n)})`
         : "—",
@@ -477,6 +482,10 @@ function verdicts(r: BenchResults): string[] {
   const go = r.sequential.find((s) => s.subject === "go");
   for (const s of r.sequential as SequentialResult[]) {
     if (s.subject === "go") continue;
+    if (s.add.ms.length === 0 && s.del.ms.length === 0) {
+      lines.push(`  ${NAMES[s.subject]}: no measurements`);
+      continue;
+    }
     const add = ratio(summarize(s.add.ms)?.p50, summarize(go?.add.ms ?? [])?.p50);
     const del = ratio(summarize(s.del.ms)?.p50, summarize(go?.del.ms ?? [])?.p50);
     const rss = Math.max(...s.add.rssKb, ...s.del.rssKb) / 1024;
@@ -485,6 +494,14 @@ function verdicts(r: BenchResults): string[] {
     const c: ConcurrencyResult | undefined = r.concurrency.find((x) => x.mode === s.subject);
     const single = singleAddP50(r, s.subject, "add");
     const conc = c && single ? c.add.wallMs / ((c.n * single) / 2) : undefined;
+    const siblings = c ? total(c.add.api) / c.n : undefined;
+    const siblingsText = siblings === undefined
+      ? ""
+      : ` (siblings ${fmtCount(siblings)}${within(siblings, TARGETS.addRequests)})`;
+    const concurrent = c
+      ? `; ${c.n} concurrent ADDs ${times(conc, 1)} of budget, ` +
+        (c.add.ok === c.n && c.distinctTables === c.n ? "all ok" : "FAILURES")
+      : "";
     lines.push(
       `  ${NAMES[s.subject]}: ADD ${times(add, TARGETS.ratio)} DEL ${
         times(del, TARGETS.ratio)
@@ -492,16 +509,9 @@ function verdicts(r: BenchResults): string[] {
         `RSS ${Number.isFinite(rss) ? rss.toFixed(0) : "—"} MB${
           Number.isFinite(rss) ? mark(rss <= TARGETS.rssMb) : ""
         }; ` +
-        `API ${fmtCount(api)}/ADD${mark(api <= TARGETS.addRequests)} ${fmtCount(apiDel)}/DEL${
-          mark(apiDel <= TARGETS.delRequests)
-        }; ` +
-        `${c?.n ?? "?"} concurrent ADDs ${times(conc, 1)} of budget` +
-        (c
-          ? mark(c.add.ok === c.n && c.distinctTables === c.n).replace("✓", "all ok").replace(
-            "✗",
-            "FAILURES",
-          )
-          : ""),
+        `API ${fmtCount(api)}/ADD${within(api, TARGETS.addRequests)}${siblingsText} ${
+          fmtCount(apiDel)
+        }/DEL${within(apiDel, TARGETS.delRequests)}` + concurrent,
     );
   }
   return lines;
