@@ -18,6 +18,19 @@ export interface BatchOptions {
   readonly tolerate?: readonly RegExp[];
 }
 
+/** A failed batch, with the 1-based number of the line iproute2 stopped at (when it said). */
+export class BatchError extends CniError {
+  /** The failing line's number, 1-based. */
+  readonly line: number | undefined;
+
+  /** Builds the error for a batch that failed at `line`. */
+  constructor(message: string, line: number | undefined) {
+    super(ErrorCode.DataPlane, message);
+    this.name = "BatchError";
+    this.line = line;
+  }
+}
+
 /** Lines of iproute2's stderr that only say "the line above failed". */
 const NOISE = /^(Command failed -:\d+|Flush terminated)$/;
 
@@ -40,14 +53,15 @@ export async function ipBatch(
     !(options.tolerate ?? []).some((pattern) => pattern.test(line))
   );
   if (force && unexpected.length === 0) return output.stdout;
-  const failedLine = /Command failed -:(\d+)/.exec(output.stderr)?.[1];
-  const where = failedLine ? ` at "${lines[Number(failedLine) - 1]}"` : "";
-  throw new CniError(
-    ErrorCode.DataPlane,
+  const match = /Command failed -:(\d+)/.exec(output.stderr)?.[1];
+  const line = match === undefined ? undefined : Number(match);
+  const where = line === undefined ? "" : ` at "${lines[line - 1]}"`;
+  throw new BatchError(
     `ip ${
       options.flags?.join(" ") ?? ""
     } -batch failed${where}: ${(unexpected.join("; ") || output.stderr.trim())}`
       .replace(/\s+/g, " "),
+    line,
   );
 }
 

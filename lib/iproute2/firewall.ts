@@ -61,21 +61,18 @@ export async function missingForwardAccept(
   return TOOLS.filter((_, i) => !found[i]);
 }
 
-/** Deletes every copy of the rule in both families; absent is fine. */
+/**
+ * Deletes the rule in both families; absent is fine. One copy per family:
+ * {@linkcode ensureForwardAccept} never adds a second one (it checks first,
+ * under the attachment lock), so a second `-D` per family would only cost a
+ * process on every DEL.
+ */
 export async function removeForwardAccept(runner: CommandRunner, ifname: string): Promise<void> {
   await Promise.all(TOOLS.map(async (tool) => {
-    // Deleting one copy per call; stop when none is left (bounded against surprises).
-    for (let i = 0; i < 8; i++) {
-      const output = await runner.run(ruleArgv(tool, "-D", ifname));
-      if (output.code === 1 || /does a matching rule exist|No chain|Bad rule/.test(output.stderr)) {
-        return;
-      }
-      if (output.code !== 0) {
-        throw new CniError(
-          ErrorCode.DataPlane,
-          `${showCommand(ruleArgv(tool, "-D", ifname))}: ${output.stderr.trim()}`,
-        );
-      }
-    }
+    const argv = ruleArgv(tool, "-D", ifname);
+    const output = await runner.run(argv);
+    if (output.code === 0 || output.code === 1) return; // 1: "does a matching rule exist"
+    if (/does a matching rule exist|No chain|Bad rule/.test(output.stderr)) return;
+    throw new CniError(ErrorCode.DataPlane, `${showCommand(argv)}: ${output.stderr.trim()}`);
   }));
 }

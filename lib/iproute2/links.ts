@@ -58,13 +58,3 @@ export async function inspectLinks(
   const links = parseJsonLines<IpLink[]>(stdout).flat().map(toState);
   return new Map(links.map((link) => [link.name, link]));
 }
-
-/** Every VRF on the host, by table (used only on the rare path of a reused table). */
-export async function listVrfTables(runner: CommandRunner): Promise<Map<number, string>> {
-  const stdout = await ipBatch(runner, ["link show type vrf"], { flags: ["-json", "-details"] });
-  const tables = new Map<number, string>();
-  for (const link of parseJsonLines<IpLink[]>(stdout).flat().map(toState)) {
-    if (link.table !== undefined) tables.set(link.table, link.name);
-  }
-  return tables;
-}

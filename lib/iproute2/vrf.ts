@@ -4,8 +4,8 @@
  * @module
  */
 
-import { CniError, ErrorCode } from "../cni/errors.ts";
-import { ipBatch, parseJsonLines } from "./batch.ts";
+import { BatchError, ipBatch } from "./batch.ts";
+import { ROUTE_GONE } from "./routes.ts";
 import type { CommandRunner } from "./runner.ts";
 
 /** Tables never handed out: unspecified, default, main, local. */
@@ -29,63 +29,57 @@ export function lowestFreeTable(
   return undefined;
 }
 
-/** True when table `table` holds any IPv4 or IPv6 route. */
-export async function tableHasRoutes(runner: CommandRunner, table: number): Promise<boolean> {
-  // In a batch, a dump of a table the kernel has not created yet prints [] (a
-  // standalone `ip route show table T` fails with "FIB table does not exist").
-  const [v4, v6] = await Promise.all(
-    ["-4", "-6"].map((family) =>
-      ipBatch(runner, [`route show table ${table}`], { flags: [family, "-json"] })
-    ),
-  );
-  return [v4!, v6!].some((out) => parseJsonLines<unknown[]>(out).flat().length > 0);
-}
-
-/** Removes every route of `table` (both families); a table that does not exist is already empty. */
-export async function flushTable(runner: CommandRunner, table: number): Promise<void> {
-  for (const family of ["-4", "-6"]) {
-    const output = await runner.run(["ip", family, "route", "flush", "table", String(table)]);
-    if (output.code !== 0 && !/FIB table does not exist/.test(output.stderr)) {
-      throw new CniError(
-        ErrorCode.DataPlane,
-        `ip ${family} route flush table ${table}: ${output.stderr.trim()}`,
-      );
-    }
-  }
-}
-
 /** Why creating a VRF did not happen. */
 export type CreateVrfOutcome = "created" | "table-in-use";
 
 /**
- * Creates the VRF bound to `table`, brings it up and installs the unreachable
- * defaults. With `net.vrf.strict_mode=1` the kernel refuses a table already
- * bound to another VRF ("Table is used by another VRF"); that is reported as
- * "table-in-use" so the caller can pick another table.
+ * Lines for `ip -6 -batch` that create the VRF on `table`, empty the table's
+ * IPv6 routes (leftovers of an earlier owner), bring the VRF up and install
+ * the IPv6 unreachable default. iproute2 gives a batch one address family, so
+ * the IPv4 half is {@linkcode vrfIpv4TableLines}, run in the caller's next
+ * (default-family) batch before anything IPv4 goes into the table.
+ */
+export function vrfCreateLines(vrf: { name: string; table: number }): string[] {
+  return [
+    `link add ${vrf.name} type vrf table ${vrf.table}`,
+    `route flush table ${vrf.table}`,
+    `link set ${vrf.name} up`,
+    `route replace unreachable default metric ${UNREACHABLE_METRIC} table ${vrf.table}`,
+  ];
+}
+
+/** Lines (default family) that empty a new VRF's IPv4 routes and install its IPv4 unreachable default. */
+export function vrfIpv4TableLines(vrf: { table: number }): string[] {
+  return [
+    `route flush table ${vrf.table}`,
+    `route replace unreachable default metric ${UNREACHABLE_METRIC} table ${vrf.table}`,
+  ];
+}
+
+/**
+ * Creates the VRF bound to `table` in one `ip -6` process (see
+ * {@linkcode vrfCreateLines}); the caller still runs
+ * {@linkcode vrfIpv4TableLines}. The table is flushed only after the kernel
+ * accepted the VRF: with `net.vrf.strict_mode=1` it refuses a table another
+ * VRF holds ("Table is used by another VRF"), reported as "table-in-use" so
+ * the caller picks another table, and another VRF's routes are never touched.
+ * If a later line fails, the VRF is deleted again before the error is thrown.
  */
 export async function createVrf(
   runner: CommandRunner,
   vrf: { name: string; table: number },
 ): Promise<CreateVrfOutcome> {
-  const add = await runner.run([
-    "ip",
-    "link",
-    "add",
-    vrf.name,
-    "type",
-    "vrf",
-    "table",
-    String(vrf.table),
-  ]);
-  if (add.code !== 0) {
-    if (/used by another VRF/i.test(add.stderr)) return "table-in-use";
-    throw new CniError(
-      ErrorCode.DataPlane,
-      `ip link add ${vrf.name} type vrf table ${vrf.table}: ${add.stderr.trim()}`,
-    );
+  try {
+    await ipBatch(runner, vrfCreateLines(vrf), { flags: ["-6"] });
+    return "created";
+  } catch (error) {
+    if (!(error instanceof BatchError) || error.line === undefined || error.line <= 1) {
+      if (/used by another VRF/i.test((error as Error).message)) return "table-in-use";
+      throw error;
+    }
+    await ipBatch(runner, vrfDeleteLines(vrf), { tolerate: ROUTE_GONE });
+    throw error;
   }
-  await ipBatch(runner, vrfUpLines(vrf));
-  return "created";
 }
 
 /** Lines that remove a VRF and the routes it leaves in its table (run with tolerance). */

@@ -14,22 +14,20 @@ import {
   createVrf,
   enableVrfStrictMode,
   ensureForwardAccept,
-  flushTable,
   inspectLinks,
   interfaceSysctls,
   ipBatch,
   type LinkState,
-  listVrfTables,
   lowestFreeTable,
   removeForwardAccept,
   srv6DeleteArgv,
   srv6ReplaceArgv,
-  tableHasRoutes,
   terminationLines,
   vethCreateLines,
   vethUpLines,
   VRF_STRICT_MODE,
   vrfDeleteLines,
+  vrfIpv4TableLines,
   vrfUpLines,
   writeSysctls,
 } from "../iproute2/mod.ts";
@@ -57,15 +55,31 @@ export function hostDeviceConfig(context: VerbContext, device: string): Record<s
   };
 }
 
+/** The attachment's VRF after {@linkcode ensureVrf}. */
+interface VrfOutcome {
+  /** The attachment record, with the VRF's table. */
+  readonly record: AttachmentRecord;
+  /** True when this ADD created the VRF (its IPv4 half is still to do). */
+  readonly created: boolean;
+}
+
 /**
  * Finds or creates the VRF and records this container as the attachment's
  * owner, under the node lock so concurrent ADDs never pick the same table.
+ * `strict` is the outcome of turning on `net.vrf.strict_mode`, started
+ * alongside the link inspection; it matters only when a VRF is created.
  */
 async function ensureVrf(
   context: VerbContext,
   host: Host,
-  step: { plan: AttachmentPlan; links: Map<string, LinkState>; node: string; undo: Rollback },
-): Promise<AttachmentRecord> {
+  step: {
+    plan: AttachmentPlan;
+    links: Map<string, LinkState>;
+    node: string;
+    strict: Promise<boolean>;
+    undo: Rollback;
+  },
+): Promise<VrfOutcome> {
   const { config, env } = context;
   const { plan, links, undo } = step;
   const vrfName = plan.names.vrf;
@@ -76,8 +90,16 @@ async function ensureVrf(
       `interface ${vrfName} exists but is not a VRF (kind ${existing.kind})`,
     );
   }
-  const strict = existing ? true : await enableVrfStrictMode(host.runner);
-  let created = false;
+  const strict = existing ? true : await step.strict;
+  // Registered before the step: a failure after the kernel accepted the VRF
+  // (strict_mode, the record write) must not leave it behind.
+  let createdTable: number | undefined;
+  undo.push(`vrf ${vrfName}`, async () => {
+    if (createdTable === undefined) return;
+    await ipBatch(host.runner, vrfDeleteLines({ name: vrfName, table: createdTable }), {
+      tolerate: ROUTE_GONE,
+    });
+  });
   let previous: AttachmentRecord | undefined;
   const record = await plan.store.update(async (records) => {
     previous = records[plan.key];
@@ -96,16 +118,12 @@ async function ensureVrf(
           );
         }
         used.add(candidate);
-        // Leftover routes: reuse the table only if no VRF owns it, after a flush.
-        if (await tableHasRoutes(host.runner, candidate)) {
-          if ((await listVrfTables(host.runner)).has(candidate)) continue;
-          await flushTable(host.runner, candidate);
-        }
+        // The kernel arbitrates tables held by VRFs we have no record of.
         if (await createVrf(host.runner, { name: vrfName, table: candidate }) === "created") {
           table = candidate;
         }
       }
-      created = true;
+      createdTable = table;
       if (!strict) await writeSysctls(host.runner, VRF_STRICT_MODE);
     }
     const next: AttachmentRecord = {
@@ -127,32 +145,28 @@ async function ensureVrf(
       if (previous) records[plan.key] = previous;
       else delete records[plan.key];
     }));
-  if (created) {
-    undo.push(`vrf ${vrfName}`, async () => {
-      await ipBatch(host.runner, vrfDeleteLines({ name: vrfName, table: record.table }), {
-        tolerate: ROUTE_GONE,
-      });
-    });
-  } else {
-    await ipBatch(host.runner, vrfUpLines({ name: vrfName, table: record.table }));
-  }
+  const created = createdTable !== undefined;
   context.log.debug("vrf ready", { vrf: vrfName, table: record.table, created });
-  return record;
+  return { record, created };
 }
 
-/** Creates (or repairs) the veth pair and installs terminations in one `ip` process. */
+/**
+ * Creates (or repairs) the veth pair and installs terminations, with the
+ * VRF's IPv4 half, in one `ip` process.
+ */
 async function ensureVeth(
   context: VerbContext,
   host: Host,
   step: {
     plan: AttachmentPlan;
     links: Map<string, LinkState>;
-    record: AttachmentRecord;
+    vrf: VrfOutcome;
     reowned: boolean;
     undo: Rollback;
   },
 ): Promise<void> {
   const { names } = step.plan;
+  const { table } = step.vrf.record;
   const veth = {
     host: names.host,
     guest: names.guest,
@@ -166,14 +180,14 @@ async function ensureVeth(
   // host-device gets a fresh device to move.
   const rebuild = hostEnd !== undefined && (guestEnd === undefined || step.reowned);
   const lines = [
+    // A new VRF still needs its IPv4 half (before any IPv4 route goes in); an
+    // existing one is brought up and its unreachable defaults repaired.
+    ...(step.vrf.created ? vrfIpv4TableLines({ table }) : vrfUpLines({ name: names.vrf, table })),
     ...(rebuild ? [`link del ${names.host}`] : []),
     ...(!hostEnd && guestEnd ? [`link del ${names.guest}`] : []),
     ...(!hostEnd || rebuild ? vethCreateLines(veth) : []),
     ...vethUpLines(veth),
-    ...terminationLines(context.config.terminations, {
-      table: step.record.table,
-      host: names.host,
-    }),
+    ...terminationLines(context.config.terminations, { table, host: names.host }),
   ];
   if (!hostEnd || rebuild) {
     step.undo.push(
@@ -211,15 +225,22 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
     return await withAttachmentLock(plan, async () => {
       try {
         const { names } = plan;
+        // strict_mode is set alongside the inspection, not after it: one
+        // process round fewer; ensureVrf waits for it only when it creates.
+        const strict = enableVrfStrictMode(host.runner);
+        strict.catch(() => {}); // awaited by ensureVrf when it matters
         const links = await inspectLinks(host.runner, [names.vrf, names.host, names.guest]);
         const previousOwner = (await plan.store.read())[plan.key]?.containerId;
-        const record = await ensureVrf(context, host, { plan, links, node, undo }).catch((e) => {
-          throw wrap(`failed to set up VRF ${names.vrf}`, e);
-        });
+        const vrf = await ensureVrf(context, host, { plan, links, node, strict, undo }).catch(
+          (e) => {
+            throw wrap(`failed to set up VRF ${names.vrf}`, e);
+          },
+        );
+        const { record } = vrf;
         await ensureVeth(context, host, {
           plan,
           links,
-          record,
+          vrf,
           reowned: previousOwner !== undefined && previousOwner !== env.containerId,
           undo,
         }).catch((e) => {

@@ -374,3 +374,51 @@ Deno.test("a write that landed before the API failed is rolled back too", async 
   // The rollback withdrew the object it had just written (deletes still work).
   assert.deepEqual(await leftovers(w), []);
 });
+
+Deno.test("ADD and DEL run exactly these processes", async () => {
+  // Every exec is on the pod's critical path (most of a plugin's latency
+  // besides its own start-up), so the list is part of the design.
+  await using w = await world();
+  const config = w.config();
+  const add = ok(await cni(w, "ADD", { config }), "ADD");
+  const afterAdd = (await w.host.commands()).length;
+  const addLines = summarize(await w.host.commands()).map((l) => l.replace(/ : .*/, ""));
+  assert.deepEqual(
+    addLines.sort(),
+    [
+      "host-device ADD device=G0000000jU00GG ifname=net1",
+      "ip -6 -batch -",
+      "ip -6 route replace fc00:0:1::b04:10/128 encap seg6local action End.DT46 vrftable 1000 dev G0000000jU00GH",
+      "ip -batch -",
+      "ip -json -details -force -batch -",
+      "ip6tables -w 5 -A FORWARD -o G0000000jU00GH -j ACCEPT",
+      "ip6tables -w 5 -C FORWARD -o G0000000jU00GH -j ACCEPT => exit 1",
+      "iptables -w 5 -A FORWARD -o G0000000jU00GH -j ACCEPT",
+      "iptables -w 5 -C FORWARD -o G0000000jU00GH -j ACCEPT => exit 1",
+      "sysctl -q -w net.vrf.strict_mode=1",
+      `sysctl -q -w ${
+        [VRF, HOST_END].flatMap((dev) => [
+          `net/ipv4/conf/${dev}/rp_filter=0`,
+          `net/ipv4/conf/${dev}/forwarding=1`,
+          `net/ipv6/conf/${dev}/forwarding=1`,
+          `net/ipv4/conf/${dev}/proxy_arp=1`,
+          `net/ipv6/conf/${dev}/proxy_ndp=1`,
+        ]).join(" ")
+      }`,
+    ].sort(),
+  );
+  ok(await cni(w, "DEL", { config: { ...config, prevResult: add.json } }), "DEL");
+  const delLines = summarize((await w.host.commands()).slice(afterAdd)).map((l) =>
+    l.replace(/ : .*/, "")
+  );
+  assert.deepEqual(
+    delLines.sort(),
+    [
+      "host-device DEL device=G0000000jU00GG ifname=net1",
+      "ip -6 route del fc00:0:1::b04:10/128",
+      "ip -force -batch -",
+      "ip6tables -w 5 -D FORWARD -o G0000000jU00GH -j ACCEPT",
+      "iptables -w 5 -D FORWARD -o G0000000jU00GH -j ACCEPT",
+    ].sort(),
+  );
+});

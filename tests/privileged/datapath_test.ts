@@ -21,11 +21,9 @@ import {
   createVrf,
   enableVrfStrictMode,
   ensureForwardAccept,
-  flushTable,
   inspectLinks,
   interfaceSysctls,
   ipBatch,
-  listVrfTables,
   missingForwardAccept,
   readSysctls,
   removeForwardAccept,
@@ -34,7 +32,6 @@ import {
   srv6DeleteArgv,
   srv6ReplaceArgv,
   srv6Route,
-  tableHasRoutes,
   tableRoutes,
   terminationDeleteLines,
   terminationLines,
@@ -42,6 +39,7 @@ import {
   vethCreateLines,
   vethUpLines,
   vrfDeleteLines,
+  vrfIpv4TableLines,
   vrfUpLines,
   writeSysctls,
 } from "../../lib/iproute2/mod.ts";
@@ -240,15 +238,16 @@ Deno.test({
       assert.deepEqual(await ensureForwardAccept(runner, HOST), ["ip6tables"]);
       ledger.ran("firewall: a rule deleted behind its back is reported missing and re-added");
 
-      // A duplicate copy (e.g. two racing ADDs) is removed too.
-      await node.mustExec(["iptables", "-w", "5", "-A", "FORWARD", "-o", HOST, "-j", "ACCEPT"]);
       await removeForwardAccept(runner, HOST);
       assert.deepEqual(await node.forwardRules("iptables"), []);
       assert.deepEqual(await node.forwardRules("ip6tables"), []);
       assert.deepEqual(await missingForwardAccept(runner, HOST), ["iptables", "ip6tables"]);
       await removeForwardAccept(runner, HOST); // absent is fine
+      await node.mustExec(["ip6tables", "-w", "5", "-A", "FORWARD", "-o", HOST, "-j", "ACCEPT"]);
+      await removeForwardAccept(runner, HOST); // one family present, the other not
+      assert.deepEqual(await node.forwardRules("ip6tables"), []);
       ledger.ran(
-        "firewall: removeForwardAccept deletes every copy in both families; removing again succeeds",
+        "firewall: removeForwardAccept deletes the rule in both families; absent (in one or both) is fine",
       );
     }),
 });
@@ -265,12 +264,8 @@ Deno.test({
       await node.ip("link", "set", GUEST, "up");
 
       // A table nothing was ever added to does not exist in the kernel yet.
-      assert.equal(await tableHasRoutes(runner, table), false);
       assert.deepEqual(await tableRoutes(runner, table), []);
-      await flushTable(runner, table);
-      ledger.ran(
-        "routes: a never-used table reads as empty (tableHasRoutes false, tableRoutes []) and flushes",
-      );
+      ledger.ran("routes: a never-used table reads as empty (tableRoutes [])");
 
       const terminations: Termination[] = [
         { network: "10.99.0.0/16", family: 4, via: "10.1.0.2" },
@@ -296,7 +291,6 @@ Deno.test({
       const raw4 = await node.tableRoutes(4, table);
       assert.ok(raw4.find((r) => r.dst === "10.99.0.0/16")?.flags?.includes("onlink"));
       assert.equal(raw4.find((r) => r.dst === "192.0.2.0/24")?.scope, "link");
-      assert.equal(await tableHasRoutes(runner, table), true);
       assert.equal(
         (await node.tableRoutes(4, "main")).some((r) => r.dst === "10.99.0.0/16"),
         false,
@@ -311,11 +305,22 @@ Deno.test({
       await ipBatch(runner, terminationDeleteLines(terminations, table), { tolerate: ROUTE_GONE });
       ledger.ran("routes: terminationDeleteLines remove them; deleting again is tolerated");
 
+      // What a new VRF's two batches do to leftovers: each flushes its family.
       await ipBatch(runner, lines);
-      await node.ip("route", "add", "unreachable", "default", "table", String(table));
-      await flushTable(runner, table);
-      assert.equal(await tableHasRoutes(runner, table), false);
-      ledger.ran("routes: flushTable empties both families of a table");
+      await ipBatch(runner, ["route flush table " + table], { flags: ["-6"] });
+      assert.deepEqual((await tableRoutes(runner, table)).map((r) => r.dst).sort(), [
+        "10.1.0.2",
+        "10.99.0.0/16",
+        "192.0.2.0/24",
+      ]);
+      await ipBatch(runner, vrfIpv4TableLines({ table }));
+      assert.deepEqual(
+        (await node.tableRoutes(4, table)).map((r) => `${r.type} ${r.dst} ${r.metric}`),
+        [`unreachable default ${UNREACHABLE_METRIC}`],
+      );
+      ledger.ran(
+        "routes: 'ip -6 route flush table T' in a batch empties only IPv6; vrfIpv4TableLines empty IPv4 and leave only the unreachable default",
+      );
     }),
 });
 
@@ -481,7 +486,16 @@ Deno.test({
       const runner = node.runner();
       assert.equal(await enableVrfStrictMode(runner), true);
       const vrf = { name: "GdpVrfA0000V", table: 1500 };
+      // Leftovers of an earlier owner of the table, in both families.
+      await node.ip("route", "add", "unreachable", "192.0.2.0/24", "table", String(vrf.table));
+      await node.ip("-6", "route", "add", "unreachable", "2001:db8::/64", "table", "1500");
       assert.equal(await createVrf(runner, vrf), "created");
+      assert.deepEqual(
+        (await node.tableRoutes(6, vrf.table)).map((r) => r.dst),
+        ["default"],
+        "createVrf flushes the table's IPv6 routes and installs the IPv6 unreachable default",
+      );
+      await ipBatch(runner, vrfIpv4TableLines(vrf));
       const link = await node.link(vrf.name);
       assert.equal(link?.linkinfo?.info_kind, "vrf");
       assert.equal(link?.linkinfo?.info_data?.table, vrf.table);
@@ -494,7 +508,7 @@ Deno.test({
         assert.equal(unreachable[0]?.metric, UNREACHABLE_METRIC);
       }
       ledger.ran(
-        "vrf: createVrf → 'created': VRF up with its table, unreachable default v4+v6 at metric 4278198272",
+        "vrf: createVrf (-6 batch) + vrfIpv4TableLines → 'created': VRF up with its table, leftovers flushed, unreachable default v4+v6 at metric 4278198272",
       );
 
       assert.equal(
@@ -502,12 +516,17 @@ Deno.test({
         "table-in-use",
       );
       assert.equal(await node.link("GdpVrfB0000V"), undefined);
+      assert.equal(
+        (await node.tableRoutes(4, vrf.table)).length,
+        1,
+        "a refused VRF must not flush the owner's table",
+      );
       await rejectsWith(createVrf(runner, { name: vrf.name, table: 1501 }), ErrorCode.DataPlane, [
         /File exists/,
       ]);
-      assert.deepEqual(await listVrfTables(runner), new Map([[vrf.table, vrf.name]]));
+      assert.equal((await node.link(vrf.name))?.linkinfo?.info_data?.table, vrf.table);
       ledger.ran(
-        "vrf: with strict_mode=1 a second VRF on the table is 'table-in-use'; a name clash throws 'File exists'; listVrfTables maps table → VRF",
+        "vrf: with strict_mode=1 a second VRF on the table is 'table-in-use' and leaves the owner's routes; a name clash throws 'File exists' and leaves the existing VRF",
       );
 
       await ipBatch(runner, vrfUpLines(vrf)); // idempotent
