@@ -4,7 +4,9 @@
  * plugin's BGPVRFInstances in watch-backed caches, and answers the CNI
  * processes' control-plane calls over a unix socket. An ADD then costs the
  * API only its write (create + the route-target re-check), or nothing in
- * steady state; a DEL one delete. Loaded lazily (it reaches the client).
+ * steady state; a DEL one delete. Its own BGPVRFInstance writes count at once,
+ * before their watch events arrive (`write_through.ts`). Loaded lazily (it
+ * reaches the client).
  *
  * @module
  */
@@ -27,6 +29,7 @@ import type { BgpControlPlane } from "../kube/control_plane.ts";
 import { kubeControlPlane } from "../kube/kube_control_plane.ts";
 import type { KubeconfigSource } from "../kube/kubeconfig.ts";
 import { type AgentRequest, type AgentResponse, readLines } from "./protocol.ts";
+import { writeThroughCache } from "./write_through.ts";
 
 /** How to run the agent. */
 export interface AgentOptions {
@@ -180,10 +183,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       onError: onError("BGPVRFInstance"),
     }),
   ]);
-  const plane = kubeControlPlane(cachedApi(api, { node, providers, instances }), {
+  // The agent's own BGPVRFInstance writes are visible to the next call before
+  // their watch events arrive (back-to-back ADDs of one VPC).
+  const ownVrfs = writeThroughCache(vrfs, BGP_VRF_INSTANCES);
+  const plane = kubeControlPlane(cachedApi(ownVrfs.wrap(api), { node, providers, instances }), {
     timeoutMs: options.timeoutMs,
     routeTargetHolders: (vpc) =>
-      vrfs.list().filter((o) =>
+      ownVrfs.list().filter((o) =>
         o.metadata.labels?.[LABELS.routeTarget] === String(routeNumber(vpc))
       ),
   });

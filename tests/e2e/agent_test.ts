@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
-import { cni, LAUNCHER, leftovers, NODE, ok, type World, world } from "../support/cni_world.ts";
+import { cni, LAUNCHER, leftovers, NODE, ok, RD, type World, world } from "../support/cni_world.ts";
 
 interface Agent extends AsyncDisposable {
   stop(): Promise<void>;
@@ -93,6 +93,61 @@ Deno.test("with the agent, ADD writes with at most 2 API requests, steady state 
   assert.deepEqual(apiCalls(w), {}, "DEL of a non-last attachment keeps the object");
   ok(await cni(w, "DEL", { config: first, containerId: "c1" }), "last DEL");
   assert.deepEqual(apiCalls(w), { "delete bgpvrfinstances": 1 });
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("back-to-back ADDs of one VPC before the agent's watch catches up: its own writes count", async () => {
+  await using w = await world({ rbac: AGENT_RBAC });
+  await using _agent = await startAgent(w);
+  const first = w.config();
+  const sibling = w.config({
+    name: "tenant-a2",
+    vpcattachment: "H",
+    ipam: { type: "static", addresses: [{ address: "10.1.0.3/24" }] },
+  });
+  const name = `galactic-vpc-b04-${NODE}`;
+  const step = async (verb: string, config: Record<string, unknown>, containerId: string) => {
+    w.api.resetLog();
+    ok(await cni(w, verb, { config, containerId }), `${verb} ${containerId}`);
+    return apiCalls(w);
+  };
+
+  // No watch event reaches the agent until release: its cache stays as it started.
+  const release = w.api.holdWatches();
+  try {
+    assert.deepEqual(
+      await step("ADD", first, "c1"),
+      { "create bgpvrfinstances": 1, "list bgpvrfinstances": 1 },
+      "first ADD: create + re-check",
+    );
+    assert.deepEqual(await step("ADD", sibling, "c2"), {}, "sibling ADD: the agent's own create");
+    assert.deepEqual(await step("DEL", sibling, "c2"), {}, "DEL of a non-last attachment");
+    assert.deepEqual(
+      await step("DEL", first, "c1"),
+      { "delete bgpvrfinstances": 1 },
+      "last DEL",
+    );
+    assert.equal(w.api.object("bgpvrfinstances", name), undefined);
+    // The cache still lists the object; the agent knows it deleted it.
+    assert.deepEqual(
+      await step("ADD", first, "c1"),
+      { "create bgpvrfinstances": 1, "list bgpvrfinstances": 1 },
+      "ADD after the delete creates the object again",
+    );
+    assert.equal(w.api.heldWatchEvents, 3, "created, deleted, created: all held");
+  } finally {
+    release();
+  }
+  const stored = w.api.object("bgpvrfinstances", name);
+  assert.equal(stored?.spec.routeDistinguisher, RD);
+  assert.deepEqual(stored?.spec.exportRouteTargets, [{ value: "65000:2820" }]);
+  assert.deepEqual(w.api.objects("bgpvrfinstances").map((o) => o.metadata.name), [name]);
+
+  // Once the events are in, the sibling still costs nothing and the last DEL one delete.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(await step("ADD", sibling, "c2"), {}, "sibling ADD after release");
+  assert.deepEqual(await step("DEL", sibling, "c2"), {});
+  assert.deepEqual(await step("DEL", first, "c1"), { "delete bgpvrfinstances": 1 });
   assert.deepEqual(await leftovers(w), []);
 });
 

@@ -5,7 +5,9 @@
  * create, update (PUT with resourceVersion), merge-patch, delete (with uid
  * preconditions); `Status` bodies like the real apiserver's; bearer-token
  * authentication; an RBAC table (default `PLUGIN_RBAC`); CRD validation of
- * BGPVRFInstances; injectable faults; a request log.
+ * BGPVRFInstances; watch streams, whose events a test can hold back and
+ * release later ({@linkcode FakeApiServer.holdWatches}); injectable faults; a
+ * request log.
  *
  * Requests reach `Deno.serve` through a small TCP relay in front of it, so a
  * fault can drop the client's connection mid-request (a `Deno.serve` handler
@@ -343,6 +345,10 @@ export class FakeApiServer {
   /** Every change, oldest first (watches replay from a resourceVersion). */
   readonly #events: WatchEvent[] = [];
   readonly #watchers = new Set<(event: WatchEvent) => void>();
+  /** Number of unreleased {@linkcode holdWatches} holds. */
+  #holds = 0;
+  /** Index in `#events` of the first event not yet delivered (while held). */
+  #heldFrom: number | undefined;
   readonly #rbac = new Map<string, Set<string>>();
   readonly #defaultRbac: readonly RbacRule[];
   #faults: { spec: FaultSpec; left: number }[] = [];
@@ -385,7 +391,36 @@ export class FakeApiServer {
       : change.object;
     const event: WatchEvent = { ...change, object, revision };
     this.#events.push(event);
-    for (const watcher of this.#watchers) watcher(event);
+    if (this.#holds > 0) return;
+    for (const watcher of [...this.#watchers]) watcher(event);
+  }
+
+  /**
+   * Holds watch events back: changes made from now on reach watch streams
+   * only once every hold is released, in order (the race of a client that
+   * reads its watch cache before its own write's event arrived). Lists, gets
+   * and the initial objects of a watch started meanwhile show the current
+   * state, and a stream never gets an event older than its start. Returns
+   * the release function (calling it again does nothing).
+   */
+  holdWatches(): () => void {
+    if (this.#holds++ === 0) this.#heldFrom = this.#events.length;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#holds > 0) return;
+      const held = this.#events.slice(this.#heldFrom);
+      this.#heldFrom = undefined;
+      for (const event of held) {
+        for (const watcher of [...this.#watchers]) watcher(event);
+      }
+    };
+  }
+
+  /** Number of watch events currently held back by {@linkcode holdWatches}. */
+  get heldWatchEvents(): number {
+    return this.#heldFrom === undefined ? 0 : this.#events.length - this.#heldFrom;
   }
 
   /** Number of watch streams currently open. */
@@ -406,6 +441,8 @@ export class FakeApiServer {
       return this.#badRequest((error as Error).message);
     }
     const from = Number(url.searchParams.get("resourceVersion") ?? "0") || 0;
+    // Changes up to here are in what this stream starts with (held or not).
+    const since = from > 0 ? from : this.#revision;
     const oldest = this.#events[0]?.revision ?? this.#revision;
     if (from > 0 && from < oldest - 1 && this.#events.length > 0) {
       return statusResponse(410, "Expired", `too old resource version: ${from} (${oldest})`);
@@ -435,12 +472,12 @@ export class FakeApiServer {
             }
           }
         } else {
-          for (const event of this.#events) {
+          for (const event of this.#events.slice(0, this.#heldFrom)) {
             if (event.revision > from && matches(event)) send(event.type, event.object);
           }
         }
         watcher = (event) => {
-          if (matches(event)) send(event.type, event.object);
+          if (event.revision > since && matches(event)) send(event.type, event.object);
         };
         this.#watchers.add(watcher);
         this.#closing.signal.addEventListener("abort", () => {
