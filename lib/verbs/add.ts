@@ -225,10 +225,18 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
     return await withAttachmentLock(plan, async () => {
       try {
         const { names } = plan;
-        // strict_mode is set alongside the inspection, not after it: one
-        // process round fewer; ensureVrf waits for it only when it creates.
+        // Independent steps share a process round: strict_mode with the link
+        // inspection (ensureVrf waits for it only when it creates a VRF), the
+        // FORWARD rules (they match by name) with the VRF and veth, the
+        // interface sysctls with host-device (which only touches the guest
+        // end). Each undo is registered before its step starts.
         const strict = enableVrfStrictMode(host.runner);
         strict.catch(() => {}); // awaited by ensureVrf when it matters
+        const rules = ensureForwardAccept(host.runner, names.host);
+        const rulesAdded = rules.catch(() => []);
+        undo.push("FORWARD rules", async () => {
+          if ((await rulesAdded).length > 0) await removeForwardAccept(host.runner, names.host);
+        });
         const links = await inspectLinks(host.runner, [names.vrf, names.host, names.guest]);
         const previousOwner = (await plan.store.read())[plan.key]?.containerId;
         const vrf = await ensureVrf(context, host, { plan, links, node, strict, undo }).catch(
@@ -246,22 +254,9 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
         }).catch((e) => {
           throw wrap(`failed to set up veth ${names.host} and terminations`, e);
         });
-        const [rules, sysctls] = await Promise.allSettled([
-          ensureForwardAccept(host.runner, names.host),
-          writeSysctls(host.runner, {
-            ...interfaceSysctls(names.vrf),
-            ...interfaceSysctls(names.host),
-          }),
-        ]);
-        // Register the rules' undo even when the sysctls failed alongside them.
-        if (rules.status === "fulfilled" && rules.value.length > 0) {
-          undo.push("FORWARD rules", () => removeForwardAccept(host.runner, names.host));
-        }
-        for (const outcome of [rules, sysctls]) {
-          if (outcome.status === "rejected") {
-            throw wrap(`failed to set sysctls/FORWARD rules for ${names.host}`, outcome.reason);
-          }
-        }
+        await rules.catch((e) => {
+          throw wrap(`failed to add the FORWARD accept rules for ${names.host}`, e);
+        });
 
         // Undo steps go in before their step: a step that fails halfway (a
         // create that landed before a timeout) is rolled back too; both undos
@@ -270,11 +265,18 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
         undo.push("host-device", async () => {
           await runHostDevice(host.runner, { command: "DEL", env, config: delegateConfig });
         });
-        const delegated = await runHostDevice(host.runner, {
-          command: "ADD",
-          env,
-          config: delegateConfig,
-        });
+        const [sysctls, delegate] = await Promise.allSettled([
+          writeSysctls(host.runner, {
+            ...interfaceSysctls(names.vrf),
+            ...interfaceSysctls(names.host),
+          }),
+          runHostDevice(host.runner, { command: "ADD", env, config: delegateConfig }),
+        ]);
+        if (sysctls.status === "rejected") {
+          throw wrap(`failed to set the sysctls of ${names.vrf} and ${names.host}`, sysctls.reason);
+        }
+        if (delegate.status === "rejected") throw delegate.reason;
+        const delegated = delegate.value;
 
         const key = { vpc: config.vpc, node };
         undo.push("BGPVRFInstance", () =>
