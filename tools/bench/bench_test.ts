@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { parseTimeOutput } from "./exec.ts";
 import { optionsToArgs, parseBenchArgs } from "./options.ts";
 import { analyze, parseLog, parseStrace } from "./profile.ts";
-import { renderReport, table, verbs } from "./report.ts";
+import { floorAnalysis, floorVerdict, renderReport, table, verbs } from "./report.ts";
+import { floorArgv } from "./calibrate.ts";
 import type { BenchResults } from "./results.ts";
 import { percentile, summarize, unionLength } from "./stats.ts";
 
@@ -102,16 +103,14 @@ Deno.test("profile: phases add up to the total, API requests and log lines are p
   assert.deepEqual(parseLog("garbage\n"), []);
 });
 
-Deno.test("report: tables align, verbs average, a synthetic run renders every section", () => {
-  assert.equal(table([["a", "1"], ["bbb", "22"]], ""), "a      1\nbbb   22");
-  assert.equal(verbs({ list: 6, create: 2 }, 2), "list 3, create 1");
-  assert.equal(verbs({}, 1), "none");
-  const samples = (ms: number[]): { ms: number[]; rssKb: number[]; api: never[] } => ({
-    ms,
-    rssKb: ms.map(() => 50_000),
-    api: [],
-  });
-  const results: BenchResults = {
+const samples = (ms: number[]): { ms: number[]; rssKb: number[]; api: never[] } => ({
+  ms,
+  rssKb: ms.map(() => 50_000),
+  api: [],
+});
+/** A synthetic run: Go ADD p50 11 ms, DEL 8 ms; agent ADD p50 35 ms, DEL 20 ms. */
+function fixture(): BenchResults {
+  return {
     version: 1,
     startedAt: "2026-01-01T00:00:00.000Z",
     wallMs: 60_000,
@@ -181,6 +180,13 @@ Deno.test("report: tables align, verbs average, a synthetic run renders every se
     errors: [],
     notes: ["a note"],
   };
+}
+
+Deno.test("report: tables align, verbs average, a synthetic run renders every section", () => {
+  assert.equal(table([["a", "1"], ["bbb", "22"]], ""), "a      1\nbbb   22");
+  assert.equal(verbs({ list: 6, create: 2 }, 2), "list 3, create 1");
+  assert.equal(verbs({}, 1), "none");
+  const results = fixture();
   const text = renderReport(results);
   for (
     const heading of [
@@ -197,6 +203,170 @@ Deno.test("report: tables align, verbs average, a synthetic run renders every se
     ]
   ) assert.ok(text.includes(heading), `missing ${heading}:\n${text}`);
   assert.ok(text.includes("galactic, agent"));
+  // No floor samples (a run from before it existed): nothing about it.
+  assert.ok(!/floor/i.test(text), text);
   // ADD p50 35 / Go 11; DEL 20 / Go 8 (the target is ≤ 2.5×).
   assert.ok(text.includes("3.18× ✗") && text.includes("2.50× ✓"), text);
+});
+
+/** The fixture with a floor here (p50 24 ms) and, on the VM host, floor 13 ms, Go ADD 55, DEL 40. */
+function withFloor(floorMs: number[] = [26, 22, 24]): BenchResults {
+  const r = fixture();
+  return {
+    ...r,
+    machine: {
+      ...r.machine,
+      calibration: {
+        here: { galactic: [4000], go: [100] },
+        host: {
+          galactic: [50],
+          go: [4],
+          floor: [14, 12, 13],
+          goAdd: [50, 55, 60],
+          goDel: [40, 38, 44],
+        },
+      },
+    },
+    floor: {
+      argv: ["deno", "run", "empty.js"],
+      ms: floorMs,
+      rssKb: floorMs.map(() => 40_000),
+      warmupMs: [90],
+      failures: [],
+    },
+  };
+}
+
+/** Lines of `text` that mention the floor. */
+function floorLines(text: string): string[] {
+  return text.split("\n").filter((line) => /floor/i.test(line));
+}
+
+Deno.test("floor: ratios to Go per verb, galactic above the floor, hardware from the VM host", () => {
+  const a = floorAnalysis(withFloor())!;
+  assert.equal(a.n, 3);
+  assert.equal(a.p50, 24);
+  // Go ADD p50 11, DEL p50 8: 24/11 is under 2.5, 24/8 = 3 is over.
+  assert.equal(a.add.go, 11);
+  assert.ok(Math.abs(a.add.ratio! - 24 / 11) < 1e-9);
+  assert.equal(a.del.ratio, 3);
+  assert.deepEqual(a.unreachable, ["DEL"]);
+  // agent ADD p50 35, DEL 20: 11 and -4 ms above the floor.
+  assert.equal(a.above.length, 1);
+  assert.equal(a.above[0]!.mode, "agent");
+  assert.equal(a.above[0]!.add, 11);
+  assert.equal(a.above[0]!.addRatio, 1);
+  assert.equal(a.above[0]!.del, -4);
+  assert.equal(a.above[0]!.delRatio, -0.5);
+  assert.deepEqual(
+    a.hardware && [a.hardware.floor, a.hardware.goAdd, a.hardware.goDel, a.hardware.goVersion],
+    [13, 55, 40, 4],
+  );
+  assert.ok(Math.abs(a.hardware!.addRatio! - 13 / 55) < 1e-9);
+  // Measured on the host itself: no separate hardware reference.
+  const onHost = withFloor();
+  assert.equal(
+    floorAnalysis({ ...onHost, machine: { ...onHost.machine, lab: "host" } })!.hardware,
+    undefined,
+  );
+  // No samples (a run from before the floor, or one whose floor failed): no analysis.
+  assert.equal(floorAnalysis(fixture()), undefined);
+  assert.equal(floorAnalysis(withFloor([])), undefined);
+});
+
+Deno.test("floor report: row in (1), galactic − floor lines, unreachable verdict with numbers", () => {
+  const text = renderReport(withFloor());
+  const lines = floorLines(text);
+  // Section (1): the floor's ms in both verbs' columns and its ratio to each Go p50, no mark.
+  assert.ok(
+    lines.some((l) =>
+      /^ {2}Deno runtime floor \(empty module\)\s+3\s+24\.0\s+25\.8\s+24\.0\s+25\.8\s+2\.18×\s+3\.00×$/
+        .test(l)
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(
+    lines.some((l) => /galactic, agent − floor\s+11\.0\s+1\.00×\s+-4\.0\s+-0\.50×$/.test(l)),
+  );
+  // Verdict: only DEL is out of reach; the numbers of this run and of the VM host.
+  assert.ok(
+    text.includes(
+      "  latency target (≤ 2.5× Go) UNREACHABLE in this environment for DEL by any program on this runtime:\n" +
+        "    Deno runtime floor (deno run of an empty module) p50 24.0 ms vs Go host-device ADD p50 11.0 ms = 2.18×, DEL p50 8.0 ms = 3.00×\n" +
+        "    on hardware (the VM host, same commands): floor p50 13.0 ms vs Go host-device ADD p50 55.0 ms = 0.24×, DEL p50 40.0 ms = 0.33× (Go VERSION 4.0 ms)",
+    ),
+    text,
+  );
+  // Nothing about the floor carries a ✓/✗: no target applies to it.
+  for (const line of lines) assert.ok(!/[✓✗]/.test(line), line);
+  // The header shows the floor here against the VM host's.
+  assert.ok(text.includes("24.0 ms here (interleaved with (1)), 13.0 ms on the VM host (1.85×)"));
+  assert.ok(
+    text.includes("Go host-device on the VM host") && text.includes("ADD 55.0 ms, DEL 40.0 ms"),
+  );
+  // RSS table: a row for the floor, no mark.
+  assert.ok(
+    /Deno runtime floor \(empty module\)\s+39\.1\s+39\.1\s+39\.1\s+39\.1$/m.test(text),
+    text,
+  );
+});
+
+Deno.test("floor verdict: within the target, no Go, missing host pairs, failures", () => {
+  // Floor 5 ms: 0.45× and 0.63× of Go: no claim of unreachability.
+  const low = floorVerdict(floorAnalysis(withFloor([5]))!);
+  assert.ok(low[0]!.includes("ADD p50 11.0 ms = 0.45×, DEL p50 8.0 ms = 0.63×"), low.join("\n"));
+  assert.ok(low[0]!.includes("within the 2.5× target"));
+  assert.ok(!low.join("\n").includes("UNREACHABLE"));
+  // Both verbs over.
+  const high = floorVerdict(floorAnalysis(withFloor([100]))!);
+  assert.ok(high[0]!.includes("UNREACHABLE in this environment for ADD and DEL"), high.join("\n"));
+  // No Go samples: nothing to compare with, no verdict and "—" ratios.
+  const r = withFloor();
+  const noGo = { ...r, sequential: r.sequential.filter((s) => s.subject !== "go") };
+  const verdict = floorVerdict(floorAnalysis(noGo)!).join("\n");
+  assert.ok(verdict.includes("no Go p50 to compare it with (no verdict)"), verdict);
+  assert.ok(!verdict.includes("UNREACHABLE"));
+  assert.ok(/Deno runtime floor \(empty module\)\s+3\s+24\.0\s+25\.8\s+24\.0\s+25\.8\s+—\s+—$/m
+    .test(renderReport(noGo)));
+  // The VM host measured the floor but not Go's ADD/DEL: say so, with why.
+  const partial = withFloor([100]);
+  const host = partial.machine.calibration!.host!;
+  const noPairs = {
+    ...partial,
+    machine: {
+      ...partial.machine,
+      calibration: {
+        here: partial.machine.calibration!.here,
+        host: {
+          galactic: host.galactic,
+          go: host.go,
+          floor: host.floor,
+          errors: ["Go ADD: exit 1"],
+        },
+      },
+    },
+  };
+  const hw = floorVerdict(floorAnalysis(noPairs)!).join("\n");
+  assert.ok(
+    hw.includes("floor p50 13.0 ms; Go ADD/DEL not measured there (Go VERSION 4.0 ms)"),
+    hw,
+  );
+  assert.ok(hw.includes("VM host: Go ADD: exit 1"));
+  // A failed floor exec is listed with the failures.
+  const failed = withFloor();
+  failed.floor!.failures.push("Deno runtime floor: exit 1: boom");
+  assert.ok(renderReport(failed).includes("  ✗ Deno runtime floor: exit 1: boom"));
+});
+
+Deno.test("floor command: bin/galactic's deno and flags, --no-config for its --config", async () => {
+  const repo = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+  const launcher = await Deno.readTextFile(`${repo}/bin/galactic`);
+  const exec = launcher.slice(launcher.indexOf('exec "$deno" run'));
+  const flags = [...exec.matchAll(/--[a-z-]+/g)].map((m) => m[0]).filter((f) => f !== "--config");
+  const argv = floorArgv(repo, "/tmp/empty.js");
+  assert.equal(argv[0], `${repo}/node_modules/.bin/deno`);
+  assert.ok(launcher.includes("$here/node_modules/.bin/deno"));
+  assert.equal(argv[1], "run");
+  assert.deepEqual(argv.slice(2, -2), flags);
+  assert.deepEqual(argv.slice(-2), ["--no-config", "/tmp/empty.js"]);
 });

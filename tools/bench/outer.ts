@@ -1,14 +1,15 @@
 /**
  * What `deno task bench` does first: make sure the tools it measures with are
- * installed, warm the Deno cache (the lab VM has no network), then run the
- * lab side through `tests/lab/run.sh`, which runs it directly when this
- * kernel has VRF support and in a throwaway VM otherwise.
+ * installed, warm the Deno cache (the lab VM has no network), measure a
+ * hardware reference here (start-up calibration, the Deno runtime floor, Go
+ * ADD/DEL), then run the lab side through `tests/lab/run.sh`, which runs it
+ * directly when this kernel has VRF support and in a throwaway VM otherwise.
  *
  * @module
  */
 
 import { exists, run } from "./exec.ts";
-import { calibrate } from "./calibrate.ts";
+import { calibrate, hostBaseline } from "./calibrate.ts";
 import { hardware, type HostInfo, packageVersion } from "./machine.ts";
 import { type BenchOptions, optionsToArgs } from "./options.ts";
 
@@ -94,7 +95,9 @@ export async function runOuter(options: BenchOptions): Promise<number> {
   const host: HostInfo = {
     ...hw,
     packages: plugins === undefined ? {} : { "containernetworking-plugins": plugins },
-    calibration: await calibrate(REPO),
+    // Hardware reference for the lab's numbers: VERSION start-up, the Deno runtime floor and
+    // Go ADD/DEL (throwaway netns), measured here before the lab starts.
+    calibration: { ...await calibrate(REPO), ...await hostBaseline(REPO, `gb${Deno.pid}`) },
   };
   const env: Record<string, string> = {
     LAB_TIMEOUT: Deno.env.get("LAB_TIMEOUT") ?? String(options.quick ? 2400 : 14_400),

@@ -34,6 +34,7 @@ const NAMES: Record<Subject, string> = {
   "no-agent": "galactic, no agent",
   agent: "galactic, agent",
 };
+const FLOOR_NAME = "Deno runtime floor (empty module)";
 
 function ms(value: number | undefined): string {
   if (value === undefined) return "—";
@@ -62,6 +63,126 @@ function times(value: number | undefined, target?: number): string {
   if (value === undefined) return "—";
   return `${value >= 10 ? value.toFixed(0) : value.toFixed(2)}×` +
     (target === undefined ? "" : mark(value <= target));
+}
+
+/** The floor against Go for one verb. */
+export interface FloorVerb {
+  /** Go host-device p50 of the verb, ms. */
+  readonly go?: number;
+  /** Floor p50 / Go p50. */
+  readonly ratio?: number;
+}
+
+/** How far one galactic mode is above the floor. */
+export interface AboveFloor {
+  /** Mode. */
+  readonly mode: Mode;
+  /** ADD p50 − floor p50, ms. */
+  readonly add?: number;
+  /** That / Go ADD p50. */
+  readonly addRatio?: number;
+  /** DEL p50 − floor p50, ms. */
+  readonly del?: number;
+  /** That / Go DEL p50. */
+  readonly delRatio?: number;
+}
+
+/** The floor and Go measured the same way on the VM host (hardware). */
+export interface HardwareFloor {
+  /** Floor p50 there, ms. */
+  readonly floor: number;
+  /** Floor samples there. */
+  readonly n: number;
+  /** Go host-device ADD / DEL p50 there, ms. */
+  readonly goAdd?: number;
+  readonly goDel?: number;
+  /** Floor / Go p50 there. */
+  readonly addRatio?: number;
+  readonly delRatio?: number;
+  /** Go host-device VERSION p50 there, ms. */
+  readonly goVersion?: number;
+  /** What the VM host could not measure. */
+  readonly errors: readonly string[];
+}
+
+/** The Deno runtime floor of one run against Go and galactic (p50s). */
+export interface FloorAnalysis {
+  /** Floor samples. */
+  readonly n: number;
+  /** Floor p50, ms. */
+  readonly p50: number;
+  /** Floor p95, ms. */
+  readonly p95: number;
+  /** Against Go ADD. */
+  readonly add: FloorVerb;
+  /** Against Go DEL. */
+  readonly del: FloorVerb;
+  /**
+   * Verbs whose floor / Go p50 exceeds the latency target: there no program
+   * on this runtime can meet it, whatever it does after starting.
+   */
+  readonly unreachable: readonly ("ADD" | "DEL")[];
+  /** Each measured galactic mode above the floor. */
+  readonly above: readonly AboveFloor[];
+  /** The same on the VM host, when the run was in a VM and the host measured the floor. */
+  readonly hardware?: HardwareFloor;
+}
+
+function minus(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? undefined : a - b;
+}
+
+/** The floor analysis of `r`, or undefined when the run has no floor samples. */
+export function floorAnalysis(r: BenchResults): FloorAnalysis | undefined {
+  const floor = summarize(r.floor?.ms ?? []);
+  if (!floor) return undefined;
+  const go = r.sequential.find((s) => s.subject === "go");
+  const goAdd = median(go?.add.ms ?? []);
+  const goDel = median(go?.del.ms ?? []);
+  const add: FloorVerb = { go: goAdd, ratio: ratio(floor.p50, goAdd) };
+  const del: FloorVerb = { go: goDel, ratio: ratio(floor.p50, goDel) };
+  const unreachable = ([["ADD", add], ["DEL", del]] as const)
+    .filter(([, v]) => v.ratio !== undefined && v.ratio > TARGETS.ratio).map(([verb]) => verb);
+  const above: AboveFloor[] = [];
+  for (const s of r.sequential) {
+    if (s.subject === "go" || (s.add.ms.length === 0 && s.del.ms.length === 0)) continue;
+    const a = minus(median(s.add.ms), floor.p50);
+    const d = minus(median(s.del.ms), floor.p50);
+    above.push({
+      mode: s.subject,
+      add: a,
+      addRatio: ratio(a, goAdd),
+      del: d,
+      delRatio: ratio(d, goDel),
+    });
+  }
+  const host = r.machine.calibration?.host;
+  const hostFloor = summarize(host?.floor ?? []);
+  let hardware: HardwareFloor | undefined;
+  if (r.machine.lab !== "host" && host && hostFloor) {
+    const hAdd = median(host.goAdd ?? []);
+    const hDel = median(host.goDel ?? []);
+    hardware = {
+      floor: hostFloor.p50,
+      n: hostFloor.n,
+      goAdd: hAdd,
+      goDel: hDel,
+      addRatio: ratio(hostFloor.p50, hAdd),
+      delRatio: ratio(hostFloor.p50, hDel),
+      goVersion: median(host.go),
+      errors: host.errors ?? [],
+    };
+  }
+  return {
+    n: floor.n,
+    p50: floor.p50,
+    p95: floor.p95,
+    add,
+    del,
+    unreachable,
+    above,
+    ...(hardware && { hardware }),
+  };
 }
 
 /** Renders rows as aligned columns; the first column left-aligned, the rest right-aligned. */
@@ -93,7 +214,8 @@ function perInvocation(samples: readonly VerbCounts[]): { mean: number; detail: 
   return { mean: n === 0 ? NaN : total(sum) / n, detail: verbs(sum, Math.max(n, 1)) };
 }
 
-function machineLines(m: MachineInfo): string[] {
+function machineLines(r: BenchResults): string[] {
+  const m = r.machine;
   const where = m.lab === "host" ? "this host (its kernel has VRF)" : `lab VM (${m.lab})`;
   const lines = [
     `measured on: ${where}: ${m.cpuModel}, ${m.cores} CPU${m.cores === 1 ? "" : "s"}, ` +
@@ -108,6 +230,21 @@ function machineLines(m: MachineInfo): string[] {
     "  software: " + Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(", "),
   );
   lines.push(...calibrationLines(m));
+  const floor = floorAnalysis(r);
+  const hw = floor?.hardware;
+  if (floor && hw) {
+    lines.push(
+      `  Deno runtime floor (deno run of an empty module, GNU time, p50): ${
+        ms(floor.p50)
+      } ms here (interleaved with (1)), ${ms(hw.floor)} ms on the VM host (${
+        times(ratio(floor.p50, hw.floor))
+      })`,
+      "  Go host-device on the VM host (nsenter into a throwaway netns, GNU time, p50): " +
+        (hw.goAdd === undefined
+          ? "ADD/DEL not measured"
+          : `ADD ${ms(hw.goAdd)} ms, DEL ${ms(hw.goDel)} ms`),
+    );
+  }
   if (m.lab === "vm/tcg") {
     lines.push(
       "  NOTE: TCG emulates the CPU in software: every absolute time here is 10-20× (deno start-up",
@@ -179,7 +316,21 @@ function sequentialSection(r: BenchResults): string[] {
       times(ratio(del?.p50, goDel?.p50), target),
     ]);
   }
-  return [
+  const floor = floorAnalysis(r);
+  if (floor) {
+    // One sample set for both verbs: the runtime's start-up does not depend on the verb.
+    rows.push([
+      FLOOR_NAME,
+      String(floor.n),
+      ms(floor.p50),
+      ms(floor.p95),
+      ms(floor.p50),
+      ms(floor.p95),
+      times(floor.add.ratio),
+      times(floor.del.ratio),
+    ]);
+  }
+  const lines = [
     `(1) Sequential ADD/DEL pairs: ${r.options.iterations} measured after ${r.options.warmup} warm-up; ` +
     "exec → exit wall time, ms",
     table(rows),
@@ -187,6 +338,36 @@ function sequentialSection(r: BenchResults): string[] {
     "p95 interpolates between ranks.",
     "  Every exec goes through /usr/bin/time (both sides); the Go side excludes creating the veth.",
   ];
+  if (floor) lines.push(...aboveFloorLines(floor));
+  return lines;
+}
+
+function aboveFloorLines(floor: FloorAnalysis): string[] {
+  const lines = [
+    "  Deno runtime floor: `deno run` of an empty module with bin/galactic's deno binary and " +
+    "flags (no config),",
+    "  one exec per iteration before its pairs; the same samples fill the ADD and DEL columns. " +
+    "No program on this",
+    "  runtime can take less. No target applies to it.",
+  ];
+  if (floor.above.length === 0) return lines;
+  const rows = [["above the floor (p50 − floor p50, ms)", "ADD", "× Go ADD", "DEL", "× Go DEL"]];
+  for (const a of floor.above) {
+    rows.push([
+      `${NAMES[a.mode]} − floor`,
+      ms(a.add),
+      times(a.addRatio),
+      ms(a.del),
+      times(a.delRatio),
+    ]);
+  }
+  lines.push(
+    table(rows, "    "),
+    "    galactic − floor: the sh launcher, loading the module graph and the plugin's own work: " +
+      "what the plugin",
+    "    adds on top of the runtime's start-up, in ms and in units of the Go p50 of the verb.",
+  );
+  return lines;
 }
 
 function rssSection(r: BenchResults): string[] {
@@ -202,6 +383,17 @@ function rssSection(r: BenchResults): string[] {
       mb(del?.p50),
       mb(del?.max),
       s.subject === "go" || (!add && !del) ? "" : mark(peak / 1024 <= TARGETS.rssMb).trim(),
+    ]);
+  }
+  const floorRss = summarize(r.floor?.rssKb ?? []);
+  if (floorRss) {
+    rows.push([
+      FLOOR_NAME,
+      mb(floorRss.p50),
+      mb(floorRss.max),
+      mb(floorRss.p50),
+      mb(floorRss.max),
+      "",
     ]);
   }
   for (const c of r.concurrency) {
@@ -472,6 +664,9 @@ function failuresSection(r: BenchResults): string[] {
     for (const f of s.failures.slice(0, 5)) lines.push(`  ✗ ${NAMES[s.subject]}: ${f}`);
     if (s.failures.length > 5) lines.push(`  … ${s.failures.length - 5} more failures`);
   }
+  const floorFailures = r.floor?.failures ?? [];
+  for (const f of floorFailures.slice(0, 5)) lines.push(`  ✗ ${f}`);
+  if (floorFailures.length > 5) lines.push(`  … ${floorFailures.length - 5} more failures`);
   for (const e of r.errors) lines.push(`  ✗ ${e}`);
   return lines.length > 0 ? ["Failures", ...lines] : [];
 }
@@ -514,6 +709,59 @@ function verdicts(r: BenchResults): string[] {
         }/DEL${within(apiDel, TARGETS.delRequests)}` + concurrent,
     );
   }
+  const floor = floorAnalysis(r);
+  if (floor) lines.push(...floorVerdict(floor));
+  return lines;
+}
+
+function andList(items: readonly string[]): string {
+  return items.length <= 1
+    ? items.join("")
+    : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
+}
+
+/** `Go host-device ADD p50 410 ms = 5.85×, DEL p50 300 ms = 8.00×` (verbs with a Go p50). */
+function againstGo(
+  verbs: readonly (readonly ["ADD" | "DEL", number | undefined, number | undefined])[],
+): string {
+  const parts = verbs.filter(([, go, q]) => go !== undefined && q !== undefined)
+    .map(([verb, go, q]) => `${verb} p50 ${ms(go)} ms = ${times(q)}`);
+  return parts.length === 0 ? "" : `Go host-device ${parts.join(", ")}`;
+}
+
+/** Verdict lines about the runtime floor: is the latency target reachable at all here? */
+export function floorVerdict(floor: FloorAnalysis): string[] {
+  const lines: string[] = [];
+  const here = againstGo([
+    ["ADD", floor.add.go, floor.add.ratio],
+    ["DEL", floor.del.go, floor.del.ratio],
+  ]);
+  const what = `Deno runtime floor (deno run of an empty module) p50 ${ms(floor.p50)} ms`;
+  if (here === "") {
+    lines.push(`  ${what}; no Go p50 to compare it with (no verdict)`);
+  } else if (floor.unreachable.length > 0) {
+    lines.push(
+      `  latency target (≤ ${TARGETS.ratio}× Go) UNREACHABLE in this environment for ${
+        andList(floor.unreachable)
+      } by any program on this runtime:`,
+      `    ${what} vs ${here}`,
+    );
+  } else {
+    lines.push(
+      `  ${what} vs ${here}: the runtime alone is within the ${TARGETS.ratio}× target; the rest ` +
+        "is the plugin's (see (1), above the floor)",
+    );
+  }
+  const hw = floor.hardware;
+  if (hw) {
+    const there = againstGo([["ADD", hw.goAdd, hw.addRatio], ["DEL", hw.goDel, hw.delRatio]]);
+    lines.push(
+      `    on hardware (the VM host, same commands): floor p50 ${ms(hw.floor)} ms` +
+        (there === "" ? "; Go ADD/DEL not measured there" : ` vs ${there}`) +
+        (hw.goVersion === undefined ? "" : ` (Go VERSION ${ms(hw.goVersion)} ms)`),
+    );
+    for (const e of hw.errors) lines.push(`    VM host: ${e}`);
+  }
   return lines;
 }
 
@@ -524,7 +772,7 @@ export function renderReport(r: BenchResults): string {
     [
       `galactic benchmark (deno task bench${r.options.quick ? " --quick" : ""}), ${r.startedAt}, ` +
       `${minutes} min`,
-      ...machineLines(r.machine),
+      ...machineLines(r),
       `  fake Kubernetes API server in the node netns, ${r.options.apiDelayMs} ms injected per ` +
       `request; plugin: ${String(r.setup.plugin)}, api_timeout_seconds ${
         String(r.setup.apiTimeoutSeconds)

@@ -43,6 +43,24 @@ export interface SequentialResult {
   fallbackRequests?: number;
 }
 
+/**
+ * The Deno runtime floor inside the lab: `deno run` of an empty module with
+ * bin/galactic's deno binary and flags (no config), exec to exit under GNU
+ * time like the pairs, one exec per sequential iteration before its pairs.
+ */
+export interface FloorResult {
+  /** The command. */
+  readonly argv: string[];
+  /** Exec-to-exit wall times, ms. */
+  readonly ms: number[];
+  /** Peak RSS per process, KiB. */
+  readonly rssKb: number[];
+  /** Warm-up wall times (not in the statistics). */
+  readonly warmupMs: number[];
+  /** Failed execs. */
+  readonly failures: string[];
+}
+
 /** One batch of concurrent invocations. */
 export interface ConcurrentBatch {
   /** First spawn to last exit, ms. */
@@ -179,6 +197,8 @@ export interface BenchResults {
   readonly agent: AgentInfo;
   /** Scenario 1, 2, 4. */
   readonly sequential: SequentialResult[];
+  /** The Deno runtime floor, interleaved with scenario 1 (absent in runs before it existed). */
+  readonly floor?: FloorResult;
   /** Scenario 3. */
   readonly concurrency: ConcurrencyResult[];
   /** Scenario 5. */

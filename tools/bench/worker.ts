@@ -41,7 +41,7 @@ import {
   type Timed,
   timedExec,
 } from "./exec.ts";
-import { calibrate } from "./calibrate.ts";
+import { calibrate, floorArgv, GO_IPAM, runFloor, writeEmptyModule } from "./calibrate.ts";
 import { type HostInfo, machineInfo } from "./machine.ts";
 import type { BenchOptions } from "./options.ts";
 import { analyze, type ApiEvent } from "./profile.ts";
@@ -82,11 +82,7 @@ const LOCATOR = "fc00:0:1::/48";
 const API_TIMEOUT_SECONDS = 60;
 /** One VPC per mode: the modes never share local state or API objects. */
 const VPC: Record<Mode, string> = { "no-agent": "b1", agent: "b2" };
-const IPAM = {
-  type: "static",
-  addresses: [{ address: "10.1.0.2/24" }],
-  routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
-};
+const IPAM = GO_IPAM;
 /** Background attachments of the curve: tables from here, VPCs from BACKGROUND_VPC. */
 const TABLE_MIN = 1000;
 const BACKGROUND_VPC = 0x50000n;
@@ -430,6 +426,24 @@ class Bench {
 
   // ---- scenario 1, 2, 4: sequential pairs ---------------------------------------
 
+  /** One exec of the Deno runtime floor; its text for the progress line, or undefined. */
+  async floorRun(warm: boolean): Promise<string | undefined> {
+    const floor = this.results.floor;
+    if (!floor || floor.argv.length === 0) return undefined;
+    const out = await runFloor(floor.argv, this.rssFile());
+    if (out.code !== 0) {
+      floor.failures.push(failure("Deno runtime floor", out));
+      return "failed";
+    }
+    if (warm) {
+      floor.warmupMs.push(out.ms);
+    } else {
+      floor.ms.push(out.ms);
+      if (out.rssKb !== undefined) floor.rssKb.push(out.rssKb);
+    }
+    return round(out.ms);
+  }
+
   async goPair(i: number, result: SequentialResult, warm: boolean): Promise<string> {
     const host = "gbgoH";
     const dev = "gbgoG";
@@ -517,10 +531,18 @@ class Bench {
       this.results.sequential.push(result);
     }
     const broken = new Set<Subject>();
+    let floorBroken = false;
     const total = this.opts.warmup + this.opts.iterations;
     for (let i = 0; i < total; i++) {
       const warm = i < this.opts.warmup;
       const line: string[] = [];
+      if (!floorBroken) {
+        this.checkStop();
+        const text = await this.floorRun(warm);
+        if (text !== undefined) line.push(`floor ${text}`);
+        // Like a subject: a floor that fails at once is left out (its error is reported).
+        if (text === "failed" && i === 0) floorBroken = true;
+      }
       for (const subject of subjects) {
         if (broken.has(subject)) continue;
         this.checkStop();
@@ -566,6 +588,11 @@ class Bench {
         `sequential ${warm ? "warm-up" : `${i - this.opts.warmup + 1}/${this.opts.iterations}`}: ${
           line.join(" | ")
         } ms`,
+      );
+    }
+    if (floorBroken) {
+      this.results.errors.push(
+        "sequential: the Deno runtime floor failed its first exec; left out",
       );
     }
     for (const subject of broken) {
@@ -919,6 +946,13 @@ export async function runWorker(inputFile: string): Promise<number> {
     },
     agent: { available: false },
     sequential: [],
+    floor: {
+      argv: floorArgv(input.repo, await writeEmptyModule(input.tmp)),
+      ms: [],
+      rssKb: [],
+      warmupMs: [],
+      failures: [],
+    },
     concurrency: [],
     curve: [],
     curveSetup: [],
