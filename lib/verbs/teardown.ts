@@ -97,10 +97,16 @@ export async function teardownAttachment(
     `link del ${names.guest}`,
     ...vrfDeleteLines({ name: names.vrf, table }),
   ];
-  await ipBatch(host.runner, lines, { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] })
-    .catch((e) => {
-      throw wrap(`failed to remove ${names.host} and ${names.vrf}`, e);
-    });
-  await removeForwardAccept(host.runner, names.host);
+  // The FORWARD rules match by name: they go in the same process round.
+  const [links, rules] = await Promise.allSettled([
+    ipBatch(host.runner, lines, { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] }),
+    removeForwardAccept(host.runner, names.host),
+  ]);
+  if (links.status === "rejected") {
+    throw wrap(`failed to remove ${names.host} and ${names.vrf}`, links.reason);
+  }
+  if (rules.status === "rejected") {
+    throw wrap(`failed to remove the FORWARD accept rules for ${names.host}`, rules.reason);
+  }
   log.info("attachment removed", { table, sid: plan.endpoint });
 }
