@@ -8,13 +8,17 @@
 
 import assert from "node:assert/strict";
 import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
+import type { RequestRecord } from "../support/fake_api_server.ts";
 import { cni, LAUNCHER, leftovers, NODE, ok, RD, type World, world } from "../support/cni_world.ts";
 
 interface Agent extends AsyncDisposable {
+  /** SIGTERM: the agent closes its connections and removes its socket. */
   stop(): Promise<void>;
+  /** SIGKILL: the agent dies at once, leaving its socket file behind. */
+  kill(): Promise<void>;
 }
 
-async function startAgent(w: World): Promise<Agent> {
+async function startAgent(w: World, options: { kubeconfig?: string } = {}): Promise<Agent> {
   const socket = `${w.dir}/agent.sock`;
   const child = new Deno.Command(LAUNCHER, {
     args: [
@@ -22,7 +26,7 @@ async function startAgent(w: World): Promise<Agent> {
       "--socket",
       socket,
       "--kubeconfig",
-      w.kubeconfig,
+      options.kubeconfig ?? w.kubeconfig,
       "--node",
       NODE,
       "--timeout",
@@ -45,14 +49,15 @@ async function startAgent(w: World): Promise<Agent> {
     while (!(await stderr.read()).done) { /* keep the pipe flowing */ }
   })();
   let stopped = false;
-  const stop = async (): Promise<void> => {
+  const end = (signal: Deno.Signal) => async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    child.kill("SIGTERM");
+    child.kill(signal);
     await child.status;
     await drain;
   };
-  return { stop, [Symbol.asyncDispose]: stop };
+  const stop = end("SIGTERM");
+  return { stop, kill: end("SIGKILL"), [Symbol.asyncDispose]: stop };
 }
 
 function apiCalls(w: World): Record<string, number> {
@@ -208,5 +213,154 @@ Deno.test("agent restarted or stopped between calls: every call still succeeds",
   for (const [i, config] of configs.entries()) {
     ok(await cni(w, "DEL", { config, containerId: `c${i}` }), `DEL ${i}`);
   }
+  assert.deepEqual(await leftovers(w), []);
+});
+
+/** Resolves once `done()` holds, polling; fails after `ms` (a bound, not a timing assertion). */
+async function until(done: () => boolean, ms: number, what: string): Promise<void> {
+  for (const start = Date.now(); !done();) {
+    if (Date.now() - start > ms) throw new Error(`${what}: not after ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+interface Proxy extends AsyncDisposable {
+  /** Kubeconfig of the server, through the proxy. */
+  readonly kubeconfig: string;
+}
+
+/**
+ * A TCP proxy to the fake API server that keeps its side of a connection
+ * open when the client dies, so a request the client sent in full still
+ * reaches the server (as through a load balancer). Without it, the fake's
+ * `Deno.serve` handler can no longer read the body of a request whose client
+ * went away, and a held create of a killed agent would never land.
+ */
+async function keepAliveProxy(w: World): Promise<Proxy> {
+  const target = new URL(w.api.url);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const relays = new Set<Promise<void>>();
+  const closeQuietly = (conn: Deno.Conn): void => {
+    open.delete(conn);
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  };
+  async function relay(client: Deno.Conn): Promise<void> {
+    open.add(client);
+    let upstream: Deno.Conn;
+    try {
+      upstream = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
+    } catch {
+      closeQuietly(client);
+      return;
+    }
+    open.add(upstream);
+    await Promise.allSettled([
+      // The client's end (EOF or reset) is not passed on: the server finishes what it got.
+      client.readable.pipeTo(upstream.writable, { preventClose: true, preventAbort: true }),
+      upstream.readable.pipeTo(client.writable),
+    ]);
+    closeQuietly(client);
+    closeQuietly(upstream);
+  }
+  const accepting = (async () => {
+    try {
+      for await (const client of listener) {
+        const task = relay(client).finally(() => relays.delete(task));
+        relays.add(task);
+      }
+    } catch { /* listener closed */ }
+  })();
+  const kubeconfig = `${w.dir}/agent-kubeconfig`;
+  const text = await Deno.readTextFile(w.kubeconfig);
+  assert.ok(text.includes(`server: ${w.api.url}`));
+  await Deno.writeTextFile(
+    kubeconfig,
+    text.replace(`server: ${w.api.url}`, `server: http://127.0.0.1:${listener.addr.port}`),
+    { mode: 0o600 },
+  );
+  return {
+    kubeconfig,
+    async [Symbol.asyncDispose](): Promise<void> {
+      listener.close();
+      await accepting;
+      for (const conn of [...open]) closeQuietly(conn);
+      await Promise.allSettled([...relays]);
+    },
+  };
+}
+
+Deno.test("agent killed while an ADD's call is in flight: the ADD converges through the fallback", async () => {
+  await using w = await world({ rbac: AGENT_RBAC });
+  // The agent reaches the server through the proxy, the plugin's fallback directly.
+  await using proxy = await keepAliveProxy(w);
+  await using agent = await startAgent(w, { kubeconfig: proxy.kubeconfig });
+  const config = w.config();
+  const name = `galactic-vpc-b04-${NODE}`;
+  const isCreate = (r: RequestRecord): boolean =>
+    r.verb === "create" && r.resource === "bgpvrfinstances";
+
+  // The agent's create is held at the server while the agent is killed; the
+  // server completes it only once the plugin's fallback has looked (no object
+  // yet) and sent its own create, which then meets the object: 409
+  // AlreadyExists, get, compare, done.
+  let agentCreate: RequestRecord | undefined;
+  let killed: Promise<void> | undefined;
+  const release = Promise.withResolvers<void>();
+  const unhook = w.api.onRequest(async (record) => {
+    if (!isCreate(record)) return;
+    if (!agentCreate) {
+      agentCreate = record;
+      killed = agent.kill();
+      await release.promise;
+      return;
+    }
+    // The fallback's create: first let the dead agent's create land.
+    release.resolve();
+    await until(() => agentCreate!.status !== 0, 5000, "the agent's create to complete");
+  });
+  try {
+    w.api.resetLog();
+    ok(await cni(w, "ADD", { config, containerId: "c1" }), "ADD with the agent killed mid-call");
+    await killed;
+  } finally {
+    release.resolve();
+    unhook();
+  }
+
+  assert.ok(agentCreate, "the ADD's create reached the server through the agent");
+  const creates = w.api.requests.filter(isCreate);
+  assert.deepEqual(
+    creates.map((r) => r.status),
+    [201, 409],
+    "the dead agent's create landed, then the fallback's met it",
+  );
+  const afterConflict = w.api.requests.slice(w.api.requests.indexOf(creates[1]!));
+  assert.ok(
+    afterConflict.some((r) =>
+      r.verb === "get" && r.resource === "bgpvrfinstances" && r.name === name
+    ),
+    "the fallback read the object after its 409",
+  );
+  assert.ok(
+    !afterConflict.some((r) => r.verb === "update"),
+    "the landed object was already right: no update",
+  );
+  assert.ok(
+    w.api.requests.some((r) => r.verb === "list" && r.resource === "bgpproviders"),
+    "the fallback looked the BGP configuration up itself",
+  );
+
+  assert.deepEqual(w.api.objects("bgpvrfinstances").map((o) => o.metadata.name), [name]);
+  const stored = w.api.object("bgpvrfinstances", name);
+  assert.equal(stored?.spec.routeDistinguisher, RD);
+  assert.deepEqual(stored?.spec.exportRouteTargets, [{ value: "65000:2820" }]);
+  assert.deepEqual(stored?.spec.importRouteTargets, [{ value: "65000:2820" }]);
+
+  // The killed agent left its socket file; DEL finds nobody there and goes direct.
+  assert.ok((await Deno.lstat(`${w.dir}/agent.sock`)).isSocket, "stale socket left behind");
+  ok(await cni(w, "DEL", { config, containerId: "c1" }), "DEL");
   assert.deepEqual(await leftovers(w), []);
 });
