@@ -19,35 +19,15 @@ export const REPO = new URL("../../..", import.meta.url).pathname.replace(/\/$/,
 /** Where the standard CNI plugins (host-device, static) are installed. */
 export const CNI_PATH = "/usr/lib/cni";
 
-const decoder = new TextDecoder();
+const hostRunner = systemRunner();
 
 /** Runs argv (never through a shell); a program that cannot start gives code 127. */
 export async function run(
   argv: readonly string[],
   options: RunOptions = {},
 ): Promise<CommandOutput> {
-  const [program, ...args] = argv;
-  if (!program) throw new Error("empty command");
   try {
-    const child = new Deno.Command(program, {
-      args,
-      stdin: options.stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-      ...(options.env && { env: options.env }),
-      ...(options.clearEnv && { clearEnv: true }),
-    }).spawn();
-    if (options.stdin !== undefined) {
-      const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(options.stdin)).catch(() => {});
-      await writer.close().catch(() => {});
-    }
-    const output = await child.output();
-    return {
-      code: output.code,
-      stdout: decoder.decode(output.stdout),
-      stderr: decoder.decode(output.stderr),
-    };
+    return await hostRunner.run(argv, options);
   } catch (error) {
     return { code: 127, stdout: "", stderr: String(error) };
   }
@@ -307,10 +287,9 @@ export interface IpRouteJson {
 
 /** The plugin's CommandRunner with every argv prefixed by `ip netns exec <ns>`. */
 export function netnsRunner(ns: string): CommandRunner {
-  const inner = systemRunner();
   return {
     run(argv: readonly string[], options?: RunOptions): Promise<CommandOutput> {
-      return inner.run(["ip", "netns", "exec", ns, ...argv], options);
+      return hostRunner.run(["ip", "netns", "exec", ns, ...argv], options);
     },
   };
 }
