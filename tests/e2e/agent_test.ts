@@ -68,15 +68,20 @@ function apiCalls(w: World): Record<string, number> {
   return counts;
 }
 
-Deno.test("with the agent, ADD writes with at most 2 API requests, steady state none, DEL one", async () => {
-  await using w = await world({ rbac: AGENT_RBAC });
-  await using _agent = await startAgent(w);
-  const first = w.config();
-  const sibling = w.config({
+/** A second attachment of the default config's VPC. */
+function siblingConfig(w: World): Record<string, unknown> {
+  return w.config({
     name: "tenant-a2",
     vpcattachment: "H",
     ipam: { type: "static", addresses: [{ address: "10.1.0.3/24" }] },
   });
+}
+
+Deno.test("with the agent, ADD writes with at most 2 API requests, steady state none, DEL one", async () => {
+  await using w = await world({ rbac: AGENT_RBAC });
+  await using _agent = await startAgent(w);
+  const first = w.config();
+  const sibling = siblingConfig(w);
 
   w.api.resetLog();
   ok(await cni(w, "ADD", { config: first, containerId: "c1" }), "ADD");
@@ -105,11 +110,7 @@ Deno.test("back-to-back ADDs of one VPC before the agent's watch catches up: its
   await using w = await world({ rbac: AGENT_RBAC });
   await using _agent = await startAgent(w);
   const first = w.config();
-  const sibling = w.config({
-    name: "tenant-a2",
-    vpcattachment: "H",
-    ipam: { type: "static", addresses: [{ address: "10.1.0.3/24" }] },
-  });
+  const sibling = siblingConfig(w);
   const name = `galactic-vpc-b04-${NODE}`;
   const step = async (verb: string, config: Record<string, unknown>, containerId: string) => {
     w.api.resetLog();
