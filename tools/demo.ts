@@ -85,7 +85,7 @@ async function startApiServer(
         name: `${NODE}-gobgp`,
         labels: { "bgp.miloapis.com/node": NODE, "galactic.io/plane": "overlay" },
       },
-      spec: {},
+      spec: { type: "GoBGP", gobgp: { endpoint: "localhost:50051" } },
     },
     {
       apiVersion: "bgp.miloapis.com/v1alpha1",

@@ -25,7 +25,7 @@ import {
 
 /** What a node's BGPVRFInstances take from its BGPInstance. */
 export interface BgpConfig {
-  /** BGPInstance name (`spec.instanceRef.name`). */
+  /** BGPInstance name (the BGPVRFInstance's `spec.instanceRef`, a string in the CRD). */
   readonly instance: string;
   /** Its `spec.asNumber`. */
   readonly asn: number;

@@ -83,7 +83,7 @@ export function desiredVrfInstance(key: VrfKey, config: BgpConfig): KubeObject {
       labels: vrfLabels(key),
     },
     spec: {
-      instanceRef: { name: config.instance },
+      instanceRef: config.instance,
       providerSelector: config.providerSelector,
       routeDistinguisher: rd,
       importRouteTargets: [{ value: rt }],
@@ -104,6 +104,10 @@ export function vrfLabels(key: VrfKey): Record<string, string> {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function jsonType(value: unknown): string {
+  return Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
 }
 
 function deepEqual(a: unknown, b: unknown): boolean {
@@ -129,9 +133,11 @@ export function vrfDifferences(existing: KubeObject | undefined, desired: KubeOb
   const differences: string[] = [];
   for (const [field, want] of Object.entries(desired.spec ?? {})) {
     const have = existing.spec?.[field];
-    if (!deepEqual(have, want)) {
-      differences.push(`spec.${field} is ${show(have)}, want ${show(want)}`);
-    }
+    if (deepEqual(have, want)) continue;
+    const shape = have !== undefined && jsonType(have) !== jsonType(want)
+      ? ` (wrong shape: ${jsonType(have)} where the CRD has ${jsonType(want)})`
+      : "";
+    differences.push(`spec.${field} is ${show(have)}, want ${show(want)}${shape}`);
   }
   const labels = existing.metadata.labels ?? {};
   for (const [key, want] of Object.entries(desired.metadata.labels ?? {})) {

@@ -279,7 +279,7 @@ Deno.test({
       assert.equal(object.spec.routeDistinguisher, ROUTE_VALUE);
       assert.deepEqual(object.spec.importRouteTargets, [{ value: ROUTE_VALUE }]);
       assert.deepEqual(object.spec.exportRouteTargets, [{ value: ROUTE_VALUE }]);
-      assert.equal(object.spec.instanceRef?.name, "workers");
+      assert.equal(object.spec.instanceRef, "workers");
       assert.equal(
         object.spec.providerSelector?.matchLabels?.["bgp.miloapis.com/node"],
         NODE,

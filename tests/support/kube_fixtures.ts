@@ -58,7 +58,7 @@ export function provider(
     apiVersion: "providers.bgp.miloapis.com/v1alpha1",
     kind: "BGPProvider",
     metadata: { name, labels: { "bgp.miloapis.com/node": node, ...labels } },
-    spec: {},
+    spec: { type: "GoBGP", gobgp: { endpoint: "localhost:50051" } },
   };
 }
 

@@ -75,7 +75,7 @@ Deno.test("declare: the first ADD creates the (VPC, node) object in 5 requests",
     "galactic.io/route-target": "1234",
   });
   assert.deepEqual(stored.spec, {
-    instanceRef: { name: "workers" },
+    instanceRef: "workers",
     providerSelector: {
       matchLabels: { "galactic.io/plane": "overlay", "bgp.miloapis.com/node": NODE },
     },
@@ -296,6 +296,24 @@ Deno.test("verify: no differences after ADD; edits and absence are reported", as
     'spec.routeDistinguisher is "65000:9", want "65000:1234"',
     'label galactic.io/vpc is undefined, want "4d2"',
   ]);
+});
+
+Deno.test("verify: an instanceRef in the object form of earlier builds is drift (the CRD has a string)", async () => {
+  await using kube = await world();
+  await plane(kube).declareVrf(KEY);
+  const stored = kube.server.object("bgpvrfinstances", NAME)!;
+  // Earlier builds wrote {name}; a real API server refuses that, but such an
+  // object may exist from a lenient path.
+  stored.spec.instanceRef = { name: "workers" };
+  kube.server.seed(stored);
+  assert.deepEqual(await plane(kube).verifyVrf(KEY), [
+    'spec.instanceRef is {"name":"workers"}, want "workers" (wrong shape: object where the CRD has string)',
+  ]);
+  kube.server.resetLog();
+  await plane(kube).declareVrf(KEY);
+  assert.equal(kube.server.object("bgpvrfinstances", NAME)!.spec.instanceRef, "workers");
+  assert.deepEqual(kube.server.counts(), { list: 4, update: 1 }, "ADD repairs it in place");
+  assert.deepEqual(await plane(kube).verifyVrf(KEY), []);
 });
 
 Deno.test("listNodeVrfs: the node's objects written by the plugin, by label", async () => {

@@ -24,7 +24,7 @@ function oldObject(
 
 function oldSpec(nn: number, node?: string): Record<string, unknown> {
   return {
-    instanceRef: { name: "workers" },
+    instanceRef: "workers",
     ...(node !== undefined &&
       { providerSelector: { matchLabels: { "bgp.miloapis.com/node": node } } }),
     routeDistinguisher: "10.0.0.1:1001",
@@ -115,6 +115,28 @@ Deno.test("migrate: apply writes the per-(VPC, node) objects and deletes the sta
   ]);
   const again = await planMigration(kube.api, { deadline: startDeadline(5000) });
   assert.ok(again.entries.every((e) => e.action === "none"));
+});
+
+Deno.test("migrate: converges an object-form instanceRef written by earlier builds to the string", async () => {
+  await using kube = await kubeFixture();
+  seedNode(kube.server, NODE);
+  const key = { vpc: vpcFromValue(12n), node: NODE };
+  await kubeControlPlane(kube.api, { timeoutMs: 5000 }).declareVrf(key);
+  const name = "galactic-vpc-c-worker-1";
+  const stored = kube.server.object("bgpvrfinstances", name)!;
+  stored.spec.instanceRef = { name: "workers" }; // refused by a real server; treated as drift
+  kube.server.seed(stored);
+  const plan = await planMigration(kube.api, { deadline: startDeadline(5000) });
+  assert.deepEqual(plan.entries.map((e) => [e.current, e.action, e.differences]), [
+    [name, "update", [
+      'spec.instanceRef is {"name":"workers"}, want "workers" (wrong shape: object where the CRD has string)',
+    ]],
+  ]);
+  const outcomes = await applyMigration(kube.api, plan, { timeoutMs: 5000 });
+  assert.deepEqual(outcomes.map((o) => [o.entry.current, o.written, o.error]), [
+    [name, "updated", undefined],
+  ]);
+  assert.equal(kube.server.object("bgpvrfinstances", name)!.spec.instanceRef, "workers");
 });
 
 Deno.test("galactic migrate: the CLI reports, then applies, against a server over HTTP", async () => {
