@@ -32,6 +32,12 @@ export const DEFAULTS = {
   vrfTableMin: 1000,
   vrfTableMax: 999_999,
   apiTimeoutSeconds: 10,
+  // Deadlines sit well inside the runtime's own (kubelet gives RunPodSandbox
+  // 4 min; containerd and Multus inherit it), so a hung step fails the verb
+  // with a rollback instead of the runtime killing the plugin mid-way.
+  commandTimeoutSeconds: 10,
+  delegateTimeoutSeconds: 30,
+  lockTimeoutSeconds: 60,
 } as const;
 
 /** A prefix reachable through the pod, installed in the VRF table. */
@@ -80,6 +86,12 @@ export interface NetworkConfig {
   readonly vrfTableMax: number;
   /** Overall budget for Kubernetes API calls of one invocation. */
   readonly apiTimeoutSeconds: number;
+  /** Deadline of each `ip`, `sysctl`, `iptables` process. */
+  readonly commandTimeoutSeconds: number;
+  /** Deadline of each host-device (and its IPAM) call. */
+  readonly delegateTimeoutSeconds: number;
+  /** Longest wait for a node-local lock. */
+  readonly lockTimeoutSeconds: number;
   /** The configuration as received (prevResult, runtime keys, ...). */
   readonly raw: Readonly<Record<string, unknown>>;
 }
@@ -321,6 +333,13 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
     vrfTableMax,
     apiTimeoutSeconds: optionalInteger(raw, "api_timeout_seconds", { min: 1, max: 120 }) ??
       DEFAULTS.apiTimeoutSeconds,
+    commandTimeoutSeconds: optionalInteger(raw, "command_timeout_seconds", { min: 1, max: 120 }) ??
+      DEFAULTS.commandTimeoutSeconds,
+    delegateTimeoutSeconds:
+      optionalInteger(raw, "delegate_timeout_seconds", { min: 1, max: 120 }) ??
+        DEFAULTS.delegateTimeoutSeconds,
+    lockTimeoutSeconds: optionalInteger(raw, "lock_timeout_seconds", { min: 1, max: 300 }) ??
+      DEFAULTS.lockTimeoutSeconds,
     raw,
   };
 }

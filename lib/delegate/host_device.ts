@@ -6,8 +6,9 @@
  * @module
  */
 
-import { CniError, ErrorCode } from "../cni/errors.ts";
+import { CniError, ErrorCode, wrap } from "../cni/errors.ts";
 import type { CniEnv } from "../cni/env.ts";
+import { DEFAULTS } from "../config/network_config.ts";
 import { compareVersions } from "../cni/version.ts";
 import { parseResult, type Result } from "../cni/result.ts";
 import type { CommandRunner } from "../iproute2/runner.ts";
@@ -47,6 +48,11 @@ export interface DelegateCall {
   readonly env: CniEnv;
   /** Delegate network configuration. */
   readonly config: Record<string, unknown>;
+  /**
+   * Deadline (`delegate_timeout_seconds`, default 30 s); on expiry the
+   * delegate is killed and the call fails with code 11.
+   */
+  readonly timeoutMs?: number;
 }
 
 function cniEnvironment(call: DelegateCall): Record<string, string> {
@@ -77,6 +83,9 @@ export async function runHostDevice(
     stdin: JSON.stringify(call.config),
     env: cniEnvironment(call),
     clearEnv: true,
+    timeoutMs: call.timeoutMs ?? DEFAULTS.delegateTimeoutSeconds * 1000,
+  }).catch((e) => {
+    throw wrap(`${HOST_DEVICE} ${call.command} failed`, e);
   });
   const stdout = output.stdout.trim();
   let parsed: unknown;

@@ -11,7 +11,7 @@
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import type { Identifier } from "../ids/mod.ts";
-import { withLock } from "./lock.ts";
+import { type LockOptions, withLock } from "./lock.ts";
 
 /** One owned attachment. */
 export interface AttachmentRecord {
@@ -48,10 +48,17 @@ export function attachmentKey(ids: { vpc: Identifier; attachment: Identifier }):
 /** The store under a state directory. */
 export class AttachmentStore {
   readonly #dir: string;
+  readonly #lock: LockOptions;
 
-  /** Opens the store in `dir` (created on first use). */
-  constructor(dir: string) {
+  /** Opens the store in `dir` (created on first use); `lock` bounds and labels its lock waits. */
+  constructor(dir: string, lock: LockOptions = {}) {
     this.#dir = dir;
+    this.#lock = lock;
+  }
+
+  /** How this store's users wait for its locks (node, VPC, attachment). */
+  get lockOptions(): LockOptions {
+    return this.#lock;
   }
 
   /** Path of the node-wide lock (table allocation, record updates). */
@@ -111,7 +118,7 @@ export class AttachmentStore {
       const value = await change(records);
       if (JSON.stringify(records) !== before) await this.#write(records);
       return value;
-    });
+    }, this.#lock);
   }
 
   async #write(records: Record<string, AttachmentRecord>): Promise<void> {

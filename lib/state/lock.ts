@@ -2,6 +2,11 @@
  * Exclusive file locks (flock) shared by every plugin process on the node.
  * Each CNI call is its own process, so an in-process mutex protects nothing.
  *
+ * A wait is bounded: a holder that hangs (or a stopped process) must not
+ * hold every later verb of the attachment, or of the node, until the runtime
+ * kills it. The holder writes who it is into the lock file, so a waiter that
+ * gives up can name it.
+ *
  * @module
  */
 
@@ -13,8 +18,49 @@ export interface HeldLock {
   release(): void;
 }
 
-/** Takes an exclusive lock on `path`, creating the file; waits while another process holds it. */
-export async function lockFile(path: string): Promise<HeldLock> {
+/** How to wait for a lock, and who takes it. */
+export interface LockOptions {
+  /** Longest wait in milliseconds (default {@linkcode DEFAULT_LOCK_TIMEOUT_MS}). */
+  readonly timeoutMs?: number;
+  /** Who takes it, for a waiter's error, e.g. `ADD container 4f2c…` (the pid is added). */
+  readonly holder?: string;
+}
+
+/** Default longest wait for a lock. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
+
+/** Polling pauses while the lock is busy: short first (locks are usually held briefly). */
+const FIRST_PAUSE_MS = 2;
+const LONGEST_PAUSE_MS = 25;
+
+const encoder = new TextEncoder();
+
+/** What a holder writes into the lock file. */
+interface HolderRecord {
+  pid: number;
+  holder?: string;
+  since: string;
+}
+
+/** Describes the current holder from its record in the lock file. */
+async function describeHolder(path: string): Promise<string> {
+  let record: HolderRecord;
+  try {
+    record = JSON.parse((await Deno.readTextFile(path)).slice(0, 1024)) as HolderRecord;
+  } catch {
+    return "a holder that left no record";
+  }
+  if (typeof record?.pid !== "number") return "a holder that left no record";
+  const who = typeof record.holder === "string" ? ` (${record.holder.slice(0, 200)})` : "";
+  return `pid ${record.pid}${who} since ${String(record.since).slice(0, 40)}`;
+}
+
+/**
+ * Takes an exclusive lock on `path`, creating the file; waits while another
+ * process holds it, up to `options.timeoutMs`, then fails with code 11
+ * naming the lock and its holder.
+ */
+export async function lockFile(path: string, options: LockOptions = {}): Promise<HeldLock> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
@@ -24,12 +70,39 @@ export async function lockFile(path: string): Promise<HeldLock> {
       `cannot open lock file ${path}: ${(error as Error).message}`,
     );
   }
-  await file.lock(true);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const deadline = Date.now() + timeoutMs;
+  let pause = FIRST_PAUSE_MS;
+  while (!(await file.tryLock(true))) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      const holder = await describeHolder(path);
+      file.close();
+      throw new CniError(
+        ErrorCode.TryAgainLater,
+        `timed out after ${timeoutMs / 1000} s waiting for lock ${path}, held by ${holder}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+    pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
+  }
+  const record: HolderRecord = {
+    pid: Deno.pid,
+    ...(options.holder !== undefined && { holder: options.holder }),
+    since: new Date().toISOString(),
+  };
+  // Best effort: the record only improves a waiter's message.
+  await file.truncate(0).then(() => file.write(encoder.encode(JSON.stringify(record)))).catch(
+    () => {},
+  );
   let released = false;
   return {
     release(): void {
       if (released) return;
       released = true;
+      try {
+        file.truncateSync(0);
+      } catch { /* the record is advisory */ }
       // Closing the descriptor drops the flock.
       file.close();
     },
@@ -37,8 +110,12 @@ export async function lockFile(path: string): Promise<HeldLock> {
 }
 
 /** Runs `body` while holding the lock on `path`. */
-export async function withLock<T>(path: string, body: () => Promise<T>): Promise<T> {
-  const lock = await lockFile(path);
+export async function withLock<T>(
+  path: string,
+  body: () => Promise<T>,
+  options: LockOptions = {},
+): Promise<T> {
+  const lock = await lockFile(path, options);
   try {
     return await body();
   } finally {

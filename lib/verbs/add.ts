@@ -217,7 +217,7 @@ function buildResult(delegate: Result, names: { vrf: string; host: string }): Re
 /** ADD: configures the attachment and returns the result for the runtime. */
 export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> {
   const { config, env, log } = context;
-  const plan = planAttachment(config);
+  const plan = planAttachment(context);
   const node = host.nodeName(context);
   const session = new ControlPlaneSession(host, context);
   const undo = new Rollback(log);
@@ -263,14 +263,24 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
         // treat "already gone" as done.
         const delegateConfig = hostDeviceConfig(context, names.guest);
         undo.push("host-device", async () => {
-          await runHostDevice(host.runner, { command: "DEL", env, config: delegateConfig });
+          await runHostDevice(host.runner, {
+            command: "DEL",
+            env,
+            config: delegateConfig,
+            timeoutMs: config.delegateTimeoutSeconds * 1000,
+          });
         });
         const [sysctls, delegate] = await Promise.allSettled([
           writeSysctls(host.runner, {
             ...interfaceSysctls(names.vrf),
             ...interfaceSysctls(names.host),
           }),
-          runHostDevice(host.runner, { command: "ADD", env, config: delegateConfig }),
+          runHostDevice(host.runner, {
+            command: "ADD",
+            env,
+            config: delegateConfig,
+            timeoutMs: config.delegateTimeoutSeconds * 1000,
+          }),
         ]);
         if (sysctls.status === "rejected") {
           throw wrap(`failed to set the sysctls of ${names.vrf} and ${names.host}`, sysctls.reason);

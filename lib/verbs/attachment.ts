@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { NetworkConfig } from "../config/mod.ts";
+import type { VerbContext } from "../cni/invocation.ts";
 import { type InterfaceNames, interfaceNames, srv6Endpoint } from "../ids/mod.ts";
 import { attachmentKey, type AttachmentRecord, AttachmentStore } from "../state/attachments.ts";
 import { withLock } from "../state/lock.ts";
@@ -24,15 +24,22 @@ export interface AttachmentPlan {
   readonly store: AttachmentStore;
 }
 
-/** Derives the plan of the configured attachment. */
-export function planAttachment(config: NetworkConfig): AttachmentPlan {
+/**
+ * Derives the plan of the configured attachment. Its store's locks wait at
+ * most `lock_timeout_seconds` and name this verb and container as holder.
+ */
+export function planAttachment(context: Pick<VerbContext, "config" | "env">): AttachmentPlan {
+  const { config, env } = context;
   const ids = { vpc: config.vpc, attachment: config.attachment };
   return {
     key: attachmentKey(ids),
     vpcHex: config.vpc.hex,
     names: interfaceNames(config.vpc, config.attachment),
     endpoint: srv6Endpoint(config.locator, ids),
-    store: new AttachmentStore(config.stateDir),
+    store: new AttachmentStore(config.stateDir, {
+      timeoutMs: config.lockTimeoutSeconds * 1000,
+      holder: `${env.command} container ${env.containerId}`,
+    }),
   };
 }
 
@@ -42,7 +49,7 @@ export async function withAttachmentLock<T>(
   body: () => Promise<T>,
 ): Promise<T> {
   await plan.store.ensureDir();
-  return await withLock(plan.store.attachmentLock(plan.key), body);
+  return await withLock(plan.store.attachmentLock(plan.key), body, plan.store.lockOptions);
 }
 
 /**
@@ -67,5 +74,5 @@ export async function withVpcSiblings<T>(
     const value = await options.decide(siblings.length);
     if (options.change) await plan.store.update(options.change);
     return value;
-  });
+  }, plan.store.lockOptions);
 }

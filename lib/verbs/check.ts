@@ -58,7 +58,7 @@ export async function cmdCheck(context: VerbContext, host: Host): Promise<void> 
     throw invalidConfig("prevResult", undefined, "is required for CHECK");
   }
   const prevResult = parseResult(config.raw.prevResult, "prevResult");
-  const plan = planAttachment(config);
+  const plan = planAttachment(context);
   const { names } = plan;
   const record = (await plan.store.read())[plan.key];
   if (!record) {
@@ -152,6 +152,7 @@ export async function cmdCheck(context: VerbContext, host: Host): Promise<void> 
       command: "CHECK",
       env,
       config: { ...hostDeviceConfig(context, names.guest), prevResult: delegatePart(prevResult) },
+      timeoutMs: config.delegateTimeoutSeconds * 1000,
     });
   } finally {
     await session.close();

@@ -13,7 +13,7 @@ import { teardownAttachment } from "./teardown.ts";
 
 /** DEL of the configured attachment. */
 export async function cmdDel(context: VerbContext, host: Host): Promise<void> {
-  const plan = planAttachment(context.config);
+  const plan = planAttachment(context);
   const session = new ControlPlaneSession(host, context);
   try {
     await withAttachmentLock(plan, async () => {

@@ -47,7 +47,7 @@ function validAttachments(raw: Record<string, unknown>): Set<string> {
 export async function cmdGc(context: VerbContext, host: Host): Promise<void> {
   const { config, log } = context;
   const valid = validAttachments(config.raw);
-  const store = planAttachment(config).store;
+  const store = planAttachment(context).store;
   await store.ensureDir();
   const node = host.nodeName(context);
   const session = new ControlPlaneSession(host, context);
@@ -69,7 +69,7 @@ export async function cmdGc(context: VerbContext, host: Host): Promise<void> {
         if (!records[key]) orphans.set(key, parsed);
       }
       return { records, orphans };
-    });
+    }, store.lockOptions);
 
     const stale = Object.entries(records).filter(([, r]) =>
       r.network === config.name && !valid.has(`${r.containerId}/${r.ifname}`)
@@ -143,7 +143,7 @@ export async function cmdGc(context: VerbContext, host: Host): Promise<void> {
         if (now.has(declared.vpcHex)) return;
         log.info("GC withdrawing BGPVRFInstance", { object: declared.name });
         await plane.withdrawVrf({ vpc: vpcFromValue(BigInt(`0x${declared.vpcHex}`)), node });
-      });
+      }, store.lockOptions);
     }
   } finally {
     await session.close();

@@ -83,6 +83,7 @@ export async function teardownAttachment(
     command: "DEL",
     env,
     config: hostDeviceConfig(context, names.guest),
+    timeoutMs: config.delegateTimeoutSeconds * 1000,
   })
     .catch((e: Error) => {
       // host-device fails when the device or the pod netns is already gone; for DEL that is done.

@@ -229,6 +229,15 @@ Deno.test("boundary values that are valid are accepted", async (t) => {
     ],
     ["api timeout 1", { api_timeout_seconds: 1 }, (c) => assert.equal(c.apiTimeoutSeconds, 1)],
     [
+      "deadlines",
+      { command_timeout_seconds: 2, delegate_timeout_seconds: 120, lock_timeout_seconds: 300 },
+      (c) =>
+        assert.deepEqual(
+          [c.commandTimeoutSeconds, c.delegateTimeoutSeconds, c.lockTimeoutSeconds],
+          [2, 120, 300],
+        ),
+    ],
+    [
       "unknown extra keys are kept in raw",
       { runtimeConfig: { foo: 1 }, args: { x: 1 } },
       (c) => assert.deepEqual(c.raw.args, { x: 1 }),
@@ -669,6 +678,13 @@ const INVALID: readonly InvalidCase[] = [
     fields: ["api_timeout_seconds"],
     value: "3600",
   },
+  // Deadlines
+  ...(["command_timeout_seconds", "delegate_timeout_seconds", "lock_timeout_seconds"] as const)
+    .flatMap((field) => [
+      { label: `${field} 0`, patch: { [field]: 0 }, fields: [field], value: "0" },
+      { label: `${field} 1.5`, patch: { [field]: 1.5 }, fields: [field], value: "1.5" },
+      { label: `${field} an hour`, patch: { [field]: 3600 }, fields: [field], value: "3600" },
+    ]),
   // cniVersion
   {
     label: "cniVersion unsupported old",
