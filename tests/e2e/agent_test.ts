@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
 import type { RequestRecord } from "../support/fake_api_server.ts";
 import { cni, LAUNCHER, leftovers, NODE, ok, RD, type World, world } from "../support/cni_world.ts";
+import { denoDir } from "../support/fake_host/mod.ts";
 
 interface Agent extends AsyncDisposable {
   /** SIGTERM: the agent closes its connections and removes its socket. */
@@ -33,7 +34,11 @@ async function startAgent(w: World, options: { kubeconfig?: string } = {}): Prom
       "3",
     ],
     clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/root" },
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "/root",
+      DENO_DIR: denoDir(),
+    },
     stdout: "null",
     stderr: "piped",
   }).spawn();

@@ -115,7 +115,8 @@ function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-function denoDir(): string {
+/** The Deno cache of this process: scrubbed environments must pass it on (`--cached-only`). */
+export function denoDir(): string {
   const env = Deno.env.toObject();
   if (env.DENO_DIR) return env.DENO_DIR;
   if (env.XDG_CACHE_HOME) return `${env.XDG_CACHE_HOME}/deno`;
@@ -158,6 +159,7 @@ export async function createFakeHost(options: FakeHostOptions = {}): Promise<Fak
     FAKE_HOST_LOG: logFile,
     FAKE_HOST_DENO: deno,
     CNI_PATH: cniDir,
+    DENO_DIR: denoDir(),
   };
   const run = (argv: readonly string[], stdin?: string): Promise<CommandResult> =>
     runCommand(paths, argv, stdin === undefined ? {} : { stdin });
