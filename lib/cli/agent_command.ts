@@ -5,15 +5,16 @@
  */
 
 import type { Command } from "commander";
-import { DEFAULTS } from "../config/mod.ts";
+import { DEFAULTS, LOG_LEVELS } from "../config/mod.ts";
 import { resolveKubeconfig, resolveNodeName } from "../kube/kubeconfig.ts";
 import { createLogger, type Level } from "../log/logger.ts";
+import { absolutePath, integerIn, oneOf } from "./flag_values.ts";
 
 interface AgentFlags {
   socket: string;
   kubeconfig?: string;
   node?: string;
-  timeout: string;
+  timeout: number;
   logLevel: Level;
 }
 
@@ -24,14 +25,19 @@ export function registerAgentCommand(program: Command): void {
       "run the node agent: caches the BGP configuration with watches and serves the CNI " +
         "processes over a unix socket (they fall back to their own API client without it)",
     )
-    .option("--socket <path>", "unix socket to serve", DEFAULTS.agentSocket)
+    .option("--socket <path>", "unix socket to serve", absolutePath, DEFAULTS.agentSocket)
     .option("--kubeconfig <path>", "kubeconfig (default: $KUBECONFIG, the installer's, in-cluster)")
     .option(
       "--node <name>",
       "this node's name (default: $NODE_NAME, the installer's file, hostname)",
     )
-    .option("--timeout <seconds>", "budget of each API call", String(DEFAULTS.apiTimeoutSeconds))
-    .option("--log-level <level>", "error, warn, info or debug", "info")
+    .option(
+      "--timeout <seconds>",
+      "budget of each API call, 1..120",
+      integerIn(1, 120),
+      DEFAULTS.apiTimeoutSeconds,
+    )
+    .option("--log-level <level>", "error, warn, info or debug", oneOf(LOG_LEVELS), "info")
     .action(async (flags: AgentFlags) => {
       const env = Deno.env.toObject();
       const config = {
@@ -46,7 +52,7 @@ export function registerAgentCommand(program: Command): void {
         socket: flags.socket,
         source,
         node,
-        timeoutMs: Number(flags.timeout) * 1000,
+        timeoutMs: flags.timeout * 1000,
         log,
       });
       await new Promise<void>((resolve) => {

@@ -1,119 +1,207 @@
 /**
- * The operator CLI (when `CNI_COMMAND` is not set).
+ * The operator CLI (when `CNI_COMMAND` is not set), to the conventions of
+ * kubectl/cilium/calicoctl: `--version`, flag values validated with the flag
+ * named, `--json` with stable keys and typed values on every command a
+ * script reads, and exit codes that mean what they say (0 success, 1 a
+ * failure or an unhealthy/refused answer, 2 a usage error).
  *
  * @module
  */
 
-import { Command, InvalidArgumentError } from "commander";
-import { SUPPORTED_VERSIONS } from "../cni/version.ts";
+import { Command } from "commander";
 import { DEFAULTS } from "../config/mod.ts";
-import { AttachmentStore } from "../state/attachments.ts";
-import { PLUGIN_VERSION } from "../version.ts";
+import { type CommandRunner, systemRunner } from "../iproute2/mod.ts";
+import { buildInfo } from "../build_info.ts";
 import { registerAgentCommand } from "./agent_command.ts";
-import { explain } from "./explain.ts";
+import { readConfigFile } from "./config_file.ts";
+import { derive, explain, formatExplanation, inputsFromConfig } from "./explain.ts";
+import { absolutePath, integerIn } from "./flag_values.ts";
 import { registerInstallCommand } from "./install_command.ts";
 import { registerMigrateCommand } from "./migrate_command.ts";
+import { formatNodeState, readNodeState } from "../state/node_state.ts";
+import { formatNodeStatus, nodeStatus } from "./node_status.ts";
+import { registerUninstallCommand } from "./uninstall_command.ts";
 
-function integer(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isSafeInteger(parsed)) throw new InvalidArgumentError(`"${value}" is not an integer`);
-  return parsed;
+/** The CLI's side of the process (tests substitute it). */
+export interface CliIo {
+  /** Runner of host commands (the plugin's own seam). */
+  readonly runner: CommandRunner;
+  /** Writes stdout text. */
+  readonly stdout: (text: string) => void;
+  /** Writes stderr text. */
+  readonly stderr: (text: string) => void;
+  /** Process environment. */
+  readonly env: Readonly<Record<string, string | undefined>>;
 }
 
-function print(pairs: Record<string, unknown>, json: boolean): void {
-  if (json) {
-    console.log(JSON.stringify(pairs, null, 2));
-    return;
-  }
-  const width = Math.max(...Object.keys(pairs).map((k) => k.length));
-  for (const [key, value] of Object.entries(pairs)) console.log(`${key.padEnd(width)}  ${value}`);
+/** The real process. */
+export function processIo(): CliIo {
+  return {
+    runner: systemRunner(),
+    stdout: (text) => console.log(text.replace(/\n$/, "")),
+    stderr: (text) => console.error(text.replace(/\n$/, "")),
+    env: Deno.env.toObject(),
+  };
+}
+
+/** A command ended with an answer that is not success (printed already). */
+class NonZeroExit extends Error {}
+
+function emit(io: CliIo, json: boolean, value: unknown, human: () => string): void {
+  io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+function addVersion(program: Command, io: CliIo): void {
+  const show = async (json: boolean): Promise<void> => {
+    const info = await buildInfo();
+    emit(io, json, info, () =>
+      [
+        `galactic ${info.version}`,
+        `commit      ${info.commit}`,
+        `deno        ${info.deno} (v8 ${info.v8}, typescript ${info.typescript})`,
+        `cni         ${info.cniVersions.join(", ")}`,
+      ].join("\n"));
+  };
+  program
+    .option("-V, --version", "print the version, build commit and Deno version")
+    .action(async (options: { version?: boolean }) => {
+      if (!options.version) program.help({ error: true });
+      await show(false);
+    });
+  program.command("version")
+    .description("print the plugin version, build commit, Deno version and CNI versions")
+    .option("--json", "machine-readable output")
+    .action(async (options: { json?: boolean }) => await show(options.json ?? false));
+}
+
+interface ExplainFlags {
+  file?: string;
+  vpc?: string;
+  attachment?: string;
+  locator?: string;
+  asn?: number;
+  node?: string;
+  json?: boolean;
+}
+
+function addExplain(program: Command, io: CliIo): void {
+  program.command("explain")
+    .description(
+      "show what the plugin derives for a VPC attachment (names, SRv6 SID, RD/RT, object name), " +
+        "from flags or from its NAD/config (-f); exits 1 when the plugin would refuse it",
+    )
+    .option("-f, --file <path>", "NetworkAttachmentDefinition (YAML/JSON), config or conflist")
+    .option("--vpc <base62>", "VPC identifier (1..9 base62 chars)")
+    .option("--attachment <base62>", "VPC attachment identifier (1..3 base62 chars)")
+    .option("--locator <prefix>", "node SRv6 locator, e.g. fc00:0:1::/48")
+    .option("--asn <number>", "ASN of the node's BGPInstance", integerIn(1, 0xffffffff))
+    .option("--node <name>", "Kubernetes node name")
+    .option("--json", "machine-readable output")
+    .action(async (flags: ExplainFlags) => {
+      let explanation;
+      if (flags.file !== undefined) {
+        if (flags.vpc ?? flags.attachment ?? flags.locator) {
+          throw new Error(
+            "-f takes vpc, vpcattachment and srv6_locator from the file; " +
+              "drop --vpc/--attachment/--locator",
+          );
+        }
+        const { config } = await readConfigFile(flags.file);
+        explanation = derive(inputsFromConfig(config, flags));
+      } else {
+        explanation = explain(flags);
+      }
+      emit(io, flags.json ?? false, explanation, () => formatExplanation(explanation));
+      if (explanation.refused.length > 0) {
+        io.stderr(
+          `galactic: the plugin would refuse this attachment: ${
+            explanation.refused.map((r) => `${r.input}: ${r.reason}`).join("; ")
+          }\n`,
+        );
+        throw new NonZeroExit();
+      }
+    });
+}
+
+function addState(program: Command, io: CliIo): void {
+  program.command("state")
+    .description(
+      "list the attachments this node's plugin recorded, each checked against the kernel " +
+        "(its VRF with the recorded table, its host veth in that VRF)",
+    )
+    .option("--state-dir <dir>", "state directory", absolutePath, DEFAULTS.stateDir)
+    .option("--json", "machine-readable output")
+    .action(async (options: { stateDir: string; json?: boolean }) => {
+      const state = await readNodeState(options.stateDir, io.runner);
+      emit(io, options.json ?? false, state, () => formatNodeState(state));
+    });
+}
+
+function addStatus(program: Command, io: CliIo): void {
+  program.command("status")
+    .description(
+      "is this node healthy for a network? Runs the plugin's CNI STATUS checks for the " +
+        "NAD/config (-f), and checks the node agent and the recorded attachments; exits 1 " +
+        "when not healthy",
+    )
+    .requiredOption(
+      "-f, --file <path>",
+      "NetworkAttachmentDefinition (YAML/JSON), config or conflist",
+    )
+    .option(
+      "--cni-path <dirs>",
+      "where delegates are looked up (default: $CNI_PATH, else /opt/cni/bin)",
+    )
+    .option("--json", "machine-readable output")
+    .action(async (options: { file: string; cniPath?: string; json?: boolean }) => {
+      const source = await readConfigFile(options.file);
+      const status = await nodeStatus(source, {
+        cniPath: options.cniPath ?? io.env.CNI_PATH ?? "/opt/cni/bin",
+        env: io.env,
+        runner: io.runner,
+        stderr: io.stderr,
+      });
+      emit(io, options.json ?? false, status, () => formatNodeStatus(status));
+      if (!status.healthy) throw new NonZeroExit();
+    });
 }
 
 /** Builds the CLI program. */
-export function buildProgram(): Command {
+export function buildProgram(io: CliIo = processIo()): Command {
   const program = new Command("galactic")
     .description(
       "Kubernetes CNI plugin: a VRF per pod attachment, an SRv6 End.DT46 ingress SID, and a BGPVRFInstance " +
         "for the BGP control plane.\nRun by the container runtime with CNI_COMMAND set; these commands are for operators.",
     )
-    .version(PLUGIN_VERSION, "-V, --version-flag")
     .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout(text),
+      writeErr: (text) => io.stderr(text),
+    })
     .showHelpAfterError();
-
-  program.command("version")
-    .description("print the plugin version and the CNI versions it speaks")
-    .option("--json", "machine-readable output")
-    .action((options: { json?: boolean }) => {
-      print(
-        { version: PLUGIN_VERSION, cniVersions: SUPPORTED_VERSIONS.join(", ") },
-        options.json ?? false,
-      );
-    });
-
-  program.command("explain")
-    .description(
-      "show what the plugin derives for a VPC attachment (names, SRv6 SID, RD/RT, object name)",
-    )
-    .requiredOption("--vpc <base62>", "VPC identifier (1..9 base62 chars)")
-    .option("--attachment <base62>", "VPC attachment identifier (1..3 base62 chars)")
-    .option("--locator <prefix>", "node SRv6 locator, e.g. fc00:0:1::/48")
-    .option("--asn <number>", "ASN of the node's BGPInstance", integer)
-    .option("--node <name>", "Kubernetes node name")
-    .option("--json", "machine-readable output")
-    .action(
-      (
-        options: {
-          vpc: string;
-          attachment?: string;
-          locator?: string;
-          asn?: number;
-          node?: string;
-          json?: boolean;
-        },
-      ) => {
-        print(explain(options), options.json ?? false);
-      },
-    );
-
-  program.command("state")
-    .description("list the attachments this node's plugin owns (local state)")
-    .option("--state-dir <dir>", "state directory", DEFAULTS.stateDir)
-    .option("--json", "machine-readable output")
-    .action(async (options: { stateDir: string; json?: boolean }) => {
-      const records = await new AttachmentStore(options.stateDir).read();
-      if (options.json) {
-        console.log(JSON.stringify(records, null, 2));
-        return;
-      }
-      const rows = Object.values(records);
-      if (rows.length === 0) console.log(`no attachments recorded in ${options.stateDir}`);
-      for (const r of rows) {
-        console.log(
-          `vpc ${r.vpc} attachment ${r.attachment} table ${r.table} container ${r.containerId} ifname ${r.ifname} network ${r.network}`,
-        );
-      }
-    });
-
+  addVersion(program, io);
+  addExplain(program, io);
+  addState(program, io);
+  addStatus(program, io);
   registerInstallCommand(program);
+  registerUninstallCommand(program, io);
   registerMigrateCommand(program);
   registerAgentCommand(program);
   return program;
 }
 
-/** Runs the CLI; returns the exit code. */
-export async function runCli(args: readonly string[]): Promise<number> {
-  const program = buildProgram();
+/** Runs the CLI; returns the exit code (0 success, 1 failure or a negative answer, 2 usage). */
+export async function runCli(args: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const program = buildProgram(io);
   try {
     await program.parseAsync([...args], { from: "user" });
     return 0;
   } catch (error) {
+    if (error instanceof NonZeroExit) return 1;
     const code = (error as { code?: string }).code;
-    if (
-      code === "commander.helpDisplayed" || code === "commander.version" ||
-      code === "commander.help"
-    ) return 0;
+    if (code === "commander.helpDisplayed" || code === "commander.help") return 0;
     if (typeof code === "string" && code.startsWith("commander.")) return 2;
-    console.error(`galactic: ${(error as Error).message}`);
+    io.stderr(`galactic: ${(error as Error).message}\n`);
     return 1;
   }
 }

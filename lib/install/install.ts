@@ -23,6 +23,7 @@
 import { basename, dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { isObjectName } from "../ids/mod.ts";
+import { notSelfContained } from "./executable.ts";
 
 /** Where the runtime looks for CNI plugins (`CNI_PATH`) on a typical host. */
 export const DEFAULT_CNI_BIN_DIR = "/opt/cni/bin";
@@ -128,6 +129,8 @@ export async function installPlugin(options: InstallOptions): Promise<InstallRep
   const token = await readToken(join(options.serviceAccountDir, "token"));
   const ca = await readCa(join(options.serviceAccountDir, "ca.crt"));
   await requireFile(options.source, "plugin binary");
+  const unfit = await notSelfContained(options.source);
+  if (unfit) throw new InstallError(`plugin binary ${options.source} is ${unfit}`);
   const delegates = options.delegates ?? [];
   for (const delegate of delegates) {
     await requireFile(delegate, "delegate plugin");

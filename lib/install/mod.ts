@@ -5,3 +5,4 @@
  */
 
 export * from "./install.ts";
+export * from "./uninstall.ts";

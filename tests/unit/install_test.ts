@@ -32,7 +32,7 @@ async function fixture(overrides: Partial<InstallOptions> = {}): Promise<Fixture
   await Deno.writeTextFile(join(saDir, "token"), "tok-1\n");
   await Deno.writeTextFile(join(saDir, "ca.crt"), CA_PEM);
   const source = join(root, "galactic-build");
-  await Deno.writeFile(source, randomBytes(3 * (1 << 20) + 17)); // spans several copy chunks
+  await Deno.writeFile(source, fakeExecutable(3 * (1 << 20) + 17)); // spans several copy chunks
   const binDir = join(root, "host", "opt", "cni", "bin");
   const configDir = join(root, "host", "etc", "cni", "net.d", "galactic.d");
   return {
@@ -56,6 +56,13 @@ async function fixture(overrides: Partial<InstallOptions> = {}): Promise<Fixture
 function randomBytes(n: number): Uint8Array {
   const bytes = new Uint8Array(n);
   for (let i = 0; i < n; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+  return bytes;
+}
+
+/** Random bytes behind an ELF header: what the installer accepts as a compiled binary. */
+function fakeExecutable(n: number): Uint8Array {
+  const bytes = randomBytes(n);
+  bytes.set([0x7f, 0x45, 0x4c, 0x46]);
   return bytes;
 }
 
@@ -161,7 +168,7 @@ Deno.test("a new binary and a new node name are rewritten", async () => {
   const f = await fixture();
   try {
     await installPlugin(f.options);
-    await Deno.writeFile(f.source, randomBytes(1000));
+    await Deno.writeFile(f.source, fakeExecutable(1000));
     const report = await installPlugin({ ...f.options, nodeName: "node-b" });
     assert.equal(actionOf(report, "plugin"), "updated");
     assert.equal(actionOf(report, "node-name"), "updated");
@@ -428,3 +435,33 @@ Deno.test("CLI: galactic install runs the installer with the given flags", async
     await cleanup(f);
   }
 });
+
+Deno.test("a source that is not a self-contained executable is refused before anything is written", async () => {
+  const launcher = new URL("../../bin/galactic", import.meta.url).pathname;
+  const f = await fixture();
+  try {
+    const empty = join(f.root, "empty");
+    await Deno.writeFile(empty, new Uint8Array());
+    for (const [source, kind] of [[launcher, /script/], [empty, /not an ELF/]] as const) {
+      await assert.rejects(
+        () => installPlugin({ ...f.options, source }),
+        (error: unknown) =>
+          error instanceof InstallError && error.message.includes(source) &&
+          kind.test(error.message) && error.message.includes("deno task compile"),
+      );
+    }
+    assert.equal(await statOrNull(f.binDir), null);
+    assert.equal(await statOrNull(f.configDir), null);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}

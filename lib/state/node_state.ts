@@ -1,0 +1,91 @@
+/**
+ * What this node holds: the attachment records of the state directory, each
+ * checked against the kernel (its VRF with the recorded table, and its host
+ * veth enslaved to that VRF), through the plugin's own command runner and
+ * one `ip` process for all records. Shared by `state` and `status`.
+ *
+ * @module
+ */
+
+import { interfaceNames, parseAttachment, parseVpc } from "../ids/mod.ts";
+import { type CommandRunner, inspectLinks } from "../iproute2/mod.ts";
+import { type AttachmentRecord, AttachmentStore } from "./attachments.ts";
+
+/** One record and what the kernel has of it. */
+export interface AttachmentView extends AttachmentRecord {
+  /** Store key (`<vpc hex>.<attachment hex>`). */
+  readonly key: string;
+  /** The kernel objects behind the record. */
+  readonly kernel: {
+    readonly vrf: string;
+    /** The VRF exists with the recorded table. */
+    readonly vrfPresent: boolean;
+    readonly hostVeth: string;
+    /** The host veth exists, enslaved to the VRF. */
+    readonly hostVethPresent: boolean;
+    /** Both present. */
+    readonly ok: boolean;
+  };
+}
+
+/** The node's records, checked. */
+export interface NodeState {
+  readonly stateDir: string;
+  readonly attachments: readonly AttachmentView[];
+}
+
+/** Reads the records; a missing state directory is an error, not "nothing recorded". */
+export async function readNodeState(
+  stateDir: string,
+  runner: CommandRunner,
+): Promise<NodeState> {
+  try {
+    if (!(await Deno.stat(stateDir)).isDirectory) throw new Error("not a directory");
+  } catch (error) {
+    const reason = error instanceof Deno.errors.NotFound
+      ? "does not exist (no ADD ran on this node with this state_dir)"
+      : (error as Error).message;
+    throw new Error(`state dir ${stateDir} ${reason}`);
+  }
+  const records = Object.entries(await new AttachmentStore(stateDir).read());
+  const named = records.map(([key, record]) => ({
+    key,
+    record,
+    names: interfaceNames(parseVpc(record.vpc), parseAttachment(record.attachment)),
+  }));
+  const links = named.length === 0
+    ? new Map()
+    : await inspectLinks(runner, named.flatMap(({ names }) => [names.vrf, names.host]));
+  const attachments = named.map(({ key, record, names }): AttachmentView => {
+    const vrf = links.get(names.vrf);
+    const host = links.get(names.host);
+    const vrfPresent = vrf?.kind === "vrf" && vrf.table === record.table;
+    const hostVethPresent = host?.kind === "veth" && host.master === names.vrf;
+    return {
+      key,
+      ...record,
+      kernel: {
+        vrf: names.vrf,
+        vrfPresent,
+        hostVeth: names.host,
+        hostVethPresent,
+        ok: vrfPresent && hostVethPresent,
+      },
+    };
+  });
+  return { stateDir, attachments };
+}
+
+/** The human form: one line per attachment, with what is missing. */
+export function formatNodeState(state: NodeState): string {
+  if (state.attachments.length === 0) return `no attachments recorded in ${state.stateDir}`;
+  return state.attachments.map((a) => {
+    const missing = [
+      ...(a.kernel.vrfPresent ? [] : [`VRF ${a.kernel.vrf} (table ${a.table})`]),
+      ...(a.kernel.hostVethPresent ? [] : [`veth ${a.kernel.hostVeth}`]),
+    ];
+    const kernel = missing.length === 0 ? "kernel ok" : `MISSING ${missing.join(", ")}`;
+    return `vpc ${a.vpc} attachment ${a.attachment} table ${a.table} container ${a.containerId} ` +
+      `ifname ${a.ifname} network ${a.network}: ${kernel}`;
+  }).join("\n");
+}
