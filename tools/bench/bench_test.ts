@@ -1,23 +1,23 @@
-// Unit tests of the benchmark's pure parts: statistics, option parsing, the
-// strace parser and the report. No timing assertions: nothing here measures.
-//
-//     deno test tools/bench/
+// Unit tests of the benchmark's parts that need no root: statistics, options,
+// the strace parser and the breakdown, the VRF substitute's rewrite, the
+// report, and the floor's flags. No timing assertions: nothing here measures.
 import assert from "node:assert/strict";
-import { parseTimeOutput } from "./exec.ts";
+import { countCalls, installShim, shimMs } from "./ip_shim.ts";
 import { optionsToArgs, parseBenchArgs } from "./options.ts";
 import { analyze, parseLog, parseStrace } from "./profile.ts";
-import { floorAnalysis, floorVerdict, renderReport, table, verbs } from "./report.ts";
-import { floorArgv } from "./calibrate.ts";
-import type { BenchResults } from "./results.ts";
+import { renderReport, table, withoutShim } from "./report.ts";
+import type { BenchResults, Subject, SubjectResult } from "./results.ts";
 import { percentile, summarize, unionLength } from "./stats.ts";
+import { floorArgv } from "./subjects.ts";
+import { parseTimeOutput } from "./timed_exec.ts";
 
 Deno.test("percentile interpolates between ranks; summary of nothing is undefined", () => {
   assert.equal(percentile([1, 2, 3, 4], 50), 2.5);
-  assert.equal(percentile([10], 95), 10);
+  assert.equal(percentile([10], 90), 10);
   assert.equal(percentile([], 50), undefined);
   const s = summarize([5, 1, 3, 2, 4]);
-  assert.deepEqual(s && [s.n, s.p50, s.min, s.max, s.mean], [5, 3, 1, 5, 3]);
-  assert.equal(s?.p95, 4.8);
+  assert.deepEqual(s && [s.n, s.p50, s.min, s.max], [5, 3, 1, 5]);
+  assert.equal(s?.p90, 4.6);
   assert.equal(summarize([]), undefined);
 });
 
@@ -26,21 +26,15 @@ Deno.test("unionLength merges overlapping intervals", () => {
   assert.equal(unionLength([]), 0);
 });
 
-Deno.test("options: defaults, --quick sizes, explicit values win, round trip", () => {
+Deno.test("options: defaults, --quick sizes, explicit values win, round trip, bad input", () => {
   const full = parseBenchArgs([]).options;
-  assert.deepEqual(
-    [full.iterations, full.concurrency, full.curve, full.curveIterations, full.profileRuns],
-    [15, 50, [1, 100, 1000], 5, 3],
-  );
-  const quick = parseBenchArgs(["--quick", "--iterations", "4"]).options;
-  assert.equal(quick.iterations, 4);
-  assert.equal(quick.concurrency, 6);
+  assert.deepEqual([full.iterations, full.warmup, full.profileRuns, full.host], [20, 1, 2, false]);
+  const quick = parseBenchArgs(["--quick", "--iterations", "4", "--host", "--no-agent"]).options;
+  assert.deepEqual([quick.iterations, quick.profileRuns], [4, 1]);
   assert.deepEqual(parseBenchArgs(optionsToArgs(quick)).options, quick);
-  assert.deepEqual(parseBenchArgs(["--curve", "100,1,100"]).options.curve, [1, 100]);
+  assert.equal(parseBenchArgs(["--node-worker=/x.json"]).nodeWorker, "/x.json");
   assert.throws(() => parseBenchArgs(["--iterations", "0"]), /--iterations/);
   assert.throws(() => parseBenchArgs(["--bogus"]));
-  const internal = parseBenchArgs(["--inside-lab", "--json-out=/x.json"]).internal;
-  assert.deepEqual(internal, { insideLab: true, jsonOut: "/x.json" });
 });
 
 Deno.test("GNU time output: the last line is %M, also after an exit-status line", () => {
@@ -80,6 +74,8 @@ Deno.test("strace: successful execs with their exits, misses skipped, unfinished
   ]);
   const ip = execs.find((e) => e.argv[0] === "ip")!;
   assert.equal(Math.round(ip.end! - ip.at), 10);
+  // The launcher's program ends where the same process execs deno.
+  assert.equal(execs[0]!.end, execs[2]!.at);
 });
 
 Deno.test("profile: phases add up to the total, API requests and log lines are placed", () => {
@@ -103,270 +99,193 @@ Deno.test("profile: phases add up to the total, API requests and log lines are p
   assert.deepEqual(parseLog("garbage\n"), []);
 });
 
-const samples = (ms: number[]): { ms: number[]; rssKb: number[]; api: never[] } => ({
-  ms,
-  rssKb: ms.map(() => 50_000),
-  api: [],
+Deno.test("profile: a shim that execs the real ip is one process, its part labelled", () => {
+  const trace = `100 1000.000000 execve("/repo/bin/galactic", ["/repo/bin/galactic"], 0x1) = 0
+100 1000.010000 execve("/repo/node_modules/.bin/deno", ["deno", "run"], 0x3) = 0
+102 1000.100000 execve("/tmp/b/shim/ip", ["ip", "-6", "-batch", "-"], 0x4) = 0
+102 1000.103000 execve("/usr/sbin/ip", ["/usr/sbin/ip", "-6", "-batch", "-"], 0x4) = 0
+102 1000.110000 +++ exited with 0 +++
+100 1000.200000 +++ exited with 0 +++
+`;
+  const run = analyze({ mode: "agent", verb: "ADD", code: 0, trace, api: [], log: "" })!;
+  assert.equal(Math.round(run.totalMs), 200);
+  assert.deepEqual(run.byProgram.ip && [run.byProgram.ip.count, Math.round(run.byProgram.ip.ms)], [
+    1,
+    10,
+  ]);
+  const execs = run.events.filter((e) => e.kind === "exec").map((e) => [e.what, Math.round(e.ms!)]);
+  assert.deepEqual(execs, [["(substitute) ip -6 -batch -", 3], ["ip -6 -batch -", 7]]);
 });
-/** A synthetic run: Go ADD p50 11 ms, DEL 8 ms; agent ADD p50 35 ms, DEL 20 ms. */
+
+Deno.test("VRF substitute: rewrites the VRF steps in batches and argv, passes the rest, logs each call", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Stand-ins for the real programs print what reached them.
+    const echo = `#!/bin/sh\necho "$0 $*"\ncat\n`;
+    await Deno.mkdir(`${dir}/real`);
+    for (const name of ["ip", "sysctl"]) {
+      await Deno.writeTextFile(`${dir}/real/${name}`, echo, { mode: 0o755 });
+    }
+    const shim = await installShim(`${dir}/shim`, `${dir}/missing:${dir}/real`);
+    assert.deepEqual([shim.ip, shim.sysctl], [`${dir}/real/ip`, `${dir}/real/sysctl`]);
+    const run = async (argv: string[], stdin = ""): Promise<string> => {
+      const child = new Deno.Command(`${dir}/shim/${argv[0]}`, {
+        args: argv.slice(1),
+        stdin: "piped",
+        stdout: "piped",
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(stdin));
+      await writer.close();
+      const out = await child.output();
+      assert.equal(out.code, 0);
+      return new TextDecoder().decode(out.stdout);
+    };
+    const batch = await run(
+      ["ip", "-6", "-batch", "-"],
+      [
+        "link add G0V type vrf table 1000",
+        "route flush table 1000",
+        "route replace fc00::1/128 encap seg6local action End.DT46 vrftable 1000 dev G0H",
+        "link set G0H master G0V up",
+      ].join("\n"),
+    );
+    assert.equal(
+      batch,
+      [
+        `${dir}/real/ip -6 -batch -`,
+        "link add G0V type bridge",
+        "route flush table 1000",
+        "route replace fc00::1/128 encap seg6local action End.DT6 table 1000 dev G0H",
+        "link set G0H master G0V up",
+        "",
+      ].join("\n"),
+    );
+    const argv = await run(["ip", "-6", "route", "replace", "fc00::1/128", "encap", "seg6local"]
+      .concat(["action", "End.DT46", "vrftable", "7", "dev", "a b"]));
+    assert.equal(
+      argv,
+      `${dir}/real/ip -6 route replace fc00::1/128 encap seg6local action End.DT6 table 7 dev a b\n`,
+    );
+    assert.equal(await run(["sysctl", "-q", "-w", "net.vrf.strict_mode=1"]), "");
+    assert.equal(
+      await run(["sysctl", "-q", "-w", "net/ipv4/conf/x/forwarding=1"]),
+      `${dir}/real/sysctl -q -w net/ipv4/conf/x/forwarding=1\n`,
+    );
+    const calls = countCalls(await Deno.readTextFile(shim.calls));
+    assert.deepEqual(calls, { b: 1, a: 1, s: 2 });
+    assert.equal(shimMs(calls, { b: 2, a: 1, s: 0.5 }), 4);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function subject(
+  name: Subject,
+  add: number[],
+  del: number[],
+  extra: Partial<SubjectResult> = {},
+): SubjectResult {
+  const galactic = name === "agent" || name === "no-agent";
+  const verb = (ms: number[], api: number) => ({
+    ms,
+    rssKb: ms.map(() => (galactic ? 50 : 10) * 1024),
+    api: ms.map(() => (galactic ? api : 0)),
+    shimMs: ms.map(() => (galactic ? 10 : 0)),
+  });
+  return {
+    subject: name,
+    add: verb(add, 2),
+    del: verb(del, 1),
+    failures: [],
+    fallbackRequests: 0,
+    ...extra,
+  };
+}
+
+/** A synthetic host-mode run: Go 20/20 ms, floor 50/60, agent 100/130 (10 ms of it the substitute's). */
 function fixture(): BenchResults {
   return {
-    version: 1,
+    version: 2,
     startedAt: "2026-01-01T00:00:00.000Z",
     wallMs: 60_000,
     options: parseBenchArgs(["--quick"]).options,
     machine: {
-      cpuModel: "QEMU TCG CPU",
+      cpuModel: "Some CPU",
       cores: 2,
       memMiB: 8000,
       kernel: "6.1.0",
-      lab: "vm/tcg",
+      where: "host",
       versions: { deno: "2.9.6" },
-      calibration: { here: { galactic: [4000], go: [100] }, host: { galactic: [50], go: [4] } },
     },
-    setup: { plugin: "bin/galactic", apiTimeoutSeconds: 60 },
-    agent: { available: true, startMs: 1000, peakRssKb: 90_000, backgroundApi: { list: 3 } },
-    sequential: [
-      {
-        subject: "go",
-        add: samples([10, 12]),
-        del: samples([8]),
-        warmup: { addMs: [], delMs: [] },
-        failures: [],
-      },
-      {
-        subject: "agent",
-        add: { ms: [30, 40], rssKb: [52_000], api: [{ create: 1, list: 1 }] },
-        del: { ms: [20], rssKb: [51_000], api: [{ delete: 1 }] },
-        warmup: { addMs: [], delMs: [] },
-        failures: ["agent ADD x: exit 11: boom"],
-        fallbackRequests: 0,
-      },
+    vrf: "shim",
+    load: { before: [3.5, 2, 1], after: [1, 1, 1] },
+    shim: { cost: { b: 2, a: 1, s: 1 }, p50: {} },
+    agent: { startMs: 1000, peakRssKb: 90_000, backgroundApi: 2 },
+    subjects: [
+      subject("go", [19, 20, 21], [20, 20, 20]),
+      subject("floor", [50, 50, 50], [60, 60, 60]),
+      subject("agent", [100, 100, 100], [130, 130, 130], { failures: ["ADD 0: exit 11: boom"] }),
     ],
-    concurrency: [{
-      mode: "agent",
-      n: 2,
-      add: { wallMs: 50, ok: 2, ms: [40, 45], rssKb: [52_000], api: { list: 2, create: 1 } },
-      del: { wallMs: 30, ok: 2, ms: [20, 25], rssKb: [51_000], api: { delete: 1 } },
-      vrfsAfterAdd: 2,
-      distinctTables: 2,
-      vrfsAfterDel: 0,
-      failures: [],
-    }],
-    curve: [
-      {
-        mode: "agent",
-        vrfs: 1,
-        instances: 1,
-        addMs: [30],
-        delMs: [20],
-        addApi: { create: 1 },
-        delApi: {},
-        failures: [],
-      },
-      {
-        mode: "agent",
-        vrfs: 10,
-        instances: 10,
-        addMs: [33],
-        delMs: [21],
-        addApi: { create: 1 },
-        delApi: {},
-        failures: [],
-      },
-    ],
-    curveSetup: [{ vrfs: 1, setupMs: 5 }, { vrfs: 10, setupMs: 9 }],
     profile: [analyze({ mode: "agent", verb: "ADD", code: 0, trace: TRACE, api: [], log: "" })!],
-    errors: [],
-    notes: ["a note"],
+    errors: ["profile agent DEL: exit 1: x"],
   };
 }
 
-Deno.test("report: tables align, verbs average, a synthetic run renders every section", () => {
-  assert.equal(table([["a", "1"], ["bbb", "22"]], ""), "a      1\nbbb   22");
-  assert.equal(verbs({ list: 6, create: 2 }, 2), "list 3, create 1");
-  assert.equal(verbs({}, 1), "none");
-  const results = fixture();
-  const text = renderReport(results);
-  for (
-    const heading of [
-      "(1) Sequential",
-      "(2) Peak RSS",
-      "(3) 2 concurrent",
-      "(4) Kubernetes API",
-      "(5) ADD cost",
-      "(6) Where the time goes",
-      "Verdicts",
-      "Failures",
-      "start-up calibration",
-      "note: a note",
-    ]
-  ) assert.ok(text.includes(heading), `missing ${heading}:\n${text}`);
-  assert.ok(text.includes("galactic, agent"));
-  // No floor samples (a run from before it existed): nothing about it.
-  assert.ok(!/floor/i.test(text), text);
-  // ADD p50 35 / Go 11; DEL 20 / Go 8 (the target is ≤ 2.5×).
-  assert.ok(text.includes("3.18× ✗") && text.includes("2.50× ✓"), text);
-});
-
-/** The fixture with a floor here (p50 24 ms) and, on the VM host, floor 13 ms, Go ADD 55, DEL 40. */
-function withFloor(floorMs: number[] = [26, 22, 24]): BenchResults {
+Deno.test("report: ratios to both floors from one run, the substitute taken out, every section", () => {
   const r = fixture();
-  return {
-    ...r,
-    machine: {
-      ...r.machine,
-      calibration: {
-        here: { galactic: [4000], go: [100] },
-        host: {
-          galactic: [50],
-          go: [4],
-          floor: [14, 12, 13],
-          goAdd: [50, 55, 60],
-          goDel: [40, 38, 44],
-        },
-      },
-    },
-    floor: {
-      argv: ["deno", "run", "empty.js"],
-      ms: floorMs,
-      rssKb: floorMs.map(() => 40_000),
-      warmupMs: [90],
-      failures: [],
-    },
-  };
-}
-
-/** Lines of `text` that mention the floor. */
-function floorLines(text: string): string[] {
-  return text.split("\n").filter((line) => /floor/i.test(line));
-}
-
-Deno.test("floor: ratios to Go per verb, galactic above the floor, hardware from the VM host", () => {
-  const a = floorAnalysis(withFloor())!;
-  assert.equal(a.n, 3);
-  assert.equal(a.p50, 24);
-  // Go ADD p50 11, DEL p50 8: 24/11 is under 2.5, 24/8 = 3 is over.
-  assert.equal(a.add.go, 11);
-  assert.ok(Math.abs(a.add.ratio! - 24 / 11) < 1e-9);
-  assert.equal(a.del.ratio, 3);
-  assert.deepEqual(a.unreachable, ["DEL"]);
-  // agent ADD p50 35, DEL 20: 11 and -4 ms above the floor.
-  assert.equal(a.above.length, 1);
-  assert.equal(a.above[0]!.mode, "agent");
-  assert.equal(a.above[0]!.add, 11);
-  assert.equal(a.above[0]!.addRatio, 1);
-  assert.equal(a.above[0]!.del, -4);
-  assert.equal(a.above[0]!.delRatio, -0.5);
-  assert.deepEqual(
-    a.hardware && [a.hardware.floor, a.hardware.goAdd, a.hardware.goDel, a.hardware.goVersion],
-    [13, 55, 40, 4],
-  );
-  assert.ok(Math.abs(a.hardware!.addRatio! - 13 / 55) < 1e-9);
-  // Measured on the host itself: no separate hardware reference.
-  const onHost = withFloor();
-  assert.equal(
-    floorAnalysis({ ...onHost, machine: { ...onHost.machine, lab: "host" } })!.hardware,
-    undefined,
-  );
-  // No samples (a run from before the floor, or one whose floor failed): no analysis.
-  assert.equal(floorAnalysis(fixture()), undefined);
-  assert.equal(floorAnalysis(withFloor([])), undefined);
-});
-
-Deno.test("floor report: row in (1), galactic − floor lines, unreachable verdict with numbers", () => {
-  const text = renderReport(withFloor());
-  const lines = floorLines(text);
-  // Section (1): the floor's ms in both verbs' columns and its ratio to each Go p50, no mark.
-  assert.ok(
-    lines.some((l) =>
-      /^ {2}Deno runtime floor \(empty module\)\s+3\s+24\.0\s+25\.8\s+24\.0\s+25\.8\s+2\.18×\s+3\.00×$/
-        .test(l)
-    ),
-    lines.join("\n"),
-  );
-  assert.ok(
-    lines.some((l) => /galactic, agent − floor\s+11\.0\s+1\.00×\s+-4\.0\s+-0\.50×$/.test(l)),
-  );
-  // Verdict: only DEL is out of reach; the numbers of this run and of the VM host.
-  assert.ok(
-    text.includes(
-      "  latency target (≤ 2.5× Go) UNREACHABLE in this environment for DEL by any program on this runtime:\n" +
-        "    Deno runtime floor (deno run of an empty module) p50 24.0 ms vs Go host-device ADD p50 11.0 ms = 2.18×, DEL p50 8.0 ms = 3.00×\n" +
-        "    on hardware (the VM host, same commands): floor p50 13.0 ms vs Go host-device ADD p50 55.0 ms = 0.24×, DEL p50 40.0 ms = 0.33× (Go VERSION 4.0 ms)",
-    ),
+  assert.deepEqual(withoutShim(r.subjects[2]!.add), [90, 90, 90]);
+  const text = renderReport(r);
+  const row = (label: string): string[] =>
+    text.split("\n").find((l) => l.trimStart().startsWith(label))!.trim().split(/\s{3,}/);
+  // ADD p50, p90, DEL p50, p90, RSS, API, ×Go ×2, ×floor ×2
+  assert.deepEqual(row("galactic through the node agent").slice(1), [
+    "100",
+    "100",
+    "130",
+    "130",
+    "50 ✓",
+    "2 / 1",
+    "5.0× ✗",
+    "6.5× ✗",
+    "2.0× ✗",
+    "2.2× ✗",
+  ]);
+  assert.deepEqual(row("− the VRF substitute's cost").slice(1, 5), ["90.0", "90.0", "120", "120"]);
+  assert.deepEqual(row("minimal Deno plugin").slice(7), ["2.5×", "3.0×", "1.0×", "1.0×"]);
+  assert.match(
     text,
+    /load average \(1\/5\/15 min\): before 3.50 2.00 1.00, after 1.00 1.00 1.00 — more runnable work/,
   );
-  // Nothing about the floor carries a ✓/✗: no target applies to it.
-  for (const line of lines) assert.ok(!/[✓✗]/.test(line), line);
-  // The header shows the floor here against the VM host's.
-  assert.ok(text.includes("24.0 ms here (interleaved with (1)), 13.0 ms on the VM host (1.85×)"));
-  assert.ok(
-    text.includes("Go host-device on the VM host") && text.includes("ADD 55.0 ms, DEL 40.0 ms"),
-  );
-  // RSS table: a row for the floor, no mark.
-  assert.ok(
-    /Deno runtime floor \(empty module\)\s+39\.1\s+39\.1\s+39\.1\s+39\.1$/m.test(text),
+  assert.match(
     text,
+    /ip batch \+2.0 ms, ip argv \+1.0 ms, sysctl \+1.0 ms; per galactic ADD 10.0 ms/,
   );
+  assert.match(text, /failed: agent ADD 0: exit 11: boom/);
+  assert.match(text, /error: profile agent DEL/);
+  assert.match(text, /agent ADD\s+300\s+10.0\s+90.\d\s+49.9/);
+  assert.match(text, /timeline of one agent ADD/);
+  // With real VRF devices there is nothing to take out.
+  const kernel = renderReport({ ...r, vrf: "kernel" });
+  assert.ok(!kernel.includes("substitute's cost"));
+  assert.match(kernel, /VRF: the kernel's own devices/);
 });
 
-Deno.test("floor verdict: within the target, no Go, missing host pairs, failures", () => {
-  // Floor 5 ms: 0.45× and 0.63× of Go: no claim of unreachability.
-  const low = floorVerdict(floorAnalysis(withFloor([5]))!);
-  assert.ok(low[0]!.includes("ADD p50 11.0 ms = 0.45×, DEL p50 8.0 ms = 0.63×"), low.join("\n"));
-  assert.ok(low[0]!.includes("within the 2.5× target"));
-  assert.ok(!low.join("\n").includes("UNREACHABLE"));
-  // Both verbs over.
-  const high = floorVerdict(floorAnalysis(withFloor([100]))!);
-  assert.ok(high[0]!.includes("UNREACHABLE in this environment for ADD and DEL"), high.join("\n"));
-  // No Go samples: nothing to compare with, no verdict and "—" ratios.
-  const r = withFloor();
-  const noGo = { ...r, sequential: r.sequential.filter((s) => s.subject !== "go") };
-  const verdict = floorVerdict(floorAnalysis(noGo)!).join("\n");
-  assert.ok(verdict.includes("no Go p50 to compare it with (no verdict)"), verdict);
-  assert.ok(!verdict.includes("UNREACHABLE"));
-  assert.ok(/Deno runtime floor \(empty module\)\s+3\s+24\.0\s+25\.8\s+24\.0\s+25\.8\s+—\s+—$/m
-    .test(renderReport(noGo)));
-  // The VM host measured the floor but not Go's ADD/DEL: say so, with why.
-  const partial = withFloor([100]);
-  const host = partial.machine.calibration!.host!;
-  const noPairs = {
-    ...partial,
-    machine: {
-      ...partial.machine,
-      calibration: {
-        here: partial.machine.calibration!.here,
-        host: {
-          galactic: host.galactic,
-          go: host.go,
-          floor: host.floor,
-          errors: ["Go ADD: exit 1"],
-        },
-      },
-    },
-  };
-  const hw = floorVerdict(floorAnalysis(noPairs)!).join("\n");
-  assert.ok(
-    hw.includes("floor p50 13.0 ms; Go ADD/DEL not measured there (Go VERSION 4.0 ms)"),
-    hw,
-  );
-  assert.ok(hw.includes("VM host: Go ADD: exit 1"));
-  // A failed floor exec is listed with the failures.
-  const failed = withFloor();
-  failed.floor!.failures.push("Deno runtime floor: exit 1: boom");
-  assert.ok(renderReport(failed).includes("  ✗ Deno runtime floor: exit 1: boom"));
+Deno.test("table: columns align, the first left, the rest right", () => {
+  assert.equal(table([["a", "1"], ["bbb", "22"]], ""), "a      1\nbbb   22");
 });
 
-Deno.test("floor command: bin/galactic's deno and flags, --no-config for its --config", async () => {
+Deno.test("minimal Deno plugin runs on bin/galactic's deno binary and flags", async () => {
   const repo = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
   const launcher = await Deno.readTextFile(`${repo}/bin/galactic`);
   const exec = launcher.slice(launcher.indexOf('exec "$deno" run'));
-  const flags = [...exec.matchAll(/--[a-z-]+/g)].map((m) => m[0]).filter((f) => f !== "--config");
-  const argv = floorArgv(repo, "/tmp/empty.js");
-  assert.equal(argv[0], `${repo}/node_modules/.bin/deno`);
+  const flags = [...exec.matchAll(/--[a-z-]+/g)].map((m) => m[0]);
+  const argv = floorArgv(repo);
   assert.ok(launcher.includes("$here/node_modules/.bin/deno"));
-  assert.equal(argv[1], "run");
-  assert.deepEqual(argv.slice(2, -2), flags);
-  assert.deepEqual(argv.slice(-2), ["--no-config", "/tmp/empty.js"]);
+  assert.deepEqual(argv.slice(0, 2), [`${repo}/node_modules/.bin/deno`, "run"]);
+  assert.deepEqual(argv.filter((a) => a.startsWith("--")), flags);
+  assert.deepEqual(
+    argv.slice(-3),
+    ["--config", `${repo}/deno.json`, `${repo}/tools/bench/floor_plugin.ts`],
+  );
 });

@@ -1,41 +1,56 @@
 /**
- * The lab side of the benchmark, run as root on a kernel with VRF (the host,
- * or the lab VM): creates the node's network namespace, runs the measuring
- * worker inside it, prints the report, and removes everything the run
- * created — processes, namespaces, the scratch directory — whatever happened.
+ * The side of `deno task bench` the user runs, as root: installs the tools it
+ * measures with, picks where the VRF steps come from (the kernel, or host
+ * mode's substitute when the kernel has no VRF devices or `--host` asks),
+ * creates the node's network namespace, runs the worker inside it, prints
+ * the report and removes everything the run created, whatever happened.
+ * `--lab` instead runs all of this again inside the lab VM.
  *
  * @module
  */
 
-import { mustRun, run } from "./exec.ts";
-import type { HostInfo } from "./machine.ts";
-import type { BenchOptions } from "./options.ts";
+import { systemRunner } from "../../lib/iproute2/runner.ts";
+import { type BenchOptions, optionsToArgs } from "./options.ts";
 import { renderReport } from "./report.ts";
 import type { BenchResults } from "./results.ts";
 import type { WorkerInput } from "./worker.ts";
 
-/** Why benchmarking cannot start here, or undefined. */
-async function unusable(prefix: string): Promise<string | undefined> {
-  if (Deno.build.os !== "linux") return "needs Linux";
-  if (Deno.uid() !== 0) return "needs root (network namespaces)";
+const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+const runner = systemRunner();
+const run = (argv: string[]): Promise<{ code: number; stderr: string }> =>
+  runner.run(argv).catch((e) => ({ code: 127, stdout: "", stderr: String(e) }));
+
+/** Installs a Debian package when `path` is missing; false when that failed. */
+async function ensurePackage(path: string, pkg: string): Promise<boolean> {
+  if (await Deno.lstat(path).then(() => true, () => false)) return true;
+  console.error(`bench: installing ${pkg} (for ${path})`);
+  Deno.env.set("DEBIAN_FRONTEND", "noninteractive");
+  const install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", pkg];
+  if ((await run(install)).code !== 0) {
+    await run(["apt-get", "update", "-q"]);
+    await run(install);
+  }
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
+/** Whether this kernel makes VRF devices (probed in a throwaway netns). */
+async function kernelHasVrf(prefix: string): Promise<boolean> {
   const probe = `${prefix}-probe`;
-  if ((await run(["ip", "netns", "add", probe])).code !== 0) return "cannot create a netns";
+  await run(["ip", "netns", "add", probe]);
   try {
-    const vrf = await run(["ip", "-n", probe, "link", "add", "p", "type", "vrf", "table", "10"]);
-    return vrf.code === 0
-      ? undefined
-      : `kernel ${Deno.osRelease()} has no VRF devices (${vrf.stderr.trim()}); run \`deno task bench\`, which uses the lab VM`;
+    return (await run(["ip", "-n", probe, "link", "add", "p", "type", "vrf", "table", "10"]))
+      .code === 0;
   } finally {
     await run(["ip", "netns", "del", probe]);
   }
 }
 
-/** Kills every process left in netns `name` (the worker, plugin processes, the agent). */
-async function killNetnsProcesses(name: string): Promise<void> {
+/** Kills what is left in netns `name` and deletes it. */
+async function removeNetns(name: string): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    const pids = (await run(["ip", "netns", "pids", name])).stdout.split("\n")
-      .map((line) => Number(line.trim())).filter((pid) => pid > 0 && pid !== Deno.pid);
-    if (pids.length === 0) return;
+    const pids = (await runner.run(["ip", "netns", "pids", name])).stdout.split("\n")
+      .map(Number).filter((pid) => pid > 0 && pid !== Deno.pid);
+    if (pids.length === 0) break;
     for (const pid of pids) {
       try {
         Deno.kill(pid, "SIGKILL");
@@ -43,100 +58,119 @@ async function killNetnsProcesses(name: string): Promise<void> {
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+  await run(["ip", "netns", "del", name]);
+  // A netns bound only in the worker's mount namespace leaves a plain file here.
+  await Deno.remove(`/run/netns/${name}`).catch(() => {});
 }
 
-/** Removes every named netns of this run (the worker's pod namespaces too). */
-async function removeNetns(prefix: string): Promise<void> {
-  const names: string[] = [];
+async function removeAllNetns(prefix: string): Promise<void> {
+  const names = [];
   try {
     for await (const entry of Deno.readDir("/run/netns")) {
       if (entry.name.startsWith(`${prefix}-`)) names.push(entry.name);
     }
   } catch { /* no /run/netns */ }
-  for (const name of names) {
-    await killNetnsProcesses(name);
-    await run(["ip", "netns", "del", name]);
-    // A pod netns bound only in the worker's mount namespace leaves a plain file here.
-    await Deno.remove(`/run/netns/${name}`).catch(() => {});
-  }
+  // The node first: its processes (worker, agent) go with it.
+  for (const name of names.sort((a) => (a.endsWith("-node") ? -1 : 1))) await removeNetns(name);
 }
 
-/** Runs the benchmark here; returns the exit code. */
-export async function runDriver(
-  options: BenchOptions,
-  flags: { jsonOut?: string; hostInfo?: string },
-): Promise<number> {
-  const repo = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-  const prefix = `gb${Deno.pid}`;
-  const reason = await unusable(prefix);
-  if (reason) {
-    console.error(`bench: ${reason}`);
+/** Runs the bench in the lab VM through tests/lab/run.sh; returns its exit code. */
+async function runLab(options: BenchOptions): Promise<number> {
+  // The VM has no network: fetch what the bench and the plugin load, without touching deno.lock.
+  const lock = await Deno.makeTempFile({ prefix: "bench-lock-" });
+  await Deno.copyFile(`${REPO}/deno.lock`, lock).catch(() => {});
+  await runner.run([Deno.execPath(), "install", "--quiet", `--lock=${lock}`, "--entrypoint"]
+    .concat(["tools/bench.ts", "main.ts"]));
+  await Deno.remove(lock).catch(() => {});
+  const json = options.json &&
+    (options.json.startsWith("/")
+      ? options.json
+      : `${Deno.env.get("INIT_CWD") ?? Deno.cwd()}/${options.json}`);
+  // The VM shares the repo read-write, not /tmp: the results come back through .lab/.
+  const inRepo = `.lab/bench-${Deno.pid}.json`;
+  const { code } = await new Deno.Command("bash", {
+    args: [`${REPO}/tests/lab/run.sh`, "node_modules/.bin/deno", "run", "--allow-all"]
+      .concat(["--quiet", "--cached-only", "tools/bench.ts", ...optionsToArgs(options)])
+      .concat(json ? [`--json=${REPO}/${inRepo}`] : []),
+    cwd: REPO,
+    env: { LAB_TIMEOUT: Deno.env.get("LAB_TIMEOUT") ?? "7200" },
+    stdin: "null",
+  }).output();
+  if (json) {
+    await Deno.rename(`${REPO}/${inRepo}`, json).then(
+      () => console.log(`results saved to ${json}`),
+      () => console.error("bench: the lab wrote no results"),
+    );
+  }
+  return code;
+}
+
+/** Runs the bench on this machine (or, with `--lab`, in the lab VM); returns the exit code. */
+export async function runDriver(options: BenchOptions): Promise<number> {
+  if (Deno.build.os !== "linux" || Deno.uid() !== 0) {
+    console.error("bench: needs root on Linux (network namespaces)");
     return 2;
   }
+  for (
+    const [path, pkg] of [["/usr/bin/time", "time"], [
+      "/usr/lib/cni/host-device",
+      "containernetworking-plugins",
+    ], ["/usr/bin/strace", "strace"]]
+  ) {
+    if (!(await ensurePackage(path!, pkg!)) && pkg !== "strace") return 2;
+  }
+  if (options.lab) return await runLab(options);
+  const prefix = `gb${Deno.pid}`;
+  const shim = options.host || !(await kernelHasVrf(prefix));
+  if (shim) console.error("bench: host mode: the VRF steps go through the substitute (ip_shim.ts)");
   const started = performance.now();
-  const node = `${prefix}-node`;
   const tmp = await Deno.makeTempDir({ prefix: "galactic-bench-" });
+  const input: WorkerInput = {
+    options,
+    repo: REPO,
+    tmp,
+    prefix,
+    shim,
+    resultsFile: `${tmp}/results.json`,
+  };
   let worker: Deno.ChildProcess | undefined;
   let signals = 0;
   const onSignal = (): void => {
-    signals++;
     try {
-      worker?.kill(signals === 1 ? "SIGTERM" : "SIGKILL");
+      worker?.kill(++signals === 1 ? "SIGTERM" : "SIGKILL");
     } catch { /* gone */ }
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    await mustRun(["ip", "netns", "add", node]);
-    const input: WorkerInput = {
-      options,
-      repo,
-      tmp,
-      prefix,
-      resultsFile: `${tmp}/results.json`,
-      ...(flags.hostInfo && { host: JSON.parse(flags.hostInfo) as HostInfo }),
-    };
+    await runner.run(["ip", "netns", "add", `${prefix}-node`]);
     await Deno.writeTextFile(`${tmp}/input.json`, JSON.stringify(input));
     worker = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        node,
-        Deno.execPath(),
-        "run",
-        "--allow-all",
-        "--quiet",
-        "--cached-only",
-        `${repo}/tools/bench.ts`,
-        "--node-worker",
-        `${tmp}/input.json`,
-      ],
-      cwd: repo,
+      args: ["netns", "exec", `${prefix}-node`, Deno.execPath(), "run", "--allow-all", "--quiet"]
+        .concat(["--cached-only", `${REPO}/tools/bench.ts`, `--node-worker=${tmp}/input.json`]),
       stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
     }).spawn();
     const status = await worker.status;
     worker = undefined;
-    let results: BenchResults;
-    try {
-      results = JSON.parse(await Deno.readTextFile(`${tmp}/results.json`));
-    } catch {
+    const results: BenchResults | undefined = JSON.parse(
+      await Deno.readTextFile(input.resultsFile).catch(() => "null"),
+    );
+    if (!results) {
       console.error(`bench: the worker wrote no results (exit ${status.code})`);
       return status.code || 1;
     }
     results.wallMs = performance.now() - started;
     console.log(renderReport(results));
-    if (flags.jsonOut) await Deno.writeTextFile(flags.jsonOut, JSON.stringify(results, null, 1));
+    if (options.json) {
+      await Deno.writeTextFile(options.json, JSON.stringify(results, null, 1));
+      console.log(`results saved to ${options.json}`);
+    }
     return status.code;
   } finally {
-    if (worker) {
-      try {
-        worker.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
-    await killNetnsProcesses(node);
-    await removeNetns(prefix);
+    try {
+      worker?.kill("SIGKILL");
+    } catch { /* gone */ }
+    await removeAllNetns(prefix);
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);

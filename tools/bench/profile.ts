@@ -7,22 +7,57 @@
  * @module
  */
 
-import type { Mode, ProfileRun, TimelineEvent } from "./results.ts";
+import type { Mode } from "./results.ts";
 import { unionLength } from "./stats.ts";
+import { invoke, type Node } from "./subjects.ts";
+import { runChecked, systemRunner } from "../../lib/iproute2/runner.ts";
+import { failure } from "./timed_exec.ts";
 
-/** One exec'd process in the trace. */
+/** A moment of a profiled invocation, from the exec of bin/galactic. */
+export interface TimelineEvent {
+  readonly atMs: number;
+  /** Duration, for commands. */
+  readonly ms?: number;
+  readonly kind: "exec" | "api" | "log";
+  readonly what: string;
+}
+
+/** Where one profiled invocation spent its time. */
+export interface ProfileRun {
+  readonly mode: Mode;
+  readonly verb: "ADD" | "DEL";
+  readonly code: number;
+  /** Exec of bin/galactic to its exit, ms. */
+  readonly totalMs: number;
+  /** The sh launcher until it execs deno. */
+  readonly launcherMs: number;
+  /** deno's exec until the first child process (runtime start, module graph, config, locks). */
+  readonly startupMs: number;
+  /** Time covered by child processes (union). */
+  readonly commandsMs: number;
+  /** Between the first child's start and the last one's end, covered by none (JS, API, locks). */
+  readonly betweenMs: number;
+  /** Last child's end until exit. */
+  readonly tailMs: number;
+  /** Per program family: processes and covered time. */
+  readonly byProgram: Record<string, { count: number; ms: number }>;
+  readonly apiRequests: number;
+  /** Every child process, API request and log line. */
+  readonly events: TimelineEvent[];
+}
+
+/** One exec'd process in the trace (epoch ms; argv strings may be truncated by strace). */
 export interface TracedExec {
-  /** Process id. */
   readonly pid: number;
-  /** Successful execve, epoch ms. */
+  /** Successful execve. */
   readonly at: number;
-  /** Exit, epoch ms (undefined when the trace ends first). */
+  /** Exit (undefined when the trace ends first). */
   end?: number;
-  /** Program path. */
   readonly path: string;
-  /** argv (strings may be truncated by strace). */
   readonly argv: string[];
 }
+
+const runner = systemRunner();
 
 const EXECVE = /^(\d+)\s+(\d+\.\d+)\s+execve\("((?:[^"\\]|\\.)*)",\s*\[(.*?)\](?:\.\.\.)?,/;
 const UNFINISHED =
@@ -40,6 +75,13 @@ export function parseStrace(text: string): TracedExec[] {
   const execs: TracedExec[] = [];
   const pending = new Map<number, { at: number; path: string; argv: string[] }>();
   const live = new Map<number, TracedExec>();
+  // A process that execs again (a launcher, a shim) ends its previous program there.
+  const push = (exec: TracedExec): void => {
+    const previous = live.get(exec.pid);
+    if (previous) previous.end = exec.at;
+    execs.push(exec);
+    live.set(exec.pid, exec);
+  };
   for (const line of text.split("\n")) {
     const unfinished = UNFINISHED.exec(line);
     if (unfinished) {
@@ -55,11 +97,7 @@ export function parseStrace(text: string): TracedExec[] {
       const pid = Number(resumed[1]);
       const call = pending.get(pid);
       pending.delete(pid);
-      if (call && resumed[3] === "0") {
-        const exec = { pid, ...call };
-        execs.push(exec);
-        live.set(pid, exec);
-      }
+      if (call && resumed[3] === "0") push({ pid, ...call });
       continue;
     }
     const execve = EXECVE.exec(line);
@@ -72,8 +110,7 @@ export function parseStrace(text: string): TracedExec[] {
         path: execve[3]!,
         argv: strings(execve[4]!),
       };
-      execs.push(exec);
-      live.set(pid, exec);
+      push(exec);
       continue;
     }
     const exited = EXITED.exec(line);
@@ -98,17 +135,15 @@ export function family(exec: TracedExec): string {
 
 function label(exec: TracedExec): string {
   const name = (exec.argv[0] ?? exec.path).split("/").pop() ?? "?";
-  const text = [name, ...exec.argv.slice(1)].join(" ");
+  const shim = exec.path.endsWith(`/shim/${name}`) ? "(substitute) " : "";
+  const text = shim + [name, ...exec.argv.slice(1)].join(" ");
   return text.length > 72 ? `${text.slice(0, 71)}…` : text;
 }
 
-/** An API request as the fake server saw it. */
+/** An API request as the fake server saw it (arrival in epoch ms). */
 export interface ApiEvent {
-  /** Arrival, epoch ms. */
   readonly at: number;
-  /** RBAC verb. */
   readonly verb: string;
-  /** Resource plural. */
   readonly resource?: string;
 }
 
@@ -142,7 +177,8 @@ export function analyze(
   const main = execs[0];
   if (!main) return undefined;
   const start = main.at;
-  const end = main.end ?? Math.max(...execs.map((e) => e.end ?? e.at));
+  const last = execs.findLast((e) => e.pid === main.pid)!;
+  const end = last.end ?? Math.max(...execs.map((e) => e.end ?? e.at));
   // The launcher is a shell script that execs deno in the same process.
   const denoExec = execs.find((e) => e.pid === main.pid && e !== main) ?? main;
   const children = execs.filter((e) => e.pid !== main.pid && e.at >= denoExec.at);
@@ -154,7 +190,7 @@ export function analyze(
   for (const name of new Set(children.map(family))) {
     const own = children.filter((e) => family(e) === name);
     byProgram[name] = {
-      count: own.length,
+      count: new Set(own.map((e) => e.pid)).size,
       ms: unionLength(own.map((e): [number, number] => [e.at, e.end ?? end])),
     };
   }
@@ -190,4 +226,61 @@ export function analyze(
     apiRequests: api.length,
     events,
   };
+}
+
+/**
+ * The breakdown scenario: `runs` ADD/DEL pairs of galactic in `mode` under
+ * strace with the plugin's debug log, lined up with the API requests.
+ */
+export async function profilePairs(
+  node: Node,
+  mode: Mode,
+  options: { runs: number; prefix: string; errors: string[] },
+): Promise<ProfileRun[]> {
+  const profiles: ProfileRun[] = [];
+  const server = node.servers[mode];
+  const api: ApiEvent[] = [];
+  const stopListening = server.onRequest((r) => {
+    api.push({
+      at: performance.timeOrigin + performance.now(),
+      verb: r.verb,
+      ...(r.resource && { resource: r.resource }),
+    });
+  });
+  try {
+    for (let run = 0; run < options.runs; run++) {
+      const pod = `${options.prefix}-prof${run}`;
+      await runChecked(runner, ["ip", "netns", "add", pod]);
+      let prevResult: unknown;
+      try {
+        for (const verb of ["ADD", "DEL"] as const) {
+          const base = `${node.tmp}/profile-${mode}-${run}-${verb}`;
+          api.length = 0;
+          const inv = await invoke(node, mode, verb, {
+            pod,
+            cid: `bench-profile-${run}`,
+            straceFile: `${base}.strace`,
+            extra: { log_file: `${base}.log`, log_level: "debug" },
+            ...(prevResult !== undefined && { prevResult }),
+          });
+          prevResult = inv.result;
+          if (!inv.ok) options.errors.push(failure(`profile ${mode} ${verb}`, inv.out));
+          const profile = analyze({
+            mode,
+            verb,
+            code: inv.out.code,
+            trace: await Deno.readTextFile(`${base}.strace`).catch(() => ""),
+            api,
+            log: await Deno.readTextFile(`${base}.log`).catch(() => ""),
+          });
+          if (profile) profiles.push(profile);
+        }
+      } finally {
+        await runner.run(["ip", "netns", "del", pod]);
+      }
+    }
+  } finally {
+    stopListening();
+  }
+  return profiles;
 }

@@ -1,0 +1,172 @@
+/**
+ * How each subject is exec'd, the way a container runtime does: CNI
+ * environment, config on stdin, nothing inherited.
+ *
+ * - `go`: Debian's Go host-device + static moving a veth end (created and
+ *   deleted untimed around the pair) into the pod netns — the runtime's floor.
+ * - `floor`: the minimal Deno plugin (floor_plugin.ts: veth + host-device) on
+ *   bin/galactic's Deno binary and flags — this runtime's floor.
+ * - `agent` / `no-agent`: bin/galactic with and without the node agent, each
+ *   with its own VPC, state dir and fake API server so counts never mix.
+ *
+ * @module
+ */
+
+import type { FakeApiServer } from "../../tests/support/fake_api_server.ts";
+import { runChecked, systemRunner } from "../../lib/iproute2/runner.ts";
+import { type Shim, type ShimCost, shimMs, takeCalls } from "./ip_shim.ts";
+import type { Mode, Subject } from "./results.ts";
+import { type Timed, timedExec } from "./timed_exec.ts";
+
+export const NODE_NAME = "bench-node";
+export const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** Generous, so a slow (TCG) machine measures time, not timeouts. */
+export const API_TIMEOUT_SECONDS = 60;
+const CNI_PATH = "/usr/lib/cni";
+const IPAM = {
+  type: "static",
+  addresses: [{ address: "10.1.0.2/24" }],
+  routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
+};
+const VPC: Record<Mode, string> = { "no-agent": "b1", agent: "b2" };
+/** The veth the Go subject hands over, and the one the minimal Deno plugin creates. */
+const VETH = { go: ["gbgoH", "gbgoG"], floor: ["gbflH", "gbflG"] } as const;
+
+/** bin/galactic's `deno run` flags (a test keeps them in step with the launcher). */
+export function floorArgv(repo: string): string[] {
+  return [`${repo}/node_modules/.bin/deno`, "run", "--quiet", "--cached-only", "--no-prompt"]
+    .concat(["--allow-run", "--allow-read", "--allow-write", "--allow-env", "--allow-net"])
+    .concat(["--allow-sys", "--config", `${repo}/deno.json`])
+    .concat([`${repo}/tools/bench/floor_plugin.ts`]);
+}
+
+/** One invocation's inputs. */
+export interface Call {
+  /** Pod netns name. */
+  readonly pod: string;
+  readonly cid: string;
+  /** The ADD result, passed to DEL as a runtime does. */
+  readonly prevResult?: unknown;
+  readonly rssFile?: string;
+  readonly straceFile?: string;
+  /** Extra galactic config fields (the profile's debug log). */
+  readonly extra?: Record<string, unknown>;
+}
+
+/** One finished invocation. */
+export interface Invocation {
+  readonly out: Timed;
+  readonly ok: boolean;
+  readonly result?: unknown;
+  /** Requests its API server saw meanwhile. */
+  readonly api: number;
+  /** Requests the agent mode's fallback server saw (must stay 0). */
+  readonly fallback: number;
+  /** Host mode: what the VRF substitute added, ms. */
+  readonly shimMs: number;
+}
+
+/** The node the worker measures on: its API servers, the agent socket, the substitute. */
+export interface Node {
+  readonly repo: string;
+  readonly tmp: string;
+  /** One fake API server per mode, plus the one the agent-mode plugin would fall back to. */
+  readonly servers: Record<Mode | "fallback", FakeApiServer>;
+  readonly kubeconfigs: Record<Mode | "fallback", string>;
+  /** Host mode only. */
+  readonly shim?: Shim;
+  shimCost?: ShimCost;
+}
+
+const runner = systemRunner();
+
+function galacticConfig(node: Node, mode: Mode, call: Call): Record<string, unknown> {
+  return {
+    cniVersion: "1.0.0",
+    name: "bench",
+    type: "galactic",
+    vpc: VPC[mode],
+    vpcattachment: "1",
+    srv6_locator: "fc00:0:1::/48",
+    mtu: 1400,
+    terminations: [{ network: "10.20.0.0/16", via: "10.1.0.2" }, { network: "2001:db8:20::/48" }],
+    ipam: IPAM,
+    // Agent mode: the kubeconfig is the fallback server's, which must see no request.
+    kubeconfig: node.kubeconfigs[mode === "agent" ? "fallback" : "no-agent"],
+    node_name: NODE_NAME,
+    state_dir: `${node.tmp}/state-${mode}`,
+    agent_socket: `${node.tmp}/${mode === "agent" ? "agent" : "absent"}.sock`,
+    api_timeout_seconds: API_TIMEOUT_SECONDS,
+    ...call.extra,
+  };
+}
+
+function subjectConfig(node: Node, subject: Subject, call: Call): Record<string, unknown> {
+  const base = { cniVersion: "1.0.0", name: "bench", ipam: IPAM };
+  const config = subject === "go"
+    ? { ...base, type: "host-device", device: VETH.go[1] }
+    : subject === "floor"
+    ? { ...base, type: "floor", host: VETH.floor[0], guest: VETH.floor[1] }
+    : galacticConfig(node, subject, call);
+  return { ...config, ...(call.prevResult !== undefined && { prevResult: call.prevResult }) };
+}
+
+/** Untimed set-up before a subject's ADD: the veth the Go host-device hands over. */
+export async function beforePair(subject: Subject): Promise<void> {
+  if (subject !== "go") return;
+  await runner.run(["ip", "link", "del", VETH.go[0]]);
+  await runChecked(runner, ["ip", "link", "add", VETH.go[0], "type", "veth", "peer", VETH.go[1]]);
+}
+
+/** Untimed clean-up after a subject's DEL (also after a failure). */
+export async function afterPair(subject: Subject): Promise<void> {
+  if (subject === "go" || subject === "floor") {
+    await runner.run(["ip", "link", "del", VETH[subject][0]]);
+  }
+}
+
+/** Execs `subject`'s `verb` and measures it. */
+export async function invoke(
+  node: Node,
+  subject: Subject,
+  verb: "ADD" | "DEL",
+  call: Call,
+): Promise<Invocation> {
+  const galactic = subject === "agent" || subject === "no-agent";
+  const argv = subject === "go"
+    ? [`${CNI_PATH}/host-device`]
+    : subject === "floor"
+    ? floorArgv(node.repo)
+    : [`${node.repo}/bin/galactic`];
+  const env = {
+    PATH: galactic && node.shim ? `${node.shim.dir}:${PATH}` : PATH,
+    CNI_COMMAND: verb,
+    CNI_CONTAINERID: call.cid,
+    CNI_NETNS: `/run/netns/${call.pod}`,
+    CNI_IFNAME: "net1",
+    CNI_PATH,
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${call.pod}`,
+  };
+  const server = galactic ? node.servers[subject] : undefined;
+  const mark = server?.requests.length ?? 0;
+  const fallbackMark = node.servers.fallback.requests.length;
+  const out = await timedExec(argv, {
+    env,
+    stdin: JSON.stringify(subjectConfig(node, subject, call)),
+    ...(call.rssFile && { rssFile: call.rssFile }),
+    ...(call.straceFile && { straceFile: call.straceFile }),
+  });
+  let result: unknown;
+  try {
+    result = JSON.parse(out.stdout);
+  } catch { /* no result */ }
+  const calls = node.shim ? await takeCalls(node.shim) : undefined;
+  return {
+    out,
+    ok: out.code === 0,
+    result,
+    api: (server?.requests.length ?? 0) - mark,
+    fallback: node.servers.fallback.requests.length - fallbackMark,
+    shimMs: calls && node.shimCost && galactic ? shimMs(calls, node.shimCost) : 0,
+  };
+}

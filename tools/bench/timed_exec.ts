@@ -1,0 +1,66 @@
+/**
+ * The measured exec: a plugin process from spawn to exit, as a container
+ * runtime sees it, optionally under GNU time (peak RSS) or strace (the
+ * breakdown). It goes through the plugin's own runner, so the bench spawns
+ * processes exactly the way the plugin does.
+ *
+ * @module
+ */
+
+import { type CommandOutput, systemRunner } from "../../lib/iproute2/runner.ts";
+
+/** A measured exec. */
+export interface Timed extends CommandOutput {
+  /** Spawn to exit and end of output, ms. */
+  readonly ms: number;
+  /** Start, ms since the epoch (lines up with the fake API server's request times). */
+  readonly startedAt: number;
+  /** Peak RSS in KiB (GNU time's %M), when measured. */
+  readonly rssKb?: number;
+}
+
+/** strace arguments: only execve is stopped on (seccomp-bpf), so the tracee runs nearly free. */
+export function straceArgv(file: string): string[] {
+  return ["strace", "-f", "-q", "-ttt", "-s", "96", "--seccomp-bpf", "-e", "trace=execve"]
+    .concat(["-e", "signal=none", "-o", file]);
+}
+
+/** GNU time's `-o` file: the last line is %M (an earlier one may report the exit status). */
+export function parseTimeOutput(text: string): number | undefined {
+  const last = text.trim().split("\n").pop()?.trim() ?? "";
+  return /^\d+$/.test(last) ? Number(last) : undefined;
+}
+
+const runner = systemRunner();
+
+/** Execs `argv` with exactly `env` (nothing inherited) and `stdin`, and measures it. */
+export async function timedExec(
+  argv: readonly string[],
+  options: { env: Record<string, string>; stdin: string; rssFile?: string; straceFile?: string },
+): Promise<Timed> {
+  const wrapped = [
+    ...(options.straceFile ? straceArgv(options.straceFile) : []),
+    ...(options.rssFile ? ["/usr/bin/time", "-f", "%M", "-o", options.rssFile] : []),
+    ...argv,
+  ];
+  const startedAt = performance.timeOrigin + performance.now();
+  const started = performance.now();
+  const out = await runner.run(wrapped, { env: options.env, clearEnv: true, stdin: options.stdin })
+    .catch((error): CommandOutput => ({ code: 127, stdout: "", stderr: String(error) }));
+  const ms = performance.now() - started;
+  if (!options.rssFile) return { ...out, ms, startedAt };
+  const rssKb = parseTimeOutput(await Deno.readTextFile(options.rssFile).catch(() => ""));
+  await Deno.remove(options.rssFile).catch(() => {});
+  return { ...out, ms, startedAt, ...(rssKb !== undefined && { rssKb }) };
+}
+
+/** A failed exec in one line for the report: the CNI error's code and msg, else stderr's tail. */
+export function failure(what: string, out: CommandOutput): string {
+  let detail = out.stdout.trim();
+  try {
+    const doc = JSON.parse(detail);
+    if (doc && typeof doc === "object" && "msg" in doc) detail = `code ${doc.code}: ${doc.msg}`;
+  } catch { /* not JSON */ }
+  if (detail === "") detail = out.stderr.trim().split("\n").slice(-3).join("; ");
+  return `${what}: exit ${out.code}: ${detail}`.slice(0, 400);
+}
