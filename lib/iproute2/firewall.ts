@@ -1,6 +1,12 @@
 /**
  * The FORWARD accept rule for traffic leaving toward a pod (`-o <host veth>`),
- * in iptables and ip6tables. Checked before insert so it is added once.
+ * in iptables and ip6tables. The chain is read (`-S`) before an insert, so
+ * the rule is added once.
+ *
+ * It is inserted at the head of the chain, not appended: host firewalls
+ * commonly end FORWARD in a REJECT or DROP rule, and an appended accept
+ * behind it is never reached. ADD moves a copy found behind a REJECT or DROP
+ * (e.g. after a firewall reload) back to the head; CHECK reports it.
  *
  * @module
  */
@@ -10,24 +16,49 @@ import { type CommandRunner, showCommand } from "./runner.ts";
 
 const TOOLS = ["iptables", "ip6tables"] as const;
 
-function ruleArgv(tool: string, action: "-C" | "-A" | "-D", ifname: string): string[] {
+function ruleArgv(tool: string, action: "-I" | "-D", ifname: string): string[] {
   // -w: wait for the xtables lock instead of failing when another pod's ADD holds it.
-  return [tool, "-w", "5", action, "FORWARD", "-o", ifname, "-j", "ACCEPT"];
+  const chain = action === "-I" ? ["FORWARD", "1"] : ["FORWARD"];
+  return [tool, "-w", "5", action, ...chain, "-o", ifname, "-j", "ACCEPT"];
 }
 
-async function present(runner: CommandRunner, tool: string, ifname: string): Promise<boolean> {
-  const output = await runner.run(ruleArgv(tool, "-C", ifname));
-  if (output.code === 0) return true;
-  if (output.code === 1) return false; // "Bad rule (does a matching rule exist in that chain?)"
-  throw new CniError(
-    ErrorCode.DataPlane,
-    `${showCommand(ruleArgv(tool, "-C", ifname))}: ${output.stderr.trim()}`,
+/** A rule that ends a packet's way through FORWARD before later rules see it. */
+const TERMINAL_DROP = / -j (REJECT|DROP)\b/;
+
+/** Where the rule sits in a family's FORWARD chain. */
+type Placement =
+  | { readonly kind: "ahead" }
+  | { readonly kind: "missing" }
+  | { readonly kind: "behind"; readonly blocker: string };
+
+/** Reads the chain (`-S FORWARD`, one process) and places the rule in it. */
+async function placement(runner: CommandRunner, tool: string, ifname: string): Promise<Placement> {
+  const argv = [tool, "-w", "5", "-S", "FORWARD"];
+  const output = await runner.run(argv);
+  if (output.code !== 0) {
+    throw new CniError(ErrorCode.DataPlane, `${showCommand(argv)}: ${output.stderr.trim()}`);
+  }
+  const rules = output.stdout.split("\n").map((line) => line.trim()).filter((line) =>
+    line.startsWith("-A FORWARD ")
   );
+  const position = rules.indexOf(`-A FORWARD -o ${ifname} -j ACCEPT`);
+  if (position < 0) return { kind: "missing" };
+  const blocker = rules.slice(0, position).find((rule) => TERMINAL_DROP.test(rule));
+  return blocker === undefined ? { kind: "ahead" } : { kind: "behind", blocker };
+}
+
+async function runRule(runner: CommandRunner, argv: string[]): Promise<void> {
+  const output = await runner.run(argv);
+  if (output.code !== 0) {
+    throw new CniError(ErrorCode.DataPlane, `${showCommand(argv)}: ${output.stderr.trim()}`);
+  }
 }
 
 /**
- * Adds the rule for both families where missing and returns the tools that
- * added one. If one family fails, the other's new rule is taken back first,
+ * Inserts the rule at the head of FORWARD in both families where it is
+ * missing, and moves it there where a REJECT or DROP rule shadows it.
+ * Returns the tools that added one (a moved rule existed before: a rollback
+ * leaves it). If one family fails, the other's new rule is taken back first,
  * so a failure leaves nothing behind.
  */
 export async function ensureForwardAccept(
@@ -35,13 +66,11 @@ export async function ensureForwardAccept(
   ifname: string,
 ): Promise<string[]> {
   const outcomes = await Promise.allSettled(TOOLS.map(async (tool) => {
-    if (await present(runner, tool, ifname)) return undefined;
-    const argv = ruleArgv(tool, "-A", ifname);
-    const output = await runner.run(argv);
-    if (output.code !== 0) {
-      throw new CniError(ErrorCode.DataPlane, `${showCommand(argv)}: ${output.stderr.trim()}`);
-    }
-    return tool;
+    const found = await placement(runner, tool, ifname);
+    if (found.kind === "ahead") return undefined;
+    if (found.kind === "behind") await runRule(runner, ruleArgv(tool, "-D", ifname));
+    await runRule(runner, ruleArgv(tool, "-I", ifname));
+    return found.kind === "missing" ? tool : undefined;
   }));
   const added = outcomes.flatMap((o) => (o.status === "fulfilled" && o.value ? [o.value] : []));
   const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
@@ -52,13 +81,23 @@ export async function ensureForwardAccept(
   return added;
 }
 
-/** Families (tool names) whose rule is missing. */
-export async function missingForwardAccept(
+/**
+ * What is wrong with the rule in each family: missing, or behind a REJECT or
+ * DROP rule of the chain (then it never accepts anything).
+ */
+export async function forwardAcceptProblems(
   runner: CommandRunner,
   ifname: string,
 ): Promise<string[]> {
-  const found = await Promise.all(TOOLS.map((tool) => present(runner, tool, ifname)));
-  return TOOLS.filter((_, i) => !found[i]);
+  const rule = `FORWARD -o ${ifname} -j ACCEPT`;
+  const found = await Promise.all(TOOLS.map((tool) => placement(runner, tool, ifname)));
+  return found.flatMap((place, i) => {
+    if (place.kind === "missing") return [`${TOOLS[i]} ${rule} is missing`];
+    if (place.kind === "behind") {
+      return [`${TOOLS[i]} ${rule} sits behind "${place.blocker.slice(0, 120)}"`];
+    }
+    return [];
+  });
 }
 
 /**

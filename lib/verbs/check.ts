@@ -11,9 +11,9 @@ import { parseResult, type Result } from "../cni/result.ts";
 import { runHostDevice } from "../delegate/host_device.ts";
 import { formatNetwork, parsePrefix } from "../ids/mod.ts";
 import {
+  forwardAcceptProblems,
   inspectLinks,
   interfaceSysctls,
-  missingForwardAccept,
   readSysctls,
   srv6Route,
   tableRoutes,
@@ -80,10 +80,10 @@ export async function cmdCheck(context: VerbContext, host: Host): Promise<void> 
     ...interfaceSysctls(names.host),
   };
   try {
-    const [links, sysctls, missingRules, routes, ingress, apiDiffs] = await Promise.all([
+    const [links, sysctls, ruleProblems, routes, ingress, apiDiffs] = await Promise.all([
       inspectLinks(host.runner, [names.vrf, names.host, names.guest]),
       readSysctls(host.runner, Object.keys(wantedSysctls)).catch((e: Error) => e),
-      missingForwardAccept(host.runner, names.host),
+      forwardAcceptProblems(host.runner, names.host),
       tableRoutes(host.runner, record.table),
       srv6Route(host.runner, plan.endpoint),
       session.get().then((plane) => plane.verifyVrf({ vpc: config.vpc, node: record.node })),
@@ -123,9 +123,7 @@ export async function cmdCheck(context: VerbContext, host: Host): Promise<void> 
         }
       }
     }
-    for (const tool of missingRules) {
-      problems.push(`${tool} FORWARD -o ${names.host} -j ACCEPT is missing`);
-    }
+    problems.push(...ruleProblems);
     problems.push(
       ...routeProblems(routes, {
         terminations: config.terminations,

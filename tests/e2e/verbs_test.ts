@@ -139,6 +139,12 @@ Deno.test("CHECK passes on a fresh ADD and names each kind of drift", async () =
       /ip6tables FORWARD -o G0000000jU00GH -j ACCEPT is missing/,
     ],
     [
+      // A host firewall reload that put its REJECT ahead of the rule.
+      "FORWARD rule shadowed by a REJECT",
+      () => w.host.run(["iptables", "-I", "FORWARD", "1", "-j", "REJECT"]),
+      /iptables FORWARD -o G0000000jU00GH -j ACCEPT sits behind "-A FORWARD -j REJECT"/,
+    ],
+    [
       "SRv6 route removed",
       () => w.host.run(["ip", "-6", "route", "del", `${SID}/128`]),
       /SRv6 ingress route .* is missing/,
@@ -163,6 +169,30 @@ Deno.test("CHECK passes on a fresh ADD and names each kind of drift", async () =
     // ADD converges the drift away again.
     ok(await cni(w, "ADD", { config }), `re-ADD after ${what}`);
   }
+});
+
+Deno.test("on a host whose FORWARD chain ends in REJECT, ADD puts the accept rule ahead of it", async () => {
+  await using w = await world();
+  for (const tool of ["iptables", "ip6tables"]) {
+    await w.host.run([tool, "-A", "FORWARD", "-o", "eth0", "-j", "ACCEPT"]);
+    await w.host.run([tool, "-A", "FORWARD", "-j", "REJECT"]);
+  }
+  const config = w.config();
+  const add = ok(await cni(w, "ADD", { config }), "ADD");
+  const kernel = await w.host.kernel();
+  for (const tool of ["iptables", "ip6tables"] as const) {
+    assert.deepEqual(kernel.rules[tool].filter((r) => r.startsWith("-A FORWARD")), [
+      `-A FORWARD -o ${HOST_END} -j ACCEPT`,
+      "-A FORWARD -o eth0 -j ACCEPT",
+      "-A FORWARD -j REJECT",
+    ]);
+  }
+  ok(await cni(w, "CHECK", { config: { ...config, prevResult: add.json } }), "CHECK");
+  ok(await cni(w, "DEL", { config }), "DEL");
+  assert.deepEqual(
+    (await w.host.kernel()).rules.iptables.filter((r) => r.startsWith("-A FORWARD")),
+    ["-A FORWARD -o eth0 -j ACCEPT", "-A FORWARD -j REJECT"],
+  );
 });
 
 Deno.test("DEL withdraws before tearing down, leaves nothing, and a second DEL succeeds", async () => {
@@ -211,7 +241,7 @@ Deno.test("a failed ADD rolls back everything it created, at every step", async 
     ["veth creation", (w) => w.host.inject({ match: "link add G\\S+ .*type veth" }), 100],
     ["termination route", (w) => w.host.inject({ match: "route replace 10\\.20\\.0\\.0/16" }), 100],
     ["sysctls", (w) => w.host.inject({ match: "sysctl -q -w net/ipv4/conf" }), 100],
-    ["FORWARD rule", (w) => w.host.inject({ match: "ip6tables -w 5 -A FORWARD" }), 100],
+    ["FORWARD rule", (w) => w.host.inject({ match: "ip6tables -w 5 -I FORWARD" }), 100],
     [
       "host-device",
       (w) => w.host.inject({ match: "host-device ADD", code: 999, stderr: "boom" }),
@@ -391,10 +421,10 @@ Deno.test("ADD and DEL run exactly these processes", async () => {
       "ip -6 route replace fc00:0:1::b04:10/128 encap seg6local action End.DT46 vrftable 1000 dev G0000000jU00GH",
       "ip -batch -",
       "ip -json -details -force -batch -",
-      "ip6tables -w 5 -A FORWARD -o G0000000jU00GH -j ACCEPT",
-      "ip6tables -w 5 -C FORWARD -o G0000000jU00GH -j ACCEPT => exit 1",
-      "iptables -w 5 -A FORWARD -o G0000000jU00GH -j ACCEPT",
-      "iptables -w 5 -C FORWARD -o G0000000jU00GH -j ACCEPT => exit 1",
+      "ip6tables -w 5 -I FORWARD 1 -o G0000000jU00GH -j ACCEPT",
+      "ip6tables -w 5 -S FORWARD",
+      "iptables -w 5 -I FORWARD 1 -o G0000000jU00GH -j ACCEPT",
+      "iptables -w 5 -S FORWARD",
       "sysctl -q -w net.vrf.strict_mode=1",
       `sysctl -q -w ${
         [VRF, HOST_END].flatMap((dev) => [

@@ -21,10 +21,10 @@ import {
   createVrf,
   enableVrfStrictMode,
   ensureForwardAccept,
+  forwardAcceptProblems,
   inspectLinks,
   interfaceSysctls,
   ipBatch,
-  missingForwardAccept,
   readSysctls,
   removeForwardAccept,
   ROUTE_GONE,
@@ -219,7 +219,11 @@ Deno.test({
     withNetns(["gdpfw"], async (node) => {
       const runner = node.runner();
       const rule = `-A FORWARD -o ${HOST} -j ACCEPT`;
-      assert.deepEqual(await missingForwardAccept(runner, HOST), ["iptables", "ip6tables"]);
+      const missing = (tool: string): string => `${tool} FORWARD -o ${HOST} -j ACCEPT is missing`;
+      assert.deepEqual(await forwardAcceptProblems(runner, HOST), [
+        missing("iptables"),
+        missing("ip6tables"),
+      ]);
       assert.deepEqual((await ensureForwardAccept(runner, HOST)).sort(), [
         "ip6tables",
         "iptables",
@@ -228,26 +232,165 @@ Deno.test({
       assert.deepEqual(await node.forwardRules("ip6tables"), [rule]);
       assert.deepEqual(await ensureForwardAccept(runner, HOST), []);
       assert.deepEqual(await node.forwardRules("iptables"), [rule], "added twice");
-      assert.deepEqual(await missingForwardAccept(runner, HOST), []);
+      assert.deepEqual(await forwardAcceptProblems(runner, HOST), []);
       ledger.ran(
-        "firewall: ensureForwardAccept adds '-A FORWARD -o H -j ACCEPT' to iptables and ip6tables once; missingForwardAccept sees none missing",
+        "firewall: ensureForwardAccept adds '-A FORWARD -o H -j ACCEPT' to iptables and ip6tables once; forwardAcceptProblems sees none",
       );
 
       await node.mustExec(["ip6tables", "-w", "5", "-D", "FORWARD", "-o", HOST, "-j", "ACCEPT"]);
-      assert.deepEqual(await missingForwardAccept(runner, HOST), ["ip6tables"]);
+      assert.deepEqual(await forwardAcceptProblems(runner, HOST), [missing("ip6tables")]);
       assert.deepEqual(await ensureForwardAccept(runner, HOST), ["ip6tables"]);
       ledger.ran("firewall: a rule deleted behind its back is reported missing and re-added");
 
       await removeForwardAccept(runner, HOST);
       assert.deepEqual(await node.forwardRules("iptables"), []);
       assert.deepEqual(await node.forwardRules("ip6tables"), []);
-      assert.deepEqual(await missingForwardAccept(runner, HOST), ["iptables", "ip6tables"]);
       await removeForwardAccept(runner, HOST); // absent is fine
       await node.mustExec(["ip6tables", "-w", "5", "-A", "FORWARD", "-o", HOST, "-j", "ACCEPT"]);
       await removeForwardAccept(runner, HOST); // one family present, the other not
       assert.deepEqual(await node.forwardRules("ip6tables"), []);
       ledger.ran(
         "firewall: removeForwardAccept deletes the rule in both families; absent (in one or both) is fine",
+      );
+    }),
+});
+
+/**
+ * Whether a TCP connection from `client` to `address` port 7777, served in
+ * `server`, completes. A REJECT answers at once (connection refused), so no
+ * wait decides the outcome.
+ */
+async function tcpConnects(
+  client: Netns,
+  server: Netns,
+  address: string,
+): Promise<boolean> {
+  const deno = Deno.execPath();
+  const serve = new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      server.name,
+      deno,
+      "eval",
+      "--no-config",
+      `
+      const listener = Deno.listen({ hostname: ${JSON.stringify(address)}, port: 7777 });
+      console.log("listening");
+      const conn = await listener.accept();
+      await conn.write(new TextEncoder().encode("pong"));
+      conn.close();
+    `,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const reader = serve.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    for (let seen = ""; !seen.includes("listening");) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("the TCP server exited before listening");
+      seen += value;
+    }
+    reader.releaseLock();
+    const probe = await client.exec([
+      deno,
+      "eval",
+      "--no-config",
+      `
+      try {
+        const conn = await Deno.connect({ hostname: ${JSON.stringify(address)}, port: 7777 });
+        const buf = new Uint8Array(4);
+        await conn.read(buf);
+        console.log(new TextDecoder().decode(buf));
+      } catch (error) {
+        console.log(error.name);
+      }
+    `,
+    ]);
+    return probe.stdout.trim() === "pong";
+  } finally {
+    try {
+      serve.kill("SIGKILL");
+    } catch { /* exited after serving */ }
+    await serve.status;
+    await serve.stdout.cancel().catch(() => {});
+  }
+}
+
+Deno.test({
+  name:
+    "datapath: a FORWARD chain ending in REJECT: the accept rule goes ahead of it and traffic to the pod passes",
+  ignore: root !== null,
+  fn: () =>
+    withNetns(["gfwnode", "gfwpeer", "gfwpod"], async (node, peer, pod) => {
+      // peer (10.77.1.2) -- node (forwarding, host firewall) -- HOST -- pod (10.77.2.2)
+      await node.ip(
+        "link",
+        "add",
+        "up0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        peer.name,
+      );
+      await node.ip("link", "add", HOST, "type", "veth", "peer", "name", "eth0", "netns", pod.name);
+      for (
+        const [ns, dev, address, gateway] of [
+          [node, "up0", "10.77.1.1/24", undefined],
+          [node, HOST, "10.77.2.1/24", undefined],
+          [peer, "eth0", "10.77.1.2/24", "10.77.1.1"],
+          [pod, "eth0", "10.77.2.2/24", "10.77.2.1"],
+        ] as const
+      ) {
+        await ns.ip("addr", "add", address, "dev", dev);
+        await ns.ip("link", "set", dev, "up");
+        if (gateway) await ns.ip("route", "add", "default", "via", gateway);
+      }
+      await node.setSysctl({ "net.ipv4.ip_forward": "1" });
+      // A common host firewall: replies pass, anything else forwarded is rejected.
+      await node.mustExec([
+        "iptables",
+        "-w",
+        "5",
+        "-A",
+        "FORWARD",
+        "-m",
+        "conntrack",
+        "--ctstate",
+        "RELATED,ESTABLISHED",
+        "-j",
+        "ACCEPT",
+      ]);
+      await node.mustExec(["iptables", "-w", "5", "-A", "FORWARD", "-j", "REJECT"]);
+      const runner = node.runner();
+
+      // The old placement, appended behind the REJECT: never reached.
+      await node.mustExec(["iptables", "-w", "5", "-A", "FORWARD", "-o", HOST, "-j", "ACCEPT"]);
+      assert.equal(
+        await tcpConnects(peer, pod, "10.77.2.2"),
+        false,
+        "appended rule let traffic in",
+      );
+      assert.deepEqual(await forwardAcceptProblems(runner, HOST), [
+        `iptables FORWARD -o ${HOST} -j ACCEPT sits behind "-A FORWARD -j REJECT --reject-with icmp-port-unreachable"`,
+        `ip6tables FORWARD -o ${HOST} -j ACCEPT is missing`,
+      ]);
+      ledger.ran(
+        "firewall: an accept rule appended behind REJECT passes no traffic; CHECK names the REJECT",
+      );
+
+      // ADD's placement: moved to the head of the chain.
+      await ensureForwardAccept(runner, HOST);
+      assert.equal((await node.forwardRules("iptables"))[0], `-A FORWARD -o ${HOST} -j ACCEPT`);
+      assert.equal((await node.forwardRules("iptables")).filter((r) => r.includes(HOST)).length, 1);
+      assert.deepEqual(await forwardAcceptProblems(runner, HOST), []);
+      assert.equal(await tcpConnects(peer, pod, "10.77.2.2"), true, "traffic to the pod rejected");
+      ledger.ran(
+        "firewall: ensureForwardAccept puts the rule ahead of the REJECT; TCP to the pod connects",
       );
     }),
 });
