@@ -5,7 +5,7 @@
  * @module
  */
 
-import { runInvocation } from "./lib/cni/invocation.ts";
+import { runInvocation } from "./lib/plugin/invocation.ts";
 
 const encoder = new TextEncoder();
 
@@ -24,7 +24,7 @@ async function cniMain(): Promise<number> {
     console.debug =
     console.warn =
       console.error;
-  return await runInvocation(async () => (await import("./lib/verbs/mod.ts")).verbsFor(), {
+  return await runInvocation({
     env: Deno.env.toObject(),
     readStdin: async () => new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer()),
     writeStdout: (text) => writeAll(Deno.stdout, text),

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { runInvocation } from "../cni/invocation.ts";
+import { runInvocation } from "../plugin/invocation.ts";
 import type { NetworkConfig } from "../config/mod.ts";
 import type { CommandRunner } from "../iproute2/mod.ts";
 import { readNodeState } from "../state/node_state.ts";
@@ -47,7 +47,7 @@ async function runStatusVerb(
   const { cniVersions: _list, ...rest } = raw;
   const stdin = new TextEncoder().encode(JSON.stringify({ ...rest, cniVersion: "1.1.0" }));
   let stdout = "";
-  const code = await runInvocation(async () => (await import("../verbs/mod.ts")).verbsFor(), {
+  const code = await runInvocation({
     env: { ...options.env, CNI_COMMAND: "STATUS", CNI_PATH: options.cniPath },
     readStdin: () => Promise.resolve(stdin),
     writeStdout: (text) => stdout += text,

@@ -1,5 +1,6 @@
 /**
- * The CNI protocol: environment, versions, results, errors, dispatch.
+ * The CNI protocol: environment, versions, results, errors. Pure: it
+ * knows nothing of this plugin (the wiring is lib/plugin).
  *
  * @module
  */
@@ -8,4 +9,3 @@ export * from "./errors.ts";
 export * from "./env.ts";
 export * from "./version.ts";
 export * from "./result.ts";
-export * from "./invocation.ts";

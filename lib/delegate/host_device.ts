@@ -11,6 +11,7 @@ import type { CniEnv } from "../cni/env.ts";
 import { DEFAULTS } from "../config/network_config.ts";
 import { compareVersions } from "../cni/version.ts";
 import { parseResult, type Result } from "../cni/result.ts";
+import type { NetworkConfig } from "../config/network_config.ts";
 import type { CommandRunner } from "../iproute2/runner.ts";
 
 /** The delegate's plugin type. */
@@ -23,6 +24,20 @@ export const HOST_DEVICE = "host-device";
  */
 export function delegateVersion(cniVersion: string): string {
   return compareVersions(cniVersion, "1.0.0") > 0 ? "1.0.0" : cniVersion;
+}
+
+/** host-device's configuration for the attachment whose guest veth end is `device`. */
+export function hostDeviceConfig(
+  config: Pick<NetworkConfig, "cniVersion" | "name" | "ipam">,
+  device: string,
+): Record<string, unknown> {
+  return {
+    cniVersion: delegateVersion(config.cniVersion),
+    name: config.name,
+    type: HOST_DEVICE,
+    device,
+    ...(config.ipam !== undefined && { ipam: config.ipam }),
+  };
 }
 
 /** Finds an executable plugin in the `CNI_PATH` directories. */

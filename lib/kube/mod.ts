@@ -2,12 +2,11 @@
  * Entry point of the Kubernetes side, cheap to import: resolving the
  * kubeconfig and node name costs a few `stat`s, and the client library
  * (hundreds of milliseconds, ~115 MB) is loaded only when
- * {@linkcode openControlPlane} is called.
+ * {@linkcode openDirectControlPlane} is called.
  *
  * @module
  */
 
-import { connectAgent, withFallback } from "../agent/agent_client.ts";
 import type { NetworkConfig } from "../config/network_config.ts";
 import type { BgpControlPlane } from "./control_plane.ts";
 import { resolveKubeconfig, type ResolveOptions } from "./kubeconfig.ts";
@@ -21,24 +20,6 @@ export {
   resolveNodeName,
   type ResolveOptions,
 } from "./kubeconfig.ts";
-
-/**
- * Opens the control plane: through the node agent when one listens on
- * `config.agentSocket` (the CNI process then never loads the Kubernetes
- * client), falling back to the in-process client for any call the agent
- * cannot answer; without an agent, the in-process client directly.
- */
-export async function openControlPlane(
-  config: Pick<NetworkConfig, "kubeconfig" | "apiTimeoutSeconds" | "agentSocket">,
-  options: ResolveOptions,
-): Promise<BgpControlPlane> {
-  const agent = await connectAgent(config.agentSocket, {
-    // The agent's own API calls have the same budget; allow for its retries to finish.
-    timeoutMs: config.apiTimeoutSeconds * 1000 + 2000,
-  });
-  if (agent) return withFallback(agent, () => openDirectControlPlane(config, options));
-  return await openDirectControlPlane(config, options);
-}
 
 /**
  * Resolves the kubeconfig (config field, `KUBECONFIG`, the installer's file,

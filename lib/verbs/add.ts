@@ -1,15 +1,18 @@
 /**
  * ADD, in the order of SPEC §5: VRF → veth → terminations → host-device →
- * Kubernetes → SRv6 ingress → result. Every step converges when repeated; a
- * failure rolls back what this ADD created and reports the original error.
+ * Kubernetes → SRv6 ingress → result. Every step converges when repeated.
+ * Each step registers its undo before it runs; a failure rolls back what
+ * this ADD made and reports the original error. Independent steps share a
+ * process round (see {@linkcode together}): the FORWARD rules (they match by
+ * name) with the VRF and veth, the interface sysctls with host-device (which
+ * only touches the guest end).
  *
  * @module
  */
 
-import { CniError, ErrorCode, wrap } from "../cni/errors.ts";
-import type { VerbContext } from "../cni/invocation.ts";
+import { CniError, ErrorCode } from "../cni/errors.ts";
 import type { Result } from "../cni/result.ts";
-import { delegateVersion, runHostDevice } from "../delegate/host_device.ts";
+import { hostDeviceConfig, runHostDevice } from "../delegate/host_device.ts";
 import {
   createVrf,
   enableVrfStrictMode,
@@ -20,7 +23,6 @@ import {
   type LinkState,
   lowestFreeTable,
   removeForwardAccept,
-  srv6DeleteArgv,
   srv6ReplaceArgv,
   terminationLines,
   vethCreateLines,
@@ -40,59 +42,140 @@ import {
   withAttachmentLock,
   withVpcSiblings,
 } from "./attachment.ts";
-import { ControlPlaneSession, type Host } from "./host.ts";
+import type { Host, VerbContext } from "./host.ts";
 import { Rollback } from "./rollback.ts";
+import { step, together } from "./steps.ts";
+import { releasePodInterface, removeSrv6Ingress, withdrawIfLast } from "./teardown.ts";
 
-/** host-device's configuration for this attachment. */
-export function hostDeviceConfig(context: VerbContext, device: string): Record<string, unknown> {
-  const { config } = context;
-  return {
-    cniVersion: delegateVersion(config.cniVersion),
-    name: config.name,
-    type: "host-device",
-    device,
-    ...(config.ipam !== undefined && { ipam: config.ipam }),
-  };
+/** ADD: configures the attachment and returns the result for the runtime. */
+export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> {
+  const { config, env, log } = context;
+  const plan = planAttachment(config, context);
+  const { names } = plan;
+  const node = host.nodeName();
+  const undo = new Rollback(log);
+  return await withAttachmentLock(plan, async () => {
+    try {
+      // strict_mode fails while the vrf module is not loaded, or while
+      // foreign VRFs share a table; either way ensureVrf turns it on after
+      // creating a VRF and reports a failure there.
+      const [links, strictMode] = await together(
+        () => inspectLinks(host.runner, [names.vrf, names.host, names.guest]),
+        () => enableVrfStrictMode(host.runner).catch(() => false),
+      );
+      const previousOwner = (await plan.store.read())[plan.key]?.containerId;
+
+      let rulesAdded: string[] = [];
+      undo.push("FORWARD rules", async () => {
+        if (rulesAdded.length > 0) await removeForwardAccept(host.runner, names.host);
+      });
+      const [vrf] = await together(
+        async () => {
+          const vrf = await step(
+            `set up VRF ${names.vrf}`,
+            () => ensureVrf(context, host, { plan, links, node, strictMode, undo }),
+          );
+          await step(
+            `set up veth ${names.host} and terminations`,
+            () =>
+              ensureVeth(context, host, {
+                plan,
+                links,
+                vrf,
+                reowned: previousOwner !== undefined && previousOwner !== env.containerId,
+                undo,
+              }),
+          );
+          return vrf;
+        },
+        () =>
+          step(`add the FORWARD accept rules for ${names.host}`, async () => {
+            rulesAdded = await ensureForwardAccept(host.runner, names.host);
+          }),
+      );
+
+      undo.push("host-device", () => releasePodInterface(context, host, { plan, owner: env }));
+      const [, delegated] = await together(
+        () =>
+          step(
+            `set the sysctls of ${names.vrf} and ${names.host}`,
+            () =>
+              writeSysctls(host.runner, {
+                ...interfaceSysctls(names.vrf),
+                ...interfaceSysctls(names.host),
+              }),
+          ),
+        () =>
+          runHostDevice(host.runner, {
+            command: "ADD",
+            env,
+            config: hostDeviceConfig(config, names.guest),
+            timeoutMs: config.delegateTimeoutSeconds * 1000,
+          }),
+      );
+
+      undo.push("BGPVRFInstance", () => withdrawIfLast(context, host, { plan, node: () => node }));
+      const declaration = await withVpcSiblings(plan, {
+        decide: async () => await (await host.controlPlane()).declareVrf({ vpc: config.vpc, node }),
+      });
+      log.debug("vrf declared", { object: declaration.name, rd: declaration.routeDistinguisher });
+
+      undo.push("SRv6 route", () => removeSrv6Ingress(host.runner, plan.endpoint));
+      await step(
+        `install SRv6 ingress route ${plan.endpoint}`,
+        () =>
+          runChecked(
+            host.runner,
+            srv6ReplaceArgv({ endpoint: plan.endpoint, table: vrf.record.table, dev: names.host }),
+          ),
+      );
+
+      log.info("attachment added", {
+        table: vrf.record.table,
+        sid: plan.endpoint,
+        object: declaration.name,
+      });
+      return buildResult(delegated ?? {}, names);
+    } catch (error) {
+      await undo.run();
+      throw error;
+    }
+  });
 }
 
 /** The attachment's VRF after {@linkcode ensureVrf}. */
 interface VrfOutcome {
   /** The attachment record, with the VRF's table. */
   readonly record: AttachmentRecord;
-  /** True when this ADD created the VRF (its IPv4 half is still to do). */
+  /** This ADD created the VRF: its IPv4 half is still to do. */
   readonly created: boolean;
 }
 
 /**
  * Finds or creates the VRF and records this container as the attachment's
  * owner, under the node lock so concurrent ADDs never pick the same table.
- * `strict` is the outcome of turning on `net.vrf.strict_mode`, started
- * alongside the link inspection; it matters only when a VRF is created.
  */
 async function ensureVrf(
   context: VerbContext,
   host: Host,
-  step: {
+  input: {
     plan: AttachmentPlan;
     links: Map<string, LinkState>;
     node: string;
-    strict: Promise<boolean>;
+    strictMode: boolean;
     undo: Rollback;
   },
 ): Promise<VrfOutcome> {
   const { config, env } = context;
-  const { plan, links, undo } = step;
+  const { plan, undo } = input;
   const vrfName = plan.names.vrf;
-  const existing = links.get(vrfName);
+  const existing = input.links.get(vrfName);
   if (existing && (existing.kind !== "vrf" || existing.table === undefined)) {
     throw new CniError(
       ErrorCode.DataPlane,
       `interface ${vrfName} exists but is not a VRF (kind ${existing.kind})`,
     );
   }
-  const strict = existing ? true : await step.strict;
-  // Registered before the step: a failure after the kernel accepted the VRF
-  // (strict_mode, the record write) must not leave it behind.
   let createdTable: number | undefined;
   undo.push(`vrf ${vrfName}`, async () => {
     if (createdTable === undefined) return;
@@ -100,31 +183,23 @@ async function ensureVrf(
       tolerate: ROUTE_GONE,
     });
   });
-  let previous: AttachmentRecord | undefined;
+  let previous: { record: AttachmentRecord | undefined } | undefined;
+  undo.push("attachment record", async () => {
+    if (!previous) return;
+    const { record } = previous;
+    await plan.store.update((records) => {
+      if (record) records[plan.key] = record;
+      else delete records[plan.key];
+    });
+  });
   const record = await plan.store.update(async (records) => {
-    previous = records[plan.key];
+    previous = { record: records[plan.key] };
     let table = existing?.table;
     if (table === undefined) {
-      const used = new Set(Object.values(records).map((r) => r.table));
-      while (table === undefined) {
-        const candidate = lowestFreeTable(used, {
-          min: config.vrfTableMin,
-          max: config.vrfTableMax,
-        });
-        if (candidate === undefined) {
-          throw new CniError(
-            ErrorCode.DataPlane,
-            `no free VRF table in ${config.vrfTableMin}..${config.vrfTableMax} (vrf_table_min/vrf_table_max)`,
-          );
-        }
-        used.add(candidate);
-        // The kernel arbitrates tables held by VRFs we have no record of.
-        if (await createVrf(host.runner, { name: vrfName, table: candidate }) === "created") {
-          table = candidate;
-        }
-      }
+      table = await createVrfOnFreeTable(context, host, { name: vrfName, records });
       createdTable = table;
-      if (!strict) await writeSysctls(host.runner, VRF_STRICT_MODE);
+      // A failure from here on leaves a VRF the undo above removes.
+      if (!input.strictMode) await writeSysctls(host.runner, VRF_STRICT_MODE);
     }
     const next: AttachmentRecord = {
       network: config.name,
@@ -135,19 +210,38 @@ async function ensureVrf(
       ifname: env.ifname,
       netns: env.netns,
       table,
-      node: step.node,
+      node: input.node,
     };
     records[plan.key] = next;
     return next;
   });
-  undo.push("attachment record", () =>
-    plan.store.update((records) => {
-      if (previous) records[plan.key] = previous;
-      else delete records[plan.key];
-    }));
   const created = createdTable !== undefined;
   context.log.debug("vrf ready", { vrf: vrfName, table: record.table, created });
   return { record, created };
+}
+
+/**
+ * Creates the VRF on the lowest table no record holds; the kernel arbitrates
+ * tables held by VRFs we have no record of (strict_mode refuses them).
+ */
+async function createVrfOnFreeTable(
+  context: VerbContext,
+  host: Host,
+  vrf: { name: string; records: Record<string, AttachmentRecord> },
+): Promise<number> {
+  const { vrfTableMin: min, vrfTableMax: max } = context.config;
+  const used = new Set(Object.values(vrf.records).map((r) => r.table));
+  for (;;) {
+    const table = lowestFreeTable(used, { min, max });
+    if (table === undefined) {
+      throw new CniError(
+        ErrorCode.DataPlane,
+        `no free VRF table in ${min}..${max} (vrf_table_min/vrf_table_max)`,
+      );
+    }
+    used.add(table);
+    if (await createVrf(host.runner, { name: vrf.name, table }) === "created") return table;
+  }
 }
 
 /**
@@ -157,7 +251,7 @@ async function ensureVrf(
 async function ensureVeth(
   context: VerbContext,
   host: Host,
-  step: {
+  input: {
     plan: AttachmentPlan;
     links: Map<string, LinkState>;
     vrf: VrfOutcome;
@@ -165,24 +259,24 @@ async function ensureVeth(
     undo: Rollback;
   },
 ): Promise<void> {
-  const { names } = step.plan;
-  const { table } = step.vrf.record;
+  const { names } = input.plan;
+  const { table } = input.vrf.record;
   const veth = {
     host: names.host,
     guest: names.guest,
     vrf: names.vrf,
     ...(context.config.mtu && { mtu: context.config.mtu }),
   };
-  const hostEnd = step.links.get(names.host);
-  const guestEnd = step.links.get(names.guest);
+  const hostEnd = input.links.get(names.host);
+  const guestEnd = input.links.get(names.guest);
   // The guest end lives on the host only until host-device moves it. If it is
   // gone, or a new sandbox took the attachment over, the pair is rebuilt so
   // host-device gets a fresh device to move.
-  const rebuild = hostEnd !== undefined && (guestEnd === undefined || step.reowned);
+  const rebuild = hostEnd !== undefined && (guestEnd === undefined || input.reowned);
   const lines = [
     // A new VRF still needs its IPv4 half (before any IPv4 route goes in); an
     // existing one is brought up and its unreachable defaults repaired.
-    ...(step.vrf.created ? vrfIpv4TableLines({ table }) : vrfUpLines({ name: names.vrf, table })),
+    ...(input.vrf.created ? vrfIpv4TableLines({ table }) : vrfUpLines({ name: names.vrf, table })),
     ...(rebuild ? [`link del ${names.host}`] : []),
     ...(!hostEnd && guestEnd ? [`link del ${names.guest}`] : []),
     ...(!hostEnd || rebuild ? vethCreateLines(veth) : []),
@@ -190,11 +284,9 @@ async function ensureVeth(
     ...terminationLines(context.config.terminations, { table, host: names.host }),
   ];
   if (!hostEnd || rebuild) {
-    step.undo.push(
-      `veth ${names.host}`,
-      () =>
-        ipBatch(host.runner, [`link del ${names.host}`], { tolerate: ROUTE_GONE }).then(() => {}),
-    );
+    input.undo.push(`veth ${names.host}`, async () => {
+      await ipBatch(host.runner, [`link del ${names.host}`], { tolerate: ROUTE_GONE });
+    });
   }
   await ipBatch(host.runner, lines);
 }
@@ -212,118 +304,4 @@ function buildResult(delegate: Result, names: { vrf: string; host: string }): Re
       ) => (ip.interface === undefined ? ip : { ...ip, interface: ip.interface + shift })),
     }),
   };
-}
-
-/** ADD: configures the attachment and returns the result for the runtime. */
-export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> {
-  const { config, env, log } = context;
-  const plan = planAttachment(context);
-  const node = host.nodeName(context);
-  const session = new ControlPlaneSession(host, context);
-  const undo = new Rollback(log);
-  try {
-    return await withAttachmentLock(plan, async () => {
-      try {
-        const { names } = plan;
-        // Independent steps share a process round: strict_mode with the link
-        // inspection (ensureVrf waits for it only when it creates a VRF), the
-        // FORWARD rules (they match by name) with the VRF and veth, the
-        // interface sysctls with host-device (which only touches the guest
-        // end). Each undo is registered before its step starts.
-        const strict = enableVrfStrictMode(host.runner);
-        strict.catch(() => {}); // awaited by ensureVrf when it matters
-        const rules = ensureForwardAccept(host.runner, names.host);
-        const rulesAdded = rules.catch(() => []);
-        undo.push("FORWARD rules", async () => {
-          if ((await rulesAdded).length > 0) await removeForwardAccept(host.runner, names.host);
-        });
-        const links = await inspectLinks(host.runner, [names.vrf, names.host, names.guest]);
-        const previousOwner = (await plan.store.read())[plan.key]?.containerId;
-        const vrf = await ensureVrf(context, host, { plan, links, node, strict, undo }).catch(
-          (e) => {
-            throw wrap(`failed to set up VRF ${names.vrf}`, e);
-          },
-        );
-        const { record } = vrf;
-        await ensureVeth(context, host, {
-          plan,
-          links,
-          vrf,
-          reowned: previousOwner !== undefined && previousOwner !== env.containerId,
-          undo,
-        }).catch((e) => {
-          throw wrap(`failed to set up veth ${names.host} and terminations`, e);
-        });
-        await rules.catch((e) => {
-          throw wrap(`failed to add the FORWARD accept rules for ${names.host}`, e);
-        });
-
-        // Undo steps go in before their step: a step that fails halfway (a
-        // create that landed before a timeout) is rolled back too; both undos
-        // treat "already gone" as done.
-        const delegateConfig = hostDeviceConfig(context, names.guest);
-        undo.push("host-device", async () => {
-          await runHostDevice(host.runner, {
-            command: "DEL",
-            env,
-            config: delegateConfig,
-            timeoutMs: config.delegateTimeoutSeconds * 1000,
-          });
-        });
-        const [sysctls, delegate] = await Promise.allSettled([
-          writeSysctls(host.runner, {
-            ...interfaceSysctls(names.vrf),
-            ...interfaceSysctls(names.host),
-          }),
-          runHostDevice(host.runner, {
-            command: "ADD",
-            env,
-            config: delegateConfig,
-            timeoutMs: config.delegateTimeoutSeconds * 1000,
-          }),
-        ]);
-        if (sysctls.status === "rejected") {
-          throw wrap(`failed to set the sysctls of ${names.vrf} and ${names.host}`, sysctls.reason);
-        }
-        if (delegate.status === "rejected") throw delegate.reason;
-        const delegated = delegate.value;
-
-        const key = { vpc: config.vpc, node };
-        undo.push("BGPVRFInstance", () =>
-          withVpcSiblings(plan, {
-            decide: async (siblings) => {
-              if (siblings === 0) await (await session.get()).withdrawVrf(key);
-            },
-          }));
-        const declaration = await withVpcSiblings(plan, {
-          decide: async () => await (await session.get()).declareVrf(key),
-        });
-        log.debug("vrf declared", { object: declaration.name, rd: declaration.routeDistinguisher });
-
-        await runChecked(
-          host.runner,
-          srv6ReplaceArgv({ endpoint: plan.endpoint, table: record.table, dev: names.host }),
-        )
-          .catch((e) => {
-            throw wrap(`failed to install SRv6 ingress route ${plan.endpoint}`, e);
-          });
-        undo.push(
-          "SRv6 route",
-          () => host.runner.run(srv6DeleteArgv(plan.endpoint)).then(() => {}),
-        );
-
-        log.info("attachment added", {
-          table: record.table,
-          sid: plan.endpoint,
-          object: declaration.name,
-        });
-        return buildResult(delegated ?? {}, names);
-      } catch (error) {
-        await undo.run();
-        throw error;
-      }
-    });
-  } finally {
-    await session.close();
-  }
 }

@@ -5,36 +5,39 @@
  * @module
  */
 
-import type { VerbContext } from "../cni/invocation.ts";
-import { type InterfaceNames, interfaceNames, srv6Endpoint } from "../ids/mod.ts";
+import { type Identifier, type InterfaceNames, interfaceNames, srv6Endpoint } from "../ids/mod.ts";
 import { attachmentKey, type AttachmentRecord, AttachmentStore } from "../state/attachments.ts";
 import { withLock } from "../state/lock.ts";
+import type { VerbContext } from "./host.ts";
 
-/** Names and addresses of one attachment. */
+/** Names and addresses of one attachment, all derived from its (VPC, attachment). */
 export interface AttachmentPlan {
   /** Store key. */
   readonly key: string;
-  /** Hex of the VPC value. */
+  readonly vpc: Identifier;
   readonly vpcHex: string;
-  /** Interface names. */
   readonly names: InterfaceNames;
   /** SRv6 ingress SID (no prefix length). */
   readonly endpoint: string;
-  /** Local state store. */
   readonly store: AttachmentStore;
 }
 
 /**
- * Derives the plan of the configured attachment. Its store's locks wait at
- * most `lock_timeout_seconds` and name this verb and container as holder.
+ * Derives an attachment's plan; the identifiers come from the configuration
+ * (ADD, CHECK, DEL) or from a record or an interface name (GC). Its store's
+ * locks wait at most `lock_timeout_seconds` and name this verb and container
+ * as holder.
  */
-export function planAttachment(context: Pick<VerbContext, "config" | "env">): AttachmentPlan {
+export function planAttachment(
+  ids: { vpc: Identifier; attachment: Identifier },
+  context: Pick<VerbContext, "config" | "env">,
+): AttachmentPlan {
   const { config, env } = context;
-  const ids = { vpc: config.vpc, attachment: config.attachment };
   return {
     key: attachmentKey(ids),
-    vpcHex: config.vpc.hex,
-    names: interfaceNames(config.vpc, config.attachment),
+    vpc: ids.vpc,
+    vpcHex: ids.vpc.hex,
+    names: interfaceNames(ids.vpc, ids.attachment),
     endpoint: srv6Endpoint(config.locator, ids),
     store: new AttachmentStore(config.stateDir, {
       timeoutMs: config.lockTimeoutSeconds * 1000,

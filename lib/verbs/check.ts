@@ -6,14 +6,15 @@
  */
 
 import { CniError, ErrorCode, invalidConfig } from "../cni/errors.ts";
-import type { VerbContext } from "../cni/invocation.ts";
 import { parseResult, type Result } from "../cni/result.ts";
-import { runHostDevice } from "../delegate/host_device.ts";
-import { formatNetwork, parsePrefix } from "../ids/mod.ts";
+import type { Termination } from "../config/mod.ts";
+import { hostDeviceConfig, runHostDevice } from "../delegate/host_device.ts";
+import { formatNetwork, type InterfaceNames, parsePrefix } from "../ids/mod.ts";
 import {
   forwardAcceptProblems,
   inspectLinks,
   interfaceSysctls,
+  type LinkState,
   readSysctls,
   srv6Route,
   tableRoutes,
@@ -21,9 +22,9 @@ import {
   VRF_STRICT_MODE,
 } from "../iproute2/mod.ts";
 import type { IpRoute } from "../iproute2/routes.ts";
-import { hostDeviceConfig } from "./add.ts";
-import { planAttachment } from "./attachment.ts";
-import { ControlPlaneSession, type Host } from "./host.ts";
+import type { AttachmentRecord } from "../state/attachments.ts";
+import { type AttachmentPlan, planAttachment } from "./attachment.ts";
+import type { Host, VerbContext } from "./host.ts";
 
 /**
  * host-device's part of our result: the interfaces it reported (those inside
@@ -58,8 +59,49 @@ export async function cmdCheck(context: VerbContext, host: Host): Promise<void> 
     throw invalidConfig("prevResult", undefined, "is required for CHECK");
   }
   const prevResult = parseResult(config.raw.prevResult, "prevResult");
-  const plan = planAttachment(context);
+  const plan = planAttachment(config, context);
   const { names } = plan;
+  const record = await ownedRecord(context, plan);
+  const { table } = record;
+  const wantedSysctls = {
+    ...VRF_STRICT_MODE,
+    ...interfaceSysctls(names.vrf),
+    ...interfaceSysctls(names.host),
+  };
+  // Every read in one process round; a failed sysctl read is a difference, not an error.
+  const [links, sysctls, ruleProblems, routes, ingress, apiDiffs] = await Promise.all([
+    inspectLinks(host.runner, [names.vrf, names.host, names.guest]),
+    readSysctls(host.runner, Object.keys(wantedSysctls)).catch((e: Error) => e),
+    forwardAcceptProblems(host.runner, names.host),
+    tableRoutes(host.runner, table),
+    srv6Route(host.runner, plan.endpoint),
+    host.controlPlane().then((plane) => plane.verifyVrf({ vpc: config.vpc, node: record.node })),
+  ]);
+  const problems = [
+    ...linkProblems(links, { names, table, mtu: config.mtu }),
+    ...(sysctls instanceof Error ? [sysctls.message] : sysctlProblems(sysctls, wantedSysctls)),
+    ...ruleProblems,
+    ...routeProblems(routes, { terminations: config.terminations, host: names.host, table }),
+    ...ingressProblems(ingress, { endpoint: plan.endpoint, table }),
+    ...apiDiffs.map((d) => `BGPVRFInstance: ${d}`),
+  ];
+  if (problems.length > 0) {
+    throw new CniError(
+      ErrorCode.StateDiverged,
+      `CHECK found ${problems.length} difference(s): ${problems.join("; ")}`,
+    );
+  }
+  await runHostDevice(host.runner, {
+    command: "CHECK",
+    env,
+    config: { ...hostDeviceConfig(config, names.guest), prevResult: delegatePart(prevResult) },
+    timeoutMs: config.delegateTimeoutSeconds * 1000,
+  });
+}
+
+/** The attachment's record, if this container owns it (code 3 otherwise). */
+async function ownedRecord(context: VerbContext, plan: AttachmentPlan): Promise<AttachmentRecord> {
+  const { config, env } = context;
   const record = (await plan.store.read())[plan.key];
   if (!record) {
     throw new CniError(
@@ -70,91 +112,64 @@ export async function cmdCheck(context: VerbContext, host: Host): Promise<void> 
   if (record.containerId !== env.containerId) {
     throw new CniError(
       ErrorCode.UnknownContainer,
-      `attachment ${names.host} belongs to container ${record.containerId}, not ${env.containerId}`,
+      `attachment ${plan.names.host} belongs to container ${record.containerId}, not ${env.containerId}`,
     );
   }
-  const session = new ControlPlaneSession(host, context);
-  const wantedSysctls = {
-    ...VRF_STRICT_MODE,
-    ...interfaceSysctls(names.vrf),
-    ...interfaceSysctls(names.host),
-  };
-  try {
-    const [links, sysctls, ruleProblems, routes, ingress, apiDiffs] = await Promise.all([
-      inspectLinks(host.runner, [names.vrf, names.host, names.guest]),
-      readSysctls(host.runner, Object.keys(wantedSysctls)).catch((e: Error) => e),
-      forwardAcceptProblems(host.runner, names.host),
-      tableRoutes(host.runner, record.table),
-      srv6Route(host.runner, plan.endpoint),
-      session.get().then((plane) => plane.verifyVrf({ vpc: config.vpc, node: record.node })),
-    ]);
-    const problems: string[] = [];
-    const vrf = links.get(names.vrf);
-    if (!vrf) problems.push(`VRF ${names.vrf} is missing`);
-    else {
-      if (vrf.kind !== "vrf") problems.push(`${names.vrf} is a ${vrf.kind}, not a VRF`);
-      if (vrf.table !== record.table) {
-        problems.push(`VRF ${names.vrf} uses table ${vrf.table}, expected ${record.table}`);
-      }
-      if (!vrf.up) problems.push(`VRF ${names.vrf} is down`);
+  return record;
+}
+
+function linkProblems(
+  links: Map<string, LinkState>,
+  want: { names: InterfaceNames; table: number; mtu: number | undefined },
+): string[] {
+  const { names, table } = want;
+  const problems: string[] = [];
+  const vrf = links.get(names.vrf);
+  if (!vrf) problems.push(`VRF ${names.vrf} is missing`);
+  else {
+    if (vrf.kind !== "vrf") problems.push(`${names.vrf} is a ${vrf.kind}, not a VRF`);
+    if (vrf.table !== table) {
+      problems.push(`VRF ${names.vrf} uses table ${vrf.table}, expected ${table}`);
     }
-    const hostEnd = links.get(names.host);
-    if (!hostEnd) problems.push(`host veth ${names.host} is missing`);
-    else {
-      if (hostEnd.master !== names.vrf) {
-        problems.push(
-          `${names.host} is enslaved to ${hostEnd.master ?? "nothing"}, expected ${names.vrf}`,
-        );
-      }
-      if (!hostEnd.up) problems.push(`${names.host} is down`);
-      if (config.mtu !== undefined && hostEnd.mtu !== config.mtu) {
-        problems.push(`${names.host} has MTU ${hostEnd.mtu}, expected ${config.mtu}`);
-      }
-    }
-    // host-device renamed the guest end to CNI_IFNAME inside the pod; its CHECK looks there.
-    if (links.has(names.guest)) {
-      problems.push(`guest end ${names.guest} is still on the host, not in the pod`);
-    }
-    if (sysctls instanceof Error) problems.push(sysctls.message);
-    else {
-      for (const [key, want] of Object.entries(wantedSysctls)) {
-        if (sysctls[key] !== want) {
-          problems.push(`sysctl ${key} is ${sysctls[key]}, expected ${want}`);
-        }
-      }
-    }
-    problems.push(...ruleProblems);
-    problems.push(
-      ...routeProblems(routes, {
-        terminations: config.terminations,
-        host: names.host,
-        table: record.table,
-      }),
-    );
-    if (!ingress) problems.push(`SRv6 ingress route ${plan.endpoint}/128 is missing`);
-    else if (ingress.action !== "End.DT46" || !sameTable(ingress.vrftable, record.table)) {
+    if (!vrf.up) problems.push(`VRF ${names.vrf} is down`);
+  }
+  const hostEnd = links.get(names.host);
+  if (!hostEnd) problems.push(`host veth ${names.host} is missing`);
+  else {
+    if (hostEnd.master !== names.vrf) {
       problems.push(
-        `SRv6 route ${plan.endpoint}/128 is ${ingress.action} table ${
-          ingress.vrftable ?? ingress.table
-        }, expected End.DT46 vrftable ${record.table}`,
+        `${names.host} is enslaved to ${hostEnd.master ?? "nothing"}, expected ${names.vrf}`,
       );
     }
-    problems.push(...apiDiffs.map((d) => `BGPVRFInstance: ${d}`));
-    if (problems.length > 0) {
-      throw new CniError(
-        ErrorCode.StateDiverged,
-        `CHECK found ${problems.length} difference(s): ${problems.join("; ")}`,
-      );
+    if (!hostEnd.up) problems.push(`${names.host} is down`);
+    if (want.mtu !== undefined && hostEnd.mtu !== want.mtu) {
+      problems.push(`${names.host} has MTU ${hostEnd.mtu}, expected ${want.mtu}`);
     }
-    await runHostDevice(host.runner, {
-      command: "CHECK",
-      env,
-      config: { ...hostDeviceConfig(context, names.guest), prevResult: delegatePart(prevResult) },
-      timeoutMs: config.delegateTimeoutSeconds * 1000,
-    });
-  } finally {
-    await session.close();
   }
+  // host-device renamed the guest end to CNI_IFNAME inside the pod; its CHECK looks there.
+  if (links.has(names.guest)) {
+    problems.push(`guest end ${names.guest} is still on the host, not in the pod`);
+  }
+  return problems;
+}
+
+function sysctlProblems(found: Record<string, string>, wanted: Record<string, string>): string[] {
+  return Object.entries(wanted).flatMap(([key, want]) =>
+    found[key] === want ? [] : [`sysctl ${key} is ${found[key]}, expected ${want}`]
+  );
+}
+
+function ingressProblems(
+  ingress: IpRoute | undefined,
+  want: { endpoint: string; table: number },
+): string[] {
+  if (!ingress) return [`SRv6 ingress route ${want.endpoint}/128 is missing`];
+  if (ingress.action === "End.DT46" && sameTable(ingress.vrftable, want.table)) return [];
+  return [
+    `SRv6 route ${want.endpoint}/128 is ${ingress.action} table ${
+      ingress.vrftable ?? ingress.table
+    }, expected End.DT46 vrftable ${want.table}`,
+  ];
 }
 
 /** `ip` prints host routes without a length and /0 as "default"; canonicalise both. */
@@ -170,7 +185,7 @@ function routeNetwork(dst: string, family: 4 | 6): string | undefined {
 
 function routeProblems(
   routes: IpRoute[],
-  want: { terminations: VerbContext["config"]["terminations"]; host: string; table: number },
+  want: { terminations: readonly Termination[]; host: string; table: number },
 ): string[] {
   const problems: string[] = [];
   for (const t of want.terminations) {

@@ -8,25 +8,33 @@
  */
 
 import { invalidConfig } from "../cni/errors.ts";
-import type { VerbContext } from "../cni/invocation.ts";
 import {
-  interfaceNames,
+  type Identifier,
   parseAttachment,
   parseInterfaceName,
   parseVpc,
-  srv6Endpoint,
   vpcFromValue,
 } from "../ids/mod.ts";
 import { ipBatch, parseJsonLines } from "../iproute2/mod.ts";
-import { attachmentKey } from "../state/attachments.ts";
+import {
+  attachmentKey,
+  type AttachmentRecord,
+  type AttachmentStore,
+} from "../state/attachments.ts";
 import { withLock } from "../state/lock.ts";
-import { type AttachmentPlan, planAttachment, withAttachmentLock } from "./attachment.ts";
-import { ControlPlaneSession, type Host } from "./host.ts";
+import { planAttachment, withAttachmentLock } from "./attachment.ts";
+import type { Host, VerbContext } from "./host.ts";
 import { teardownAttachment } from "./teardown.ts";
 
 interface ValidAttachment {
   containerID: string;
   ifname: string;
+}
+
+/** A release candidate: its identifiers, and the container that owned it (none for a bare link). */
+interface Stale {
+  readonly ids: { vpc: Identifier; attachment: Identifier };
+  readonly owner: string | undefined;
 }
 
 function validAttachments(raw: Record<string, unknown>): Set<string> {
@@ -43,109 +51,102 @@ function validAttachments(raw: Record<string, unknown>): Set<string> {
   }));
 }
 
+function isValid(valid: Set<string>, record: AttachmentRecord): boolean {
+  return valid.has(`${record.containerId}/${record.ifname}`);
+}
+
 /** GC of the configured network. */
 export async function cmdGc(context: VerbContext, host: Host): Promise<void> {
-  const { config, log } = context;
+  const { config } = context;
   const valid = validAttachments(config.raw);
-  const store = planAttachment(context).store;
+  const store = planAttachment(config, context).store;
   await store.ensureDir();
-  const node = host.nodeName(context);
-  const session = new ControlPlaneSession(host, context);
-  try {
-    // Snapshot kernel and records together under the node lock: an ADD creates
-    // its VRF and its record inside that lock, so no VRF seen here lacks a
-    // record unless it is really orphaned.
-    const { records, orphans } = await withLock(store.nodeLock, async () => {
-      const links = parseJsonLines<{ ifname: string }[]>(
-        await ipBatch(host.runner, ["link show"], { flags: ["-json"] }),
-      ).flat();
-      const records = await store.read();
-      const orphans = new Map<string, { vpc: string; attachment: string }>();
-      for (const { ifname } of links) {
-        const parsed = parseInterfaceName(ifname);
-        if (!parsed) continue;
-        const ids = { vpc: parseVpc(parsed.vpc), attachment: parseAttachment(parsed.attachment) };
-        const key = attachmentKey(ids);
-        if (!records[key]) orphans.set(key, parsed);
-      }
-      return { records, orphans };
-    }, store.lockOptions);
-
-    const stale = Object.entries(records).filter(([, r]) =>
-      r.network === config.name && !valid.has(`${r.containerId}/${r.ifname}`)
-    );
-    const targets = [
-      ...stale.map(([key, r]) => ({
-        key,
-        vpc: r.vpc,
-        attachment: r.attachment,
+  const { records, orphans } = await snapshot(host, store);
+  const stale: Stale[] = [
+    ...Object.values(records)
+      .filter((r) => r.network === config.name && !isValid(valid, r))
+      .map((r) => ({
+        ids: { vpc: parseVpc(r.vpc), attachment: parseAttachment(r.attachment) },
         owner: r.containerId,
-        ifname: r.ifname,
-        netns: r.netns,
-        node: r.node,
       })),
-      ...[...orphans].map(([key, o]) => ({
-        key,
-        vpc: o.vpc,
-        attachment: o.attachment,
-        owner: "",
-        ifname: "",
-        netns: "",
-        node,
-      })),
-    ];
-    for (const target of targets) {
-      const vpc = parseVpc(target.vpc);
-      const attachment = parseAttachment(target.attachment);
-      const plan: AttachmentPlan = {
-        key: target.key,
-        vpcHex: vpc.hex,
-        names: interfaceNames(vpc, attachment),
-        endpoint: srv6Endpoint(config.locator, { vpc, attachment }),
-        store,
-      };
-      await withAttachmentLock(plan, async () => {
-        const current = (await store.read())[target.key];
-        // Re-check under the lock: an ADD may have taken the attachment since the snapshot.
-        if (current && current.containerId !== target.owner) return;
-        if (current && valid.has(`${current.containerId}/${current.ifname}`)) return;
-        log.info("GC releasing attachment", {
-          key: target.key,
-          owner: target.owner || "(no record)",
-        });
-        await teardownAttachment(
-          { ...context, config: { ...config, vpc, attachment, terminations: [] } },
-          host,
-          {
-            target: {
-              plan,
-              env: {
-                ...context.env,
-                containerId: target.owner || context.env.containerId,
-                ifname: target.ifname,
-                netns: target.netns,
-              },
-              node: target.node,
-            },
-            session,
-          },
-        );
-      });
-    }
+    ...orphans.map((ids) => ({ ids, owner: undefined })),
+  ];
+  for (const attachment of stale) await release(context, host, { attachment, valid });
+  await withdrawUnused(context, host, store);
+}
 
-    // Objects of this node whose VPC no longer has any attachment here.
-    const remaining = new Set(Object.values(await store.read()).map((r) => r.vpcHex));
-    const plane = await session.get();
-    for (const declared of await plane.listNodeVrfs(node)) {
-      if (remaining.has(declared.vpcHex)) continue;
-      await withLock(store.vpcLock(declared.vpcHex), async () => {
-        const now = new Set(Object.values(await store.read()).map((r) => r.vpcHex));
-        if (now.has(declared.vpcHex)) return;
-        log.info("GC withdrawing BGPVRFInstance", { object: declared.name });
-        await plane.withdrawVrf({ vpc: vpcFromValue(BigInt(`0x${declared.vpcHex}`)), node });
-      }, store.lockOptions);
+/**
+ * Kernel links and records together, under the node lock: an ADD creates its
+ * VRF and its record inside that lock, so no VRF seen here lacks a record
+ * unless it is really orphaned.
+ */
+async function snapshot(
+  host: Host,
+  store: AttachmentStore,
+): Promise<{
+  records: Record<string, AttachmentRecord>;
+  orphans: { vpc: Identifier; attachment: Identifier }[];
+}> {
+  return await withLock(store.nodeLock, async () => {
+    const links = parseJsonLines<{ ifname: string }[]>(
+      await ipBatch(host.runner, ["link show"], { flags: ["-json"] }),
+    ).flat();
+    const records = await store.read();
+    const orphans = new Map<string, { vpc: Identifier; attachment: Identifier }>();
+    for (const { ifname } of links) {
+      const parsed = parseInterfaceName(ifname);
+      if (!parsed) continue;
+      const ids = { vpc: parseVpc(parsed.vpc), attachment: parseAttachment(parsed.attachment) };
+      const key = attachmentKey(ids);
+      if (!records[key]) orphans.set(key, ids);
     }
-  } finally {
-    await session.close();
+    return { records, orphans: [...orphans.values()] };
+  }, store.lockOptions);
+}
+
+/** Tears one stale attachment down, unless an ADD took it (or made it valid) since the snapshot. */
+async function release(
+  context: VerbContext,
+  host: Host,
+  target: { attachment: Stale; valid: Set<string> },
+): Promise<void> {
+  const { ids, owner } = target.attachment;
+  const plan = planAttachment(ids, context);
+  await withAttachmentLock(plan, async () => {
+    const record = (await plan.store.read())[plan.key];
+    if (record && (record.containerId !== owner || isValid(target.valid, record))) return;
+    context.log.info("GC releasing attachment", { key: plan.key, owner: owner ?? "(no record)" });
+    // host-device's DEL runs as the owning sandbox; a bare link has none.
+    const sandbox = record ?? { containerId: context.env.containerId, ifname: "", netns: "" };
+    await teardownAttachment(context, host, {
+      plan,
+      owner: {
+        ...context.env,
+        containerId: sandbox.containerId,
+        ifname: sandbox.ifname,
+        netns: sandbox.netns,
+      },
+    });
+  });
+}
+
+/** Withdraws this node's BGPVRFInstances whose VPC no longer has an attachment here. */
+async function withdrawUnused(
+  context: VerbContext,
+  host: Host,
+  store: AttachmentStore,
+): Promise<void> {
+  const node = host.nodeName();
+  const vpcsInUse = async (): Promise<Set<string>> =>
+    new Set(Object.values(await store.read()).map((r) => r.vpcHex));
+  const remaining = await vpcsInUse();
+  const plane = await host.controlPlane();
+  for (const declared of await plane.listNodeVrfs(node)) {
+    if (remaining.has(declared.vpcHex)) continue;
+    await withLock(store.vpcLock(declared.vpcHex), async () => {
+      if ((await vpcsInUse()).has(declared.vpcHex)) return;
+      context.log.info("GC withdrawing BGPVRFInstance", { object: declared.name });
+      await plane.withdrawVrf({ vpc: vpcFromValue(BigInt(`0x${declared.vpcHex}`)), node });
+    }, store.lockOptions);
   }
 }

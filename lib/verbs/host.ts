@@ -1,64 +1,45 @@
 /**
- * The side effects a verb may cause, behind one small interface: commands on
- * the host and the BGP control plane. Tests substitute recording fakes.
+ * What a verb is given: the parsed invocation, and everything it reaches
+ * outside the process behind one small seam (commands on the host, the BGP
+ * control plane, the node's name). The dispatcher (lib/plugin) builds the
+ * real one; in-process tests pass the fake host's runner.
  *
  * @module
  */
 
-import type { VerbContext } from "../cni/invocation.ts";
+import type { CniEnv } from "../cni/env.ts";
+import type { Result } from "../cni/result.ts";
+import type { NetworkConfig } from "../config/mod.ts";
 import type { CommandRunner } from "../iproute2/runner.ts";
-import { systemRunner } from "../iproute2/runner.ts";
 import type { BgpControlPlane } from "../kube/control_plane.ts";
-import { resolveNodeName } from "../kube/kubeconfig.ts";
+import type { Logger } from "../log/logger.ts";
+
+/** One parsed invocation. */
+export interface VerbContext {
+  readonly env: CniEnv;
+  readonly config: NetworkConfig;
+  /** Carries the command, container id, VPC and attachment. */
+  readonly log: Logger;
+}
 
 /** Everything a verb reaches outside the process. */
 export interface Host {
-  /** Runs ip, sysctl, iptables and delegates. */
+  /** Runs ip, sysctl, iptables and the delegate. */
   readonly runner: CommandRunner;
-  /** Opens the control plane (loads the Kubernetes client only when called). */
-  openControlPlane(context: VerbContext): Promise<BgpControlPlane>;
-  /** This node's Kubernetes name. */
-  nodeName(context: VerbContext): string;
+  /**
+   * The control plane, opened on first call (a verb that never needs the API
+   * never loads the client) and closed by the dispatcher after the verb.
+   */
+  controlPlane(): Promise<BgpControlPlane>;
+  /** Resolved on call: DEL of a recorded attachment never needs it. */
+  nodeName(): string;
 }
 
-/** The real host: `Deno.Command` and the Kubernetes API (or the node agent). */
-export function systemHost(): Host {
-  return {
-    runner: systemRunner(),
-    async openControlPlane(context: VerbContext): Promise<BgpControlPlane> {
-      const { openControlPlane } = await import("../kube/mod.ts");
-      return await openControlPlane(context.config, { env: context.processEnv });
-    },
-    nodeName(context: VerbContext): string {
-      return resolveNodeName(context.config, { env: context.processEnv });
-    },
-  };
-}
-
-/**
- * Opens the control plane on first use and closes it once at the end, so a
- * verb that never needs the API never loads the client.
- */
-export class ControlPlaneSession {
-  readonly #host: Host;
-  readonly #context: VerbContext;
-  #plane: Promise<BgpControlPlane> | undefined;
-
-  /** A session for one invocation. */
-  constructor(host: Host, context: VerbContext) {
-    this.#host = host;
-    this.#context = context;
-  }
-
-  /** The control plane, opened on first call. */
-  get(): Promise<BgpControlPlane> {
-    this.#plane ??= this.#host.openControlPlane(this.#context);
-    return this.#plane;
-  }
-
-  /** Closes it if it was opened. */
-  async close(): Promise<void> {
-    if (!this.#plane) return;
-    await (await this.#plane.catch(() => undefined))?.close();
-  }
+/** What the dispatcher runs; ADD returns the result to print. */
+export interface Verbs {
+  add(context: VerbContext, host: Host): Promise<Result>;
+  del(context: VerbContext, host: Host): Promise<void>;
+  check(context: VerbContext, host: Host): Promise<void>;
+  gc(context: VerbContext, host: Host): Promise<void>;
+  status(context: VerbContext, host: Host): Promise<void>;
 }

@@ -1,7 +1,10 @@
 /**
- * Undo steps of a failing ADD, run newest first. A failing undo is logged and
- * the others still run: the goal is to leave nothing half-configured, and the
- * error the runtime sees stays the one that made ADD fail.
+ * Undo steps of a failing ADD, run newest first. Each undo is registered
+ * *before* its step runs: a step can fail halfway (a create the kernel or the
+ * API accepted before a timeout), and its undo must still run. A failing undo
+ * is logged and the others still run: the goal is to leave nothing
+ * half-configured, and the error the runtime sees stays the one that made ADD
+ * fail.
  *
  * @module
  */
@@ -13,17 +16,20 @@ export class Rollback {
   readonly #steps: { what: string; undo: () => Promise<void> }[] = [];
   readonly #log: Logger;
 
-  /** A stack logging to `log`. */
   constructor(log: Logger) {
     this.#log = log;
   }
 
-  /** Registers how to undo a step that just succeeded. */
+  /**
+   * Registers the undo of the step about to run. It runs whether the step
+   * succeeded, failed halfway or never started, so it removes only what the
+   * step reports having made, and treats "already gone" as done.
+   */
   push(what: string, undo: () => Promise<void>): void {
     this.#steps.push({ what, undo });
   }
 
-  /** Runs every undo step, newest first. */
+  /** Runs every undo, newest first. */
   async run(): Promise<void> {
     for (const step of this.#steps.reverse()) {
       try {

@@ -6,9 +6,8 @@
  */
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
-import type { VerbContext } from "../cni/invocation.ts";
 import { findPlugin, HOST_DEVICE } from "../delegate/host_device.ts";
-import { ControlPlaneSession, type Host } from "./host.ts";
+import type { Host, VerbContext } from "./host.ts";
 
 async function stateDirWritable(dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
@@ -20,7 +19,6 @@ async function stateDirWritable(dir: string): Promise<void> {
 /** STATUS of the plugin on this node. */
 export async function cmdStatus(context: VerbContext, host: Host): Promise<void> {
   const { config, env } = context;
-  const session = new ControlPlaneSession(host, context);
   const failures: string[] = [];
   const check = async (what: string, probe: () => Promise<unknown>): Promise<void> => {
     try {
@@ -29,19 +27,15 @@ export async function cmdStatus(context: VerbContext, host: Host): Promise<void>
       failures.push(`${what}: ${(error as Error).message}`);
     }
   };
-  try {
-    await Promise.all([
-      check("ip", async () => {
-        const out = await host.runner.run(["ip", "-V"]);
-        if (out.code !== 0) throw new Error(out.stderr.trim());
-      }),
-      check(HOST_DEVICE, () => findPlugin(HOST_DEVICE, env.path)),
-      check(`state dir ${config.stateDir}`, () => stateDirWritable(config.stateDir)),
-      check("Kubernetes API", async () => (await session.get()).probe(host.nodeName(context))),
-    ]);
-  } finally {
-    await session.close();
-  }
+  await Promise.all([
+    check("ip", async () => {
+      const out = await host.runner.run(["ip", "-V"]);
+      if (out.code !== 0) throw new Error(out.stderr.trim());
+    }),
+    check(HOST_DEVICE, () => findPlugin(HOST_DEVICE, env.path)),
+    check(`state dir ${config.stateDir}`, () => stateDirWritable(config.stateDir)),
+    check("Kubernetes API", async () => (await host.controlPlane()).probe(host.nodeName())),
+  ]);
   if (failures.length > 0) {
     throw new CniError(
       ErrorCode.PluginNotAvailable,

@@ -1,113 +1,150 @@
 /**
- * Removing an attachment, shared by DEL and GC, in the order of SPEC §5:
- * SRv6 ingress route → BGPVRFInstance (withdrawal reaches remote peers before
- * forwarding state goes) → host-device → terminations → veth → VRF. Every
- * step treats "already gone" as done.
+ * Removing an attachment, in the order of SPEC §5: SRv6 ingress route →
+ * BGPVRFInstance (withdrawal reaches remote peers before forwarding state
+ * goes) → host-device → veth, VRF and FORWARD rules. DEL and GC tear down
+ * whole attachments as their record describes them (table, node, owner);
+ * a failed ADD's rollback undoes its steps with the same removals. Every
+ * removal treats "already gone" as done.
  *
  * @module
  */
 
 import type { CniEnv } from "../cni/env.ts";
-import { wrap } from "../cni/errors.ts";
-import type { VerbContext } from "../cni/invocation.ts";
-import { runHostDevice } from "../delegate/host_device.ts";
+import { CniError, ErrorCode, wrap } from "../cni/errors.ts";
+import { hostDeviceConfig, runHostDevice } from "../delegate/host_device.ts";
 import {
   inspectLinks,
   ipBatch,
   removeForwardAccept,
   ROUTE_GONE,
   srv6DeleteArgv,
-  terminationDeleteLines,
   vrfDeleteLines,
 } from "../iproute2/mod.ts";
-import { hostDeviceConfig } from "./add.ts";
+import type { CommandRunner } from "../iproute2/runner.ts";
 import { type AttachmentPlan, withVpcSiblings } from "./attachment.ts";
-import type { ControlPlaneSession, Host } from "./host.ts";
+import type { Host, VerbContext } from "./host.ts";
+import { step, together } from "./steps.ts";
 
 /** host-device's DEL errors that mean "nothing left to release". */
 const POD_INTERFACE_GONE =
   /Link not found|failed to open netns|failed to Statfs|no such file or directory/i;
 
-/** Whose state is being removed. */
-export interface TeardownTarget {
-  /** The attachment. */
-  readonly plan: AttachmentPlan;
-  /** CNI env for the host-device DEL (the owner's container, netns, ifname). */
-  readonly env: CniEnv;
-  /** Node the BGPVRFInstance was declared for. */
-  readonly node: string;
-}
-
-/** Tears down one attachment. Call with the attachment lock held. */
+/**
+ * Tears down one attachment; call with the attachment lock held. `owner` is
+ * the CNI environment host-device's DEL runs with (the sandbox that owns the
+ * attachment). The record says which table and node; without one (a retried
+ * DEL, state older than a reboot, a link GC found) the kernel still knows the
+ * table, and the BGPVRFInstance was declared for this node.
+ */
 export async function teardownAttachment(
   context: VerbContext,
   host: Host,
-  step: { target: TeardownTarget; session: ControlPlaneSession },
+  target: { plan: AttachmentPlan; owner: CniEnv },
 ): Promise<void> {
-  const { config, log } = context;
-  const { plan, env, node } = step.target;
+  const { plan, owner } = target;
   const { names } = plan;
   const record = (await plan.store.read())[plan.key];
-  // Without a record (a retried DEL, or state older than a reboot) the kernel still knows the table.
   const vrf = record ? undefined : (await inspectLinks(host.runner, [names.vrf])).get(names.vrf);
   const table = record?.table ?? vrf?.table;
 
-  const sid = await host.runner.run(srv6DeleteArgv(plan.endpoint));
-  if (sid.code !== 0 && !ROUTE_GONE.some((p) => p.test(sid.stderr))) {
-    throw wrap(
-      `failed to delete SRv6 ingress route ${plan.endpoint}`,
-      new Error(sid.stderr.trim()),
-    );
+  await step(
+    `delete SRv6 ingress route ${plan.endpoint}`,
+    () => removeSrv6Ingress(host.runner, plan.endpoint),
+  );
+  // Nothing recorded and no VRF: an earlier DEL already withdrew it.
+  if (record || vrf) {
+    await step("withdraw the VRF from BGP", () =>
+      withdrawIfLast(context, host, {
+        plan,
+        node: () => record?.node ?? host.nodeName(),
+        forget: true,
+      }));
   }
+  await releasePodInterface(context, host, { plan, owner });
+  // Terminations route through the host veth: they go with it. The FORWARD
+  // rules match by name: they go in the same process round.
+  await together(
+    () =>
+      step(`remove ${names.host} and ${names.vrf}`, () =>
+        ipBatch(
+          host.runner,
+          [
+            `link del ${names.host}`,
+            `link del ${names.guest}`,
+            ...vrfDeleteLines({
+              name: names.vrf,
+              table,
+            }),
+          ],
+          { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] },
+        )),
+    () =>
+      step(
+        `remove the FORWARD accept rules for ${names.host}`,
+        () => removeForwardAccept(host.runner, names.host),
+      ),
+  );
+  context.log.info("attachment removed", { table, sid: plan.endpoint });
+}
 
+/** Deletes the SRv6 ingress route of `endpoint`. */
+export async function removeSrv6Ingress(runner: CommandRunner, endpoint: string): Promise<void> {
+  const output = await runner.run(srv6DeleteArgv(endpoint));
+  if (output.code !== 0 && !ROUTE_GONE.some((p) => p.test(output.stderr))) {
+    throw new CniError(ErrorCode.DataPlane, output.stderr.trim());
+  }
+}
+
+/**
+ * Under the VPC lock, withdraws the (VPC, node) BGPVRFInstance unless other
+ * attachments of the VPC remain on the node; with `forget`, then drops the
+ * attachment's record (only after the API call succeeded, so a failed
+ * withdrawal leaves the record for the retry).
+ */
+export async function withdrawIfLast(
+  context: VerbContext,
+  host: Host,
+  target: { plan: AttachmentPlan; node: () => string; forget?: boolean },
+): Promise<void> {
+  const { plan } = target;
   await withVpcSiblings(plan, {
-    change: (records) => {
-      delete records[plan.key];
-    },
     decide: async (siblings) => {
-      // Nothing recorded and no VRF: an earlier DEL already withdrew it.
-      if (!record && !vrf) return;
       if (siblings > 0) {
-        log.info("BGPVRFInstance kept: other attachments of the VPC remain on the node", {
+        context.log.info("BGPVRFInstance kept: other attachments of the VPC remain on the node", {
           siblings,
         });
         return;
       }
-      await (await step.session.get()).withdrawVrf({ vpc: config.vpc, node: record?.node ?? node });
+      await (await host.controlPlane()).withdrawVrf({ vpc: plan.vpc, node: target.node() });
     },
-  }).catch((e) => {
-    throw wrap("failed to withdraw the VRF from BGP", e);
+    ...(target.forget && {
+      change: (records) => {
+        delete records[plan.key];
+      },
+    }),
   });
+}
 
-  await runHostDevice(host.runner, {
-    command: "DEL",
-    env,
-    config: hostDeviceConfig(context, names.guest),
-    timeoutMs: config.delegateTimeoutSeconds * 1000,
-  })
-    .catch((e: Error) => {
-      // host-device fails when the device or the pod netns is already gone; for DEL that is done.
-      if (POD_INTERFACE_GONE.test(e.message)) {
-        log.debug("pod interface already gone", { detail: e.message });
-      } else throw wrap("failed to release the pod interface", e);
+/**
+ * host-device DEL: moves the pod interface back and releases its addresses.
+ * A device or pod netns already gone means there is nothing to release.
+ */
+export async function releasePodInterface(
+  context: VerbContext,
+  host: Host,
+  target: { plan: AttachmentPlan; owner: CniEnv },
+): Promise<void> {
+  try {
+    await runHostDevice(host.runner, {
+      command: "DEL",
+      env: target.owner,
+      config: hostDeviceConfig(context.config, target.plan.names.guest),
+      timeoutMs: context.config.delegateTimeoutSeconds * 1000,
     });
-
-  const lines = [
-    ...(table === undefined ? [] : terminationDeleteLines(config.terminations, table)),
-    `link del ${names.host}`,
-    `link del ${names.guest}`,
-    ...vrfDeleteLines({ name: names.vrf, table }),
-  ];
-  // The FORWARD rules match by name: they go in the same process round.
-  const [links, rules] = await Promise.allSettled([
-    ipBatch(host.runner, lines, { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] }),
-    removeForwardAccept(host.runner, names.host),
-  ]);
-  if (links.status === "rejected") {
-    throw wrap(`failed to remove ${names.host} and ${names.vrf}`, links.reason);
+  } catch (error) {
+    if (!POD_INTERFACE_GONE.test((error as Error).message)) {
+      throw wrap("failed to release the pod interface", error);
+    }
+    context.log.debug("pod interface already gone", { detail: (error as Error).message });
   }
-  if (rules.status === "rejected") {
-    throw wrap(`failed to remove the FORWARD accept rules for ${names.host}`, rules.reason);
-  }
-  log.info("attachment removed", { table, sid: plan.endpoint });
 }

@@ -1,22 +1,21 @@
 /**
  * The CNI protocol layer (SPEC §2): environment, verb/version rules, result
- * shapes per version, and one invocation end to end with a fake process.
+ * shapes per version, and one invocation end to end with a fake process
+ * (the dispatcher, lib/plugin).
  */
 
 import assert from "node:assert/strict";
 import {
   CniError,
   formatResult,
-  type InvocationIo,
   parseCniArgs,
   parseCniEnv,
   parseResult,
   requireVerb,
   type Result,
-  runInvocation,
-  type VerbContext,
-  type Verbs,
 } from "../../lib/cni/mod.ts";
+import { type InvocationIo, runInvocation } from "../../lib/plugin/invocation.ts";
+import type { VerbContext, Verbs } from "../../lib/verbs/mod.ts";
 
 const INCOMPATIBLE_VERSION = 1;
 const INVALID_ENVIRONMENT = 4;
@@ -508,7 +507,9 @@ Deno.test("runInvocation ADD: one result document in the config's version, exit 
         JSON.stringify({ ...CONFIG, cniVersion: version }),
       );
       const stub = stubVerbs();
-      const code = await runInvocation(() => Promise.resolve(stub.verbs), process.io);
+      const code = await runInvocation(process.io, {
+        loadVerbs: () => Promise.resolve(stub.verbs),
+      });
       assert.equal(code, 0);
       const document = onlyDocument(process);
       assert.equal(document.cniVersion, version);
@@ -529,14 +530,16 @@ Deno.test("runInvocation ADD: one result document in the config's version, exit 
 Deno.test("runInvocation passes the parsed env and config to the verb", async () => {
   const process = fakeProcess(fullEnv("ADD"), JSON.stringify(CONFIG));
   const stub = stubVerbs();
-  assert.equal(await runInvocation(() => Promise.resolve(stub.verbs), process.io), 0);
+  assert.equal(
+    await runInvocation(process.io, { loadVerbs: () => Promise.resolve(stub.verbs) }),
+    0,
+  );
   const context = stub.calls[0]!.context;
   assert.equal(context.env.containerId, "3f1c0a9e5b7d");
   assert.equal(context.env.ifname, "net1");
   assert.deepEqual(context.env.path, ["/opt/cni/bin", "/usr/libexec/cni"]);
   assert.equal(context.config.vpc.value, 2820n);
   assert.equal(context.config.attachment.value, 16n);
-  assert.equal(context.processEnv.CNI_COMMAND, "ADD");
 });
 
 Deno.test("runInvocation DEL/CHECK/GC/STATUS: nothing on stdout on success, exit 0", async (t) => {
@@ -544,7 +547,10 @@ Deno.test("runInvocation DEL/CHECK/GC/STATUS: nothing on stdout on success, exit
     await t.step(verb, async () => {
       const process = fakeProcess(fullEnv(verb), JSON.stringify(CONFIG));
       const stub = stubVerbs();
-      assert.equal(await runInvocation(() => Promise.resolve(stub.verbs), process.io), 0);
+      assert.equal(
+        await runInvocation(process.io, { loadVerbs: () => Promise.resolve(stub.verbs) }),
+        0,
+      );
       assert.deepEqual(process.stdout, []);
       assert.deepEqual(stub.calls.map((c) => c.verb), [verb]);
     });
@@ -563,10 +569,12 @@ Deno.test("runInvocation VERSION: supported versions, no verbs loaded", async (t
     await t.step(label, async () => {
       const process = fakeProcess({ CNI_COMMAND: "VERSION" }, stdin);
       let loaded = false;
-      const code = await runInvocation(() => {
-        loaded = true;
-        return Promise.reject(new Error("VERSION must not load the verbs"));
-      }, process.io);
+      const code = await runInvocation(process.io, {
+        loadVerbs: () => {
+          loaded = true;
+          return Promise.reject(new Error("VERSION must not load the verbs"));
+        },
+      });
       assert.equal(code, 0);
       assert.equal(loaded, false);
       const document = onlyDocument(process);
@@ -721,7 +729,9 @@ Deno.test("runInvocation failures: one error document {cniVersion, code, msg}, e
       const stub = stubVerbs(() => {
         if (c.throws !== undefined) throw c.throws;
       });
-      const code = await runInvocation(() => Promise.resolve(stub.verbs), process.io);
+      const code = await runInvocation(process.io, {
+        loadVerbs: () => Promise.resolve(stub.verbs),
+      });
       assert.notEqual(code, 0);
       const document = onlyDocument(process);
       assertErrorDocument(document, c.code, c.cniVersion);
@@ -741,7 +751,10 @@ Deno.test("runInvocation keeps a CniError's details", async () => {
   const stub = stubVerbs(() => {
     throw new CniError(100, "ip link add failed", { details: "RTNETLINK answers: File exists" });
   });
-  assert.notEqual(await runInvocation(() => Promise.resolve(stub.verbs), process.io), 0);
+  assert.notEqual(
+    await runInvocation(process.io, { loadVerbs: () => Promise.resolve(stub.verbs) }),
+    0,
+  );
   const document = onlyDocument(process);
   assertErrorDocument(document, 100, "1.1.0");
   assert.equal(document.details, "RTNETLINK answers: File exists");
@@ -749,7 +762,9 @@ Deno.test("runInvocation keeps a CniError's details", async () => {
 
 Deno.test("runInvocation: failing to load the verbs is still one error document", async () => {
   const process = fakeProcess(fullEnv("ADD"), JSON.stringify(CONFIG));
-  const code = await runInvocation(() => Promise.reject(new Error("module not found")), process.io);
+  const code = await runInvocation(process.io, {
+    loadVerbs: () => Promise.reject(new Error("module not found")),
+  });
   assert.notEqual(code, 0);
   assertErrorDocument(onlyDocument(process), IO_FAILURE, "1.1.0");
 });
@@ -762,7 +777,7 @@ Deno.test("runInvocation: verb logs and error logs never reach stdout", async ()
     context.log.error("error line");
     throw new CniError(104, "diverged");
   });
-  await runInvocation(() => Promise.resolve(stub.verbs), process.io);
+  await runInvocation(process.io, { loadVerbs: () => Promise.resolve(stub.verbs) });
   const stderr = process.stderr.join("");
   for (const line of ["debug line", "warn line", "error line"]) {
     assert.ok(stderr.includes(line), `stderr has ${line}`);

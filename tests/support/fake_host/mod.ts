@@ -8,7 +8,7 @@
  * ```ts
  * await using host = await createFakeHost();
  * // a plugin subprocess: env { ...host.env, CNI_PATH: host.cniDir, ... }
- * // or in-process:       systemHost() replaced by { runner: host.runner(), ... }
+ * // or in-process:       runInvocation(io, { runner: host.runner() })
  * const kernel = await host.kernel();
  * assert.equal(kernel.link("G0000000jU00GV")?.kind, "vrf");
  * assert.deepEqual(summarize(await host.commands()), ["ip -json -details -force -batch - : link show dev ...", ...]);
