@@ -1,8 +1,11 @@
 /**
- * A node for process-level tests: the fake host (fake `ip`, `sysctl`,
- * `iptables`, `host-device`), the fake API server seeded with this node's
- * BGPProvider and BGPInstance, a kubeconfig, a state dir, and a runner that
- * execs `bin/galactic` the way a CNI runtime does.
+ * A node for verb tests: the fake host (fake `ip`, `sysctl`, `iptables`,
+ * `host-device`), the fake API server seeded with this node's BGPProvider and
+ * BGPInstance, a kubeconfig, a state dir, and two ways to call the plugin:
+ * {@linkcode cni} execs `bin/galactic` the way a CNI runtime does;
+ * {@linkcode cniInProcess} runs the same dispatcher in this process with the
+ * fake host's runner (no Deno start per call, the real Kubernetes client over
+ * HTTP).
  *
  * @module
  */
@@ -11,6 +14,7 @@ import assert from "node:assert/strict";
 import { createFakeHost, type FakeHost } from "./fake_host/mod.ts";
 import { FakeApiServer, type FakeApiServerOptions } from "./fake_api_server.ts";
 import { seedNode } from "./kube_fixtures.ts";
+import { runInvocation } from "../../lib/plugin/invocation.ts";
 
 /** The plugin launcher. */
 export const LAUNCHER = new URL("../../bin/galactic", import.meta.url).pathname;
@@ -100,22 +104,38 @@ export interface Outcome {
   stderr: string;
 }
 
+async function runtimeEnv(
+  w: World,
+  command: string,
+  call: Invocation,
+): Promise<Record<string, string>> {
+  return {
+    ...w.host.env,
+    HOME: Deno.env.get("HOME") ?? "/root",
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: call.containerId ?? "c1",
+    CNI_NETNS: call.netns ?? await w.host.netns(call.containerId ?? "c1"),
+    CNI_IFNAME: call.ifname ?? "net1",
+    CNI_PATH: w.host.cniDir,
+    CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-a",
+    ...call.env,
+  };
+}
+
+function outcome(code: number, stdout: string, stderr: string): Outcome {
+  return {
+    code,
+    stdout,
+    stderr,
+    json: stdout.trim() === "" ? undefined : JSON.parse(stdout),
+  };
+}
+
 /** Execs the plugin like a runtime. */
 export async function cni(w: World, command: string, call: Invocation): Promise<Outcome> {
-  const netns = call.netns ?? await w.host.netns(call.containerId ?? "c1");
   const child = new Deno.Command(LAUNCHER, {
     clearEnv: true,
-    env: {
-      ...w.host.env,
-      HOME: Deno.env.get("HOME") ?? "/root",
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: call.containerId ?? "c1",
-      CNI_NETNS: netns,
-      CNI_IFNAME: call.ifname ?? "net1",
-      CNI_PATH: w.host.cniDir,
-      CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-a",
-      ...call.env,
-    },
+    env: await runtimeEnv(w, command, call),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -124,13 +144,21 @@ export async function cni(w: World, command: string, call: Invocation): Promise<
   await writer.write(new TextEncoder().encode(JSON.stringify(call.config)));
   await writer.close();
   const out = await child.output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  return {
-    code: out.code,
-    stdout,
-    stderr: new TextDecoder().decode(out.stderr),
-    json: stdout.trim() === "" ? undefined : JSON.parse(stdout),
-  };
+  const decoder = new TextDecoder();
+  return outcome(out.code, decoder.decode(out.stdout), decoder.decode(out.stderr));
+}
+
+/** Runs the plugin's dispatcher in this process, commands going to the fake host's runner. */
+export async function cniInProcess(w: World, command: string, call: Invocation): Promise<Outcome> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const code = await runInvocation({
+    env: await runtimeEnv(w, command, call),
+    readStdin: () => Promise.resolve(new TextEncoder().encode(JSON.stringify(call.config))),
+    writeStdout: (text) => stdout.push(text),
+    writeStderr: (text) => stderr.push(text),
+  }, { runner: w.host.runner() });
+  return outcome(code, stdout.join(""), stderr.join(""));
 }
 
 /** Asserts success and returns the outcome. */
