@@ -45,7 +45,6 @@ export interface AgentOptions {
   readonly log: Logger;
 }
 
-/** A running agent. */
 export interface RunningAgent {
   /** Stops serving, watching and closes the client. */
   close(): Promise<void>;

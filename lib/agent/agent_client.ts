@@ -17,7 +17,6 @@ import { type AgentOp, type AgentResponse, readLines } from "./protocol.ts";
 
 /** The agent went away (not running, restarted mid-call); the caller may go direct. */
 export class AgentUnavailable extends Error {
-  /** Wraps the cause. */
   constructor(message: string, options: { cause?: unknown } = {}) {
     super(message, options);
     this.name = "AgentUnavailable";

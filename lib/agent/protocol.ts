@@ -16,13 +16,11 @@ export const AGENT_OPS = [
 /** One of {@linkcode AGENT_OPS}. */
 export type AgentOp = typeof AGENT_OPS[number];
 
-/** A request. */
 export interface AgentRequest {
   /** Correlates the response. */
   readonly id: number;
   /** The call. */
   readonly op: AgentOp;
-  /** Node name. */
   readonly node: string;
   /** VPC base62 text (VRF calls). */
   readonly vpc?: string;

@@ -9,7 +9,6 @@ import { compareVersions } from "./version.ts";
 import { CniError, ErrorCode } from "./errors.ts";
 import { parsePrefix } from "../ids/mod.ts";
 
-/** An interface in a result. */
 export interface ResultInterface {
   name: string;
   mac?: string;
@@ -26,7 +25,6 @@ export interface ResultIp {
   interface?: number;
 }
 
-/** A route in a result. */
 export interface ResultRoute {
   dst: string;
   gw?: string;

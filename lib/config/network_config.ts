@@ -56,7 +56,6 @@ export interface NetworkConfig {
   readonly cniVersion: string;
   /** Network name. */
   readonly name: string;
-  /** VPC identifier. */
   readonly vpc: Identifier;
   /** VPC attachment identifier. */
   readonly attachment: Identifier;
@@ -70,7 +69,6 @@ export interface NetworkConfig {
   readonly ipam?: Record<string, unknown>;
   /** Explicit kubeconfig path. */
   readonly kubeconfig?: string;
-  /** Explicit node name. */
   readonly nodeName?: string;
   /** Directory holding the lock and attachment records. */
   readonly stateDir: string;

@@ -55,7 +55,6 @@ export async function findPlugin(name: string, path: readonly string[]): Promise
   );
 }
 
-/** One delegate call. */
 export interface DelegateCall {
   /** Verb to run. */
   readonly command: "ADD" | "DEL" | "CHECK";

@@ -9,7 +9,6 @@ import type { CommandRunner } from "./runner.ts";
 
 /** What the plugin needs to know about a link. */
 export interface LinkState {
-  /** Interface name. */
   readonly name: string;
   /** `linkinfo.info_kind` (vrf, veth, ...). */
   readonly kind: string | undefined;
@@ -17,11 +16,9 @@ export interface LinkState {
   readonly master: string | undefined;
   /** Administratively up. */
   readonly up: boolean;
-  /** MTU. */
   readonly mtu: number;
   /** VRF table, for VRF devices. */
   readonly table: number | undefined;
-  /** MAC address. */
   readonly mac: string | undefined;
 }
 

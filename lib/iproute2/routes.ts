@@ -11,7 +11,6 @@ import type { CommandRunner } from "./runner.ts";
 
 /** Where a VRF's terminations go. */
 export interface TerminationTarget {
-  /** VRF table. */
   readonly table: number;
   /** Host veth end the pod is behind. */
   readonly host: string;

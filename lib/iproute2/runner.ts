@@ -17,7 +17,6 @@ import { CniError, ErrorCode } from "../cni/errors.ts";
 
 /** What a finished command returned. */
 export interface CommandOutput {
-  /** Exit code. */
   readonly code: number;
   /** Standard output, decoded. */
   readonly stdout: string;

@@ -18,7 +18,6 @@ export interface Resource {
   readonly version: string;
   /** Plural resource name as in URLs and RBAC rules. */
   readonly plural: string;
-  /** Kind of one object. */
   readonly kind: string;
 }
 
@@ -61,11 +60,8 @@ export function apiVersion(resource: Resource): string {
 
 /** Object metadata, the fields the plugin reads or writes. */
 export interface ObjectMeta {
-  /** Object name. */
   name: string;
-  /** Labels. */
   labels?: Record<string, string>;
-  /** Annotations. */
   annotations?: Record<string, string>;
   /** Opaque version for optimistic concurrency (set by the server). */
   resourceVersion?: string;
@@ -83,11 +79,8 @@ export interface ObjectMeta {
 export interface KubeObject {
   /** `group/version`. */
   apiVersion?: string;
-  /** Kind. */
   kind?: string;
-  /** Metadata. */
   metadata: ObjectMeta;
-  /** Desired state. */
   spec?: Record<string, unknown>;
   /** Observed state (written by controllers). */
   status?: unknown;
@@ -144,7 +137,6 @@ export class KubeApiError extends CniError {
   /** `Status.reason` (`NotFound`, `AlreadyExists`, `Conflict`, ...), when given. */
   readonly reason: string | undefined;
 
-  /** Builds the error. */
   constructor(
     code: number,
     message: string,

@@ -18,7 +18,6 @@ import { KubeApiError, qualifiedName, type Resource } from "./api.ts";
 export interface Operation {
   /** RBAC verb: get, list, create, update, patch, delete. */
   readonly verb: string;
-  /** The resource. */
   readonly resource: Resource;
   /** Object name, for calls on one object. */
   readonly name?: string;
@@ -28,7 +27,6 @@ export interface Operation {
 
 /** The server answered with a non-2xx status. */
 export interface HttpFailure {
-  /** Discriminant. */
   readonly kind: "http";
   /** HTTP status. */
   readonly status: number;
@@ -42,7 +40,6 @@ export interface HttpFailure {
 
 /** No answer: connection refused/reset, DNS, TLS, ... */
 export interface NetworkFailure {
-  /** Discriminant. */
   readonly kind: "network";
   /** The cause chain as text, e.g. `fetch failed: connect ECONNREFUSED 127.0.0.1:6443`. */
   readonly message: string;
@@ -52,13 +49,11 @@ export interface NetworkFailure {
 
 /** The operation's deadline expired. */
 export interface TimeoutFailure {
-  /** Discriminant. */
   readonly kind: "timeout";
 }
 
 /** Anything else (a bug, or a library refusal such as an http:// server without skip-TLS). */
 export interface OtherFailure {
-  /** Discriminant. */
   readonly kind: "other";
   /** The error text. */
   readonly message: string;

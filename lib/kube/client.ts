@@ -340,7 +340,6 @@ export interface ResourceInformer {
 
 /** What one informer watches. */
 export interface InformerSpec {
-  /** The resource. */
   readonly resource: Resource;
   /** Server-side label selector. */
   readonly labelSelector?: string;

@@ -9,7 +9,6 @@ import type { Identifier } from "../ids/mod.ts";
 
 /** The (VPC, node) a BGPVRFInstance declares. */
 export interface VrfKey {
-  /** The VPC. */
   readonly vpc: Identifier;
   /** Kubernetes node name. */
   readonly node: string;
@@ -31,7 +30,6 @@ export interface VrfDeclaration {
 
 /** A BGPVRFInstance found on the node, as GC sees it. */
 export interface DeclaredVrf {
-  /** Object name. */
   readonly name: string;
   /** VPC hex from its label. */
   readonly vpcHex: string;

@@ -51,7 +51,6 @@ export interface ResolveOptions {
 
 /** A kubeconfig file to load. */
 export interface KubeconfigFile {
-  /** Discriminant. */
   readonly kind: "file";
   /** Absolute or relative path of the file. */
   readonly path: string;
@@ -61,7 +60,6 @@ export interface KubeconfigFile {
 
 /** In-cluster credentials: the service account token and CA. */
 export interface InClusterConfig {
-  /** Discriminant. */
   readonly kind: "in-cluster";
   /** `https://host:port` from `KUBERNETES_SERVICE_HOST`/`_PORT`. */
   readonly server: string;

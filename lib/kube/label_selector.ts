@@ -15,7 +15,6 @@
  * @module
  */
 
-/** Labels of an object. */
 export type Labels = Readonly<Record<string, string>>;
 
 /** The four set-based operators. */
@@ -43,7 +42,6 @@ export interface LabelSelector {
 
 /** A selector that cannot be evaluated; the message names the bad part. */
 export class InvalidSelectorError extends RangeError {
-  /** Builds the error. */
   constructor(message: string) {
     super(message);
     this.name = "InvalidSelectorError";

@@ -54,9 +54,7 @@ export interface MigrationEntry {
   readonly current: string;
   /** Its uid (deletion is conditional on it). */
   readonly uid: string | undefined;
-  /** Its VPC. */
   readonly vpc: Identifier;
-  /** Its node. */
   readonly node: string;
   /** What this version would write. */
   readonly desired: KubeObject;
@@ -68,7 +66,6 @@ export interface MigrationEntry {
 
 /** An object that looks like galactic's but cannot be migrated automatically. */
 export interface Unmigratable {
-  /** Object name. */
   readonly name: string;
   /** Why. */
   readonly reason: string;
@@ -84,7 +81,6 @@ export interface MigrationPlan {
 
 /** What {@linkcode applyMigration} did for one entry. */
 export interface MigrationOutcome {
-  /** The entry. */
   readonly entry: MigrationEntry;
   /** What the write of the desired object did. */
   readonly written?: WriteAction;

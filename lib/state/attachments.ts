@@ -29,7 +29,6 @@ export interface AttachmentRecord {
   readonly ifname: string;
   /** Pod network namespace path at ADD. */
   readonly netns: string;
-  /** VRF table. */
   readonly table: number;
   /** Node name the BGPVRFInstance was declared for. */
   readonly node: string;

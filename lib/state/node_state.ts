@@ -23,7 +23,6 @@ export interface AttachmentView extends AttachmentRecord {
     readonly hostVeth: string;
     /** The host veth exists, enslaved to the VRF. */
     readonly hostVethPresent: boolean;
-    /** Both present. */
     readonly ok: boolean;
   };
 }

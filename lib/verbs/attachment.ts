@@ -12,7 +12,6 @@ import type { VerbContext } from "./host.ts";
 
 /** Names and addresses of one attachment, all derived from its (VPC, attachment). */
 export interface AttachmentPlan {
-  /** Store key. */
   readonly key: string;
   readonly vpc: Identifier;
   readonly vpcHex: string;

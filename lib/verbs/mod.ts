@@ -14,7 +14,6 @@ import { cmdStatus } from "./status.ts";
 
 export type { Host, VerbContext, Verbs } from "./host.ts";
 
-/** The plugin's verbs. */
 export const VERBS: Verbs = {
   add: cmdAdd,
   del: cmdDel,

@@ -18,18 +18,12 @@ import { runInvocation } from "../../lib/plugin/invocation.ts";
 
 /** The plugin launcher. */
 export const LAUNCHER = new URL("../../bin/galactic", import.meta.url).pathname;
-/** Test constant. */
 export const NODE = "node-a";
-/** Test constant. */
 export const VRF = "G0000000jU00GV";
-/** Test constant. */
 export const HOST_END = "G0000000jU00GH";
-/** Test constant. */
 export const GUEST_END = "G0000000jU00GG";
 // jU = 45*62 + 30 = 2820; G = 16; SID = locator's first 64 bits + (2820 << 16 | 16).
-/** Test constant. */
 export const SID = "fc00:0:1::b04:10";
-/** Test constant. */
 export const RD = "65000:2820";
 
 /** A test node. */

@@ -16,7 +16,6 @@ export interface KubeFixture extends AsyncDisposable {
   readonly server: FakeApiServer;
   /** Temporary directory holding `kubeconfig`. */
   readonly dir: string;
-  /** Path of the kubeconfig. */
   readonly kubeconfig: string;
   /** A real client for the server. */
   readonly api: KubeApi;

@@ -123,7 +123,6 @@ export interface AttachmentOptions {
   readonly addresses?: readonly string[];
   /** IPAM section (overrides `addresses`). */
   readonly ipam?: Record<string, unknown>;
-  /** Terminations. */
   readonly terminations?: readonly { network: string; via?: string }[];
   /** veth MTU. */
   readonly mtu?: number;

@@ -10,7 +10,6 @@ export type Family = 4 | 6;
 
 /** An address as bytes. */
 export interface Address {
-  /** Family. */
   readonly family: Family;
   /** 4 or 16 bytes. */
   readonly bytes: readonly number[];

@@ -52,7 +52,6 @@ export interface LinkRecord {
   up: boolean;
   /** Was up once (qdisc noqueue instead of noop). */
   everUp?: boolean;
-  /** MTU. */
   mtu: number;
   /** MAC address. */
   mac: string;
@@ -96,11 +95,8 @@ export interface Seg6Local {
 
 /** One route as stored. */
 export interface RouteRecord {
-  /** Netns. */
   netns: string;
-  /** Family. */
   family: Family;
-  /** Table id. */
   table: number;
   /** Destination, canonical `addr/len`. */
   dst: string;
@@ -209,7 +205,6 @@ export interface KernelState {
 
 /** Output of one command. */
 export interface CommandResult {
-  /** Exit code. */
   code: number;
   /** Standard output. */
   stdout: string;
@@ -232,12 +227,10 @@ export const STRERROR = {
   ENETUNREACH: "Network is unreachable",
 } as const;
 
-/** An errno name. */
 export type Errno = keyof typeof STRERROR;
 
 /** A netlink failure: errno plus the kernel's extended-ack message, if any. */
 export class KernelError extends Error {
-  /** errno. */
   readonly errno: Errno;
   /** NL_SET_ERR_MSG text (without the final period). */
   readonly extack: string | undefined;
@@ -267,21 +260,15 @@ export class KernelError extends Error {
 export interface LinkView {
   /** Index. */
   readonly ifindex: number;
-  /** Name. */
   readonly name: string;
-  /** Kind. */
   readonly kind: LinkKind;
-  /** Netns. */
   readonly netns: string;
   /** Administratively up. */
   readonly up: boolean;
   /** Has carrier (veth: both ends up). */
   readonly carrier: boolean;
-  /** MTU. */
   readonly mtu: number;
-  /** MAC. */
   readonly mac: string;
-  /** Master name. */
   readonly master?: string;
   /** Peer name (veth). */
   readonly peer?: string;
@@ -289,7 +276,6 @@ export interface LinkView {
   readonly peerNetns?: string;
   /** VRF table. */
   readonly table?: number;
-  /** Alias. */
   readonly alias?: string;
   /** Pod addresses. */
   readonly addresses: readonly string[];
@@ -297,27 +283,20 @@ export interface LinkView {
 
 /** A route as tests see it. */
 export interface RouteView {
-  /** Netns. */
   readonly netns: string;
-  /** Family. */
   readonly family: Family;
-  /** Table id. */
   readonly table: number;
   /** Canonical destination (`10.0.0.0/16`, `::/0`). */
   readonly dst: string;
   /** Destination as `ip route` prints it (`default`, host routes without length). */
   readonly display: string;
-  /** Type. */
   readonly type: RouteType;
-  /** Gateway. */
   readonly gateway?: string;
   /** Device name (IPv6 reject routes: `lo`). */
   readonly dev?: string;
   /** on-link next hop. */
   readonly onlink: boolean;
-  /** Scope. */
   readonly scope: "global" | "link" | "host";
-  /** Metric. */
   readonly metric: number;
   /** Protocol (`kernel` for routes the kernel derives from links). */
   readonly protocol: string;
@@ -476,12 +455,10 @@ export class Kernel {
     return this.state.links.filter((l) => l.netns === netns).sort((a, b) => a.ifindex - b.ifindex);
   }
 
-  /** A link by name. */
   link(name: string, netns: string = HOST_NETNS): LinkRecord | undefined {
     return this.state.links.find((l) => l.name === name && l.netns === netns);
   }
 
-  /** A link by index. */
   linkByIndex(ifindex: number | undefined): LinkRecord | undefined {
     return ifindex === undefined ? undefined : this.state.links.find((l) => l.ifindex === ifindex);
   }

@@ -16,7 +16,6 @@ export interface RecordedCommand {
   readonly argv: string[];
   /** Text given on stdin (ip -batch, delegates); absent when none was read. */
   readonly stdin?: string;
-  /** Exit code. */
   readonly code: number;
   /** Standard output. */
   readonly stdout: string;
@@ -44,7 +43,6 @@ export const FAKE_PROGRAMS: readonly string[] = ["ip", "sysctl", "iptables", "ip
 /** Delegates the fake interprets. */
 export const FAKE_DELEGATES: readonly DelegateName[] = ["host-device", "static"];
 
-/** Base name of a path. */
 export function baseName(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
@@ -124,7 +122,6 @@ export async function runCommand(
   });
 }
 
-/** Reads the log. */
 export async function readLog(path: string): Promise<RecordedCommand[]> {
   let text: string;
   try {
