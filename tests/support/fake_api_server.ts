@@ -4,10 +4,19 @@
  * cluster-scoped resources, list (labelSelector, limit/continue), get,
  * create, update (PUT with resourceVersion), merge-patch, delete (with uid
  * preconditions); `Status` bodies like the real apiserver's; bearer-token
- * authentication; an RBAC table (default `PLUGIN_RBAC`); CRD validation of
- * BGPVRFInstances; watch streams, whose events a test can hold back and
+ * authentication; an RBAC table (default `PLUGIN_RBAC`); API discovery of
+ * the CRDs it holds; watch streams, whose events a test can hold back and
  * release later ({@linkcode FakeApiServer.holdWatches}); injectable faults; a
  * request log.
+ *
+ * The resources are those of a CRD set (default: the real cosmos CRDs,
+ * `cosmos/crds.ts`), and every create, update and patch is admitted as a real
+ * API server with those CRDs would (`cosmos/admission.ts`): unknown fields
+ * pruned, defaults applied, the schema and its CEL rules enforced, a 422
+ * `Status` listing every field error; `.status` is the status subresource's
+ * (ignored on writes of the main resource). Cluster-scoped resources are not
+ * served under `/namespaces/…`. A test can start it with another CRD set
+ * (another cosmos version, a missing CRD) to see what the plugin says.
  *
  * Requests reach `Deno.serve` through a small TCP relay in front of it, so a
  * fault can drop the client's connection mid-request (a `Deno.serve` handler
@@ -26,6 +35,8 @@
 
 import { PLUGIN_RBAC, type RbacRule } from "../../lib/kube/rbac.ts";
 import { matchesLabelQuery, parseLabelQuery } from "./label_query.ts";
+import { admit, describeErrors, type FieldError } from "./cosmos/admission.ts";
+import { COSMOS_CRDS, type Crd, type CrdVersion } from "./cosmos/crds.ts";
 
 /** Default bearer token of the fake. */
 export const FAKE_TOKEN = "galactic-fake-token";
@@ -41,107 +52,25 @@ interface ResourceDef {
   readonly version: string;
   readonly plural: string;
   readonly kind: string;
-  readonly validateSpec?: (object: StoredObject) => FieldError[];
-}
-
-interface FieldError {
-  readonly field: string;
-  readonly reason: string;
-  readonly detail: string;
+  readonly crd: Crd;
+  readonly schema: CrdVersion;
 }
 
 const quote = JSON.stringify;
-const ROUTE_VALUE = /^([0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}|[0-9]{1,10}):[0-9]{1,10}$/;
-const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const LABEL_KEY =
-  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
-function routeValueErrors(value: unknown, field: string): FieldError[] {
-  if (typeof value !== "string") {
-    return [{
-      field,
-      reason: "FieldValueTypeInvalid",
-      detail:
-        `Invalid value: "${typeof value}": ${field} in body must be of type string: "${typeof value}"`,
-    }];
-  }
-  const errors: FieldError[] = [];
-  if (value.length > 21) {
-    errors.push({
-      field,
-      reason: "FieldValueTooLong",
-      detail: "Too long: may not be more than 21 bytes",
-    });
-  }
-  if (!ROUTE_VALUE.test(value)) {
-    errors.push({
-      field,
-      reason: "FieldValueInvalid",
-      detail: `Invalid value: ${quote(value)}: ${field} in body should match ` +
-        `'${ROUTE_VALUE.source}'`,
-    });
-  }
-  return errors;
+/** The resources a CRD set serves (each served version of each CRD). */
+function resourceDefs(crds: readonly Crd[]): ResourceDef[] {
+  return crds.flatMap((crd) =>
+    crd.versions.filter((v) => v.served).map((schema) => ({
+      group: crd.group,
+      version: schema.name,
+      plural: crd.names.plural,
+      kind: crd.names.kind,
+      crd,
+      schema,
+    }))
+  );
 }
-
-function routeTargetsErrors(value: unknown, field: string): FieldError[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) {
-    return [{
-      field,
-      reason: "FieldValueTypeInvalid",
-      detail: `Invalid value: "${typeof value}": ${field} in body must be of type array`,
-    }];
-  }
-  if (value.length < 1) {
-    return [{
-      field,
-      reason: "FieldValueInvalid",
-      detail: `Invalid value: 0: ${field} in body should have at least 1 items`,
-    }];
-  }
-  if (value.length > 32) {
-    return [{
-      field,
-      reason: "FieldValueTooMany",
-      detail: `Too many: ${value.length}: must have at most 32 items`,
-    }];
-  }
-  return value.flatMap((entry, i) => routeValueErrors(entry?.value, `${field}[${i}].value`));
-}
-
-function validateVrfSpec(object: StoredObject): FieldError[] {
-  const spec = object.spec ?? {};
-  return [
-    ...(spec.routeDistinguisher === undefined
-      ? [{
-        field: "spec.routeDistinguisher",
-        reason: "FieldValueRequired",
-        detail: "Required value",
-      }]
-      : routeValueErrors(spec.routeDistinguisher, "spec.routeDistinguisher")),
-    ...routeTargetsErrors(spec.importRouteTargets, "spec.importRouteTargets"),
-    ...routeTargetsErrors(spec.exportRouteTargets, "spec.exportRouteTargets"),
-  ];
-}
-
-const RESOURCE_DEFS: readonly ResourceDef[] = [
-  {
-    group: "providers.bgp.miloapis.com",
-    version: "v1alpha1",
-    plural: "bgpproviders",
-    kind: "BGPProvider",
-  },
-  { group: "bgp.miloapis.com", version: "v1alpha1", plural: "bgpinstances", kind: "BGPInstance" },
-  {
-    group: "bgp.miloapis.com",
-    version: "v1alpha1",
-    plural: "bgpvrfinstances",
-    kind: "BGPVRFInstance",
-    validateSpec: validateVrfSpec,
-  },
-];
 
 /** A fault to inject; unset matchers match every request. */
 export interface FaultSpec {
@@ -191,6 +120,8 @@ export interface FakeApiServerOptions {
   readonly user?: string;
   /** Allowed verbs (default `PLUGIN_RBAC`). */
   readonly rbac?: readonly RbacRule[];
+  /** The CRDs installed (default: cosmos's, {@linkcode COSMOS_CRDS}). */
+  readonly crds?: readonly Crd[];
 }
 
 /** A change of a stored object, as a watch stream sends it. */
@@ -230,10 +161,16 @@ class WatchedStore extends Map<string, StoredObject> {
 /** Called for every API request before it is handled (tests use it to race). */
 export type RequestHook = (record: RequestRecord) => void | Promise<void>;
 
+/** A request for a resource (`def`), or for discovery (`verb: "discover"`, no `def`). */
 interface Route {
-  readonly def: ResourceDef;
+  readonly def?: ResourceDef;
   readonly name?: string;
   readonly verb: string;
+  /** Discovery: the path's group and version, when given. */
+  readonly group?: string;
+  readonly version?: string;
+  /** The path is not served for this resource's scope (404 like the real server). */
+  readonly wrongScope?: boolean;
 }
 
 interface RelayPair {
@@ -282,6 +219,16 @@ const STATUS_REASONS: Record<number, [string, string]> = {
   503: ["ServiceUnavailable", "The server is currently unable to handle the request"],
   504: ["Timeout", "The server was unable to return a response in the time allotted"],
 };
+
+/**
+ * The 422 message: `<Kind>.<group> "<name>" is invalid: <errors>`, the errors
+ * as apimachinery aggregates them (one alone, several in brackets).
+ */
+function invalidMessage(def: ResourceDef, name: unknown, errors: readonly FieldError[]): string {
+  const texts = [...new Set(describeErrors(errors))];
+  const summary = texts.length === 1 ? texts[0] : `[${texts.join(", ")}]`;
+  return `${def.kind}.${def.group} ${quote(String(name ?? ""))} is invalid: ${summary}`;
+}
 
 function qualified(def: ResourceDef): string {
   return `${def.plural}.${def.group}`;
@@ -341,6 +288,7 @@ export class FakeApiServer {
   readonly requests: RequestRecord[] = [];
 
   readonly #user: string;
+  readonly #defs: readonly ResourceDef[];
   readonly #store = new Map<string, WatchedStore>();
   /** Every change, oldest first (watches replay from a resourceVersion). */
   readonly #events: WatchEvent[] = [];
@@ -365,8 +313,10 @@ export class FakeApiServer {
     this.token = options.token ?? FAKE_TOKEN;
     this.#user = options.user ?? FAKE_USER;
     this.#defaultRbac = options.rbac ?? PLUGIN_RBAC;
+    this.#defs = resourceDefs(options.crds ?? COSMOS_CRDS);
     this.resetRbac();
-    for (const def of RESOURCE_DEFS) {
+    for (const def of this.#defs) {
+      if (this.#store.has(def.plural)) continue;
       this.#store.set(def.plural, new WatchedStore(def.plural, (event) => this.#record(event)));
     }
     this.#backend = Deno.serve(
@@ -593,19 +543,33 @@ export class FakeApiServer {
   }
 
   #def(plural: string): ResourceDef {
-    const def = RESOURCE_DEFS.find((d) => d.plural === plural);
+    const def = this.#defs.find((d) => d.plural === plural);
     if (!def) throw new Error(`the fake API server does not serve ${plural}`);
     return def;
   }
 
-  /** Stores an object as is plus server fields (no validation); `kind` picks the resource. */
-  seed(object: StoredObject): StoredObject {
-    const def = RESOURCE_DEFS.find((d) => d.kind === object.kind);
+  /**
+   * Stores an object plus server fields; `kind` picks the resource. It is
+   * admitted like a create (pruned, defaulted, refused with the 422 message
+   * when invalid) unless `unchecked` says why not: an object a real server
+   * would have refused, standing for one that got in some other way (an
+   * older CRD, a lenient path), stored as is.
+   */
+  seed(object: StoredObject, options: { unchecked?: string } = {}): StoredObject {
+    const def = this.#defs.find((d) => d.kind === object.kind);
     if (!def) {
-      const kinds = RESOURCE_DEFS.map((d) => d.kind).join(", ");
+      const kinds = this.#defs.map((d) => d.kind).join(", ");
       throw new Error(`cannot seed kind ${object.kind}: not one of ${kinds}`);
     }
-    const stored = this.#stamp(def, structuredClone(object));
+    let admitted = structuredClone(object);
+    if (!options.unchecked) {
+      const { object: pruned, errors } = admit(def.crd, def.schema, admitted);
+      if (errors.length > 0) {
+        throw new Error(`cannot seed: ${invalidMessage(def, object.metadata?.name, errors)}`);
+      }
+      admitted = pruned;
+    }
+    const stored = this.#stamp(def, admitted);
     this.#store.get(def.plural)!.set(stored.metadata.name, stored);
     return structuredClone(stored);
   }
@@ -682,15 +646,26 @@ export class FakeApiServer {
   // ---- request handling ------------------------------------------------------
 
   #route(method: string, url: URL): Route | undefined {
-    const match = /^\/apis\/([^/]+)\/([^/]+)\/([^/]+)(?:\/([^/]+))?\/?$/.exec(url.pathname);
-    if (!match) return undefined;
-    const [, group, version, plural, name] = match;
-    const def = RESOURCE_DEFS.find((d) =>
+    const parts = url.pathname.replace(/\/$/, "").split("/").slice(1).map(decodeURIComponent);
+    if (parts[0] !== "apis") return undefined;
+    if (parts.length <= 3) {
+      if (method !== "GET") return undefined;
+      const [, group, version] = parts;
+      return {
+        verb: "discover",
+        ...(group !== undefined && { group }),
+        ...(version !== undefined && { version }),
+      };
+    }
+    const [, group, version, ...rest] = parts;
+    const namespaced = rest[0] === "namespaces" && rest.length >= 3;
+    const [plural, name, ...more] = namespaced ? rest.slice(2) : rest;
+    if (more.length > 0) return undefined;
+    const def = this.#defs.find((d) =>
       d.group === group && d.version === version && d.plural === plural
     );
     if (!def) return undefined;
-    const decoded = name === undefined ? undefined : decodeURIComponent(name);
-    const verbs: Record<string, string | undefined> = decoded === undefined
+    const verbs: Record<string, string | undefined> = name === undefined
       ? {
         GET: url.searchParams.get("watch") === "true" ? "watch" : "list",
         POST: "create",
@@ -699,7 +674,17 @@ export class FakeApiServer {
       : { GET: "get", PUT: "update", PATCH: "patch", DELETE: "delete" };
     const verb = verbs[method];
     if (!verb) return undefined;
-    return { def, verb, ...(decoded !== undefined && { name: decoded }) };
+    const clusterScoped = def.crd.scope === "Cluster";
+    // A namespaced resource is listed across namespaces at the cluster path; nothing else is.
+    const wrongScope = namespaced
+      ? clusterScoped
+      : !clusterScoped && verb !== "list" && verb !== "watch";
+    return {
+      def,
+      verb,
+      ...(name !== undefined && { name }),
+      ...(wrongScope && { wrongScope }),
+    };
   }
 
   #takeFault(record: RequestRecord): FaultSpec | undefined {
@@ -721,7 +706,7 @@ export class FakeApiServer {
       method: request.method,
       path: url.pathname + url.search,
       verb: route?.verb ?? "unknown",
-      ...(route && { resource: route.def.plural }),
+      ...(route?.def && { resource: route.def.plural }),
       ...(route?.name !== undefined && { name: route.name }),
       status: 0,
     };
@@ -764,7 +749,21 @@ export class FakeApiServer {
         headers: { "content-type": "text/plain" },
       });
     }
-    const { def, name, verb } = route;
+    if (route.verb === "discover") return this.#discovery(route);
+    const { name, verb } = route;
+    const def = route.def!;
+    if (route.wrongScope) {
+      return statusResponse(404, "NotFound", "the server could not find the requested resource", {
+        details: {},
+      });
+    }
+    if (def.crd.scope !== "Cluster" && verb !== "list" && verb !== "watch") {
+      return statusResponse(
+        405,
+        "MethodNotAllowed",
+        "the fake API server stores only cluster-scoped objects",
+      );
+    }
     if (!this.#rbac.get(qualified(def))?.has(verb)) {
       const subject = name === undefined
         ? qualified(def)
@@ -801,6 +800,69 @@ export class FakeApiServer {
     }
   }
 
+  /**
+   * API discovery from the CRD set, as the real server serves it to any
+   * authenticated client: `/apis` (APIGroupList), `/apis/<group>` (APIGroup),
+   * `/apis/<group>/<version>` (APIResourceList, with each resource's scope).
+   */
+  #discovery(route: Route): Response {
+    const groups = [...new Set(this.#defs.map((d) => d.group))].map((name) => {
+      const versions = [
+        ...new Set(this.#defs.filter((d) => d.group === name).map((d) => d.version)),
+      ]
+        .map((version) => ({ groupVersion: `${name}/${version}`, version }));
+      return { name, versions, preferredVersion: versions[0]! };
+    });
+    const notFound = (): Response =>
+      statusResponse(404, "NotFound", "the server could not find the requested resource", {
+        details: {},
+      });
+    if (route.group === undefined) {
+      return json(200, { kind: "APIGroupList", apiVersion: "v1", groups });
+    }
+    const group = groups.find((g) => g.name === route.group);
+    if (!group) return notFound();
+    if (route.version === undefined) {
+      return json(200, { kind: "APIGroup", apiVersion: "v1", ...group });
+    }
+    const defs = this.#defs.filter((d) => d.group === route.group && d.version === route.version);
+    if (defs.length === 0) return notFound();
+    const verbs = [
+      "delete",
+      "deletecollection",
+      "get",
+      "list",
+      "patch",
+      "create",
+      "update",
+      "watch",
+    ];
+    return json(200, {
+      kind: "APIResourceList",
+      apiVersion: "v1",
+      groupVersion: `${route.group}/${route.version}`,
+      resources: defs.flatMap((d) => [
+        {
+          name: d.plural,
+          singularName: d.crd.names.singular,
+          namespaced: d.crd.scope === "Namespaced",
+          kind: d.kind,
+          verbs,
+          ...(d.crd.names.shortNames && { shortNames: d.crd.names.shortNames }),
+        },
+        ...(d.schema.subresources.status
+          ? [{
+            name: `${d.plural}/status`,
+            singularName: "",
+            namespaced: d.crd.scope === "Namespaced",
+            kind: d.kind,
+            verbs: ["get", "patch", "update"],
+          }]
+          : []),
+      ]),
+    });
+  }
+
   async #body(request: Request): Promise<unknown> {
     const text = await request.text();
     if (text.trim() === "") return undefined;
@@ -822,64 +884,28 @@ export class FakeApiServer {
   }
 
   #invalid(def: ResourceDef, name: string, errors: FieldError[]): Response {
-    const texts = errors.map((e) => `${e.field}: ${e.detail}`);
-    const summary = texts.length === 1 ? texts[0] : `[${texts.join(", ")}]`;
-    return statusResponse(
-      422,
-      "Invalid",
-      `${def.kind}.${def.group} ${JSON.stringify(name)} is invalid: ${summary}`,
-      {
-        details: {
-          name,
-          group: def.group,
-          kind: def.kind,
-          causes: errors.map((e) => ({ reason: e.reason, message: e.detail, field: e.field })),
-        },
+    return statusResponse(422, "Invalid", invalidMessage(def, name, errors), {
+      details: {
+        name,
+        group: def.group,
+        kind: def.kind,
+        causes: errors.map((e) => ({ reason: e.reason, message: e.message, field: e.field })),
       },
-    );
+    });
   }
 
-  #validate(def: ResourceDef, object: StoredObject): FieldError[] {
-    const errors: FieldError[] = [];
-    const name = object.metadata?.name;
-    if (typeof name !== "string" || name === "") {
-      errors.push({
-        field: "metadata.name",
-        reason: "FieldValueRequired",
-        detail: "Required value: name or generateName is required",
-      });
-    } else if (name.length > 253 || !SUBDOMAIN.test(name)) {
-      errors.push({
-        field: "metadata.name",
-        reason: "FieldValueInvalid",
-        detail: `Invalid value: ${quote(name)}: a lowercase RFC 1123 subdomain must consist of ` +
-          "lower case alphanumeric characters, '-' or '.', and must start and end with an " +
-          "alphanumeric character " +
-          "(e.g. 'example.com', regex used for validation is " +
-          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-      });
+  /**
+   * Admits a write of the main resource: `.status` is the status
+   * subresource's (dropped on create, kept from `previous` on update).
+   */
+  #admit(def: ResourceDef, object: StoredObject, previous?: StoredObject): StoredObject | Response {
+    if (def.schema.subresources.status) {
+      if (previous?.status !== undefined) object.status = structuredClone(previous.status);
+      else delete object.status;
     }
-    for (const [key, value] of Object.entries(object.metadata?.labels ?? {})) {
-      if (!LABEL_KEY.test(key)) {
-        errors.push({
-          field: "metadata.labels",
-          reason: "FieldValueInvalid",
-          detail:
-            `Invalid value: ${quote(key)}: name part must consist of alphanumeric characters, ` +
-            "'-', '_' or '.'",
-        });
-      }
-      if (typeof value !== "string" || !LABEL_VALUE.test(value)) {
-        errors.push({
-          field: "metadata.labels",
-          reason: "FieldValueInvalid",
-          detail:
-            `Invalid value: ${quote(value)}: a valid label must be an empty string or consist of ` +
-            "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-        });
-      }
-    }
-    return [...errors, ...(def.validateSpec?.(object) ?? [])];
+    const { object: admitted, errors } = admit(def.crd, def.schema, object);
+    if (errors.length > 0) return this.#invalid(def, object.metadata?.name ?? "", errors);
+    return admitted;
   }
 
   #stamp(def: ResourceDef, object: StoredObject, previous?: StoredObject): StoredObject {
@@ -962,8 +988,8 @@ export class FakeApiServer {
       );
     }
     const name = object.metadata?.name ?? "";
-    const errors = this.#validate(def, object);
-    if (errors.length > 0) return this.#invalid(def, name, errors);
+    const admitted = this.#admit(def, object);
+    if (admitted instanceof Response) return admitted;
     const store = this.#store.get(def.plural)!;
     if (store.has(name)) {
       return statusResponse(
@@ -975,9 +1001,8 @@ export class FakeApiServer {
         },
       );
     }
-    delete object.status;
-    delete object.metadata.uid;
-    const stored = this.#stamp(def, object);
+    delete admitted.metadata.uid;
+    const stored = this.#stamp(def, admitted);
     store.set(name, stored);
     return json(201, stored);
   }
@@ -997,11 +1022,9 @@ export class FakeApiServer {
     });
   }
 
-  #replace(def: ResourceDef, name: string, object: StoredObject, previous: StoredObject): Response {
-    const errors = this.#validate(def, object);
-    if (errors.length > 0) return this.#invalid(def, name, errors);
-    object.status = previous.status;
-    if (object.status === undefined) delete object.status;
+  #replace(def: ResourceDef, name: string, body: StoredObject, previous: StoredObject): Response {
+    const object = this.#admit(def, body, previous);
+    if (object instanceof Response) return object;
     const unchanged = deepEqual(object.spec, previous.spec) &&
       deepEqual(object.metadata.labels, previous.metadata.labels) &&
       deepEqual(object.metadata.annotations, previous.metadata.annotations);
@@ -1026,7 +1049,7 @@ export class FakeApiServer {
       return this.#invalid(def, name, [{
         field: "metadata.resourceVersion",
         reason: "FieldValueInvalid",
-        detail: "Invalid value: 0x0: must be specified for an update",
+        message: "Invalid value: 0x0: must be specified for an update",
       }]);
     }
     if (version !== previous.metadata.resourceVersion) {
@@ -1106,10 +1129,12 @@ export class FakeApiServer {
         return json(200, {});
       }
       if (path === "objects" && request.method === "GET") {
-        return json(200, { items: RESOURCE_DEFS.flatMap((d) => this.objects(d.plural)) });
+        const plurals = [...new Set(this.#defs.map((d) => d.plural))];
+        return json(200, { items: plurals.flatMap((plural) => this.objects(plural)) });
       }
       if (path === "objects" && request.method === "POST") {
-        return json(200, this.seed(body as StoredObject));
+        const unchecked = url.searchParams.get("unchecked") ?? undefined;
+        return json(200, this.seed(body as StoredObject, { ...(unchecked && { unchecked }) }));
       }
       if (path === "rbac/deny" && request.method === "POST") {
         const { verb, resource } = body as { verb: string; resource: string };

@@ -79,6 +79,46 @@ export function instance(
   };
 }
 
+/**
+ * A valid BGPVRFInstance (every field the CRD requires); RD and route target
+ * default to `65000:1`, the provider selector to node `worker-9`.
+ */
+export function vrfInstance(
+  name: string,
+  options: {
+    labels?: Record<string, string>;
+    routeDistinguisher?: string;
+    routeTarget?: string;
+    node?: string;
+  } = {},
+): StoredObject {
+  const rd = options.routeDistinguisher ?? "65000:1";
+  const rt = options.routeTarget ?? rd;
+  return {
+    apiVersion: "bgp.miloapis.com/v1alpha1",
+    kind: "BGPVRFInstance",
+    metadata: { name, ...(options.labels && { labels: options.labels }) },
+    spec: {
+      instanceRef: "workers",
+      providerSelector: { matchLabels: { "bgp.miloapis.com/node": options.node ?? "worker-9" } },
+      routeDistinguisher: rd,
+      importRouteTargets: [{ value: rt }],
+      exportRouteTargets: [{ value: rt }],
+    },
+  };
+}
+
+/** A status condition with every field the CRDs' Condition requires. */
+export function condition(type: string, status: "True" | "False" | "Unknown"): StoredObject {
+  return {
+    type,
+    status,
+    reason: type === "Ready" ? "Reconciled" : "Observed",
+    message: "",
+    lastTransitionTime: "2026-01-01T00:00:00Z",
+  };
+}
+
 /** Seeds the usual single-node world: one overlay provider and one instance selecting it. */
 export function seedNode(
   server: FakeApiServer,

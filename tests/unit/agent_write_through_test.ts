@@ -9,7 +9,7 @@ import {
 } from "../../lib/kube/api.ts";
 import { startInformer } from "../../lib/kube/client.ts";
 import { startDeadline } from "../../lib/kube/deadline.ts";
-import { kubeFixture } from "../support/kube_fixtures.ts";
+import { kubeFixture, vrfInstance } from "../support/kube_fixtures.ts";
 
 const deadline = startDeadline(5000);
 
@@ -18,7 +18,7 @@ function vrf(name: string, resourceVersion: string, rd = "65000:1"): KubeObject 
     apiVersion: "bgp.miloapis.com/v1alpha1",
     kind: "BGPVRFInstance",
     metadata: { name, resourceVersion, labels: { "app.kubernetes.io/managed-by": "galactic" } },
-    spec: { routeDistinguisher: rd },
+    spec: { ...vrfInstance(name).spec, routeDistinguisher: rd },
   };
 }
 

@@ -6,11 +6,13 @@ import { kubeControlPlane } from "../../lib/kube/kube_control_plane.ts";
 import { openDirectControlPlane } from "../../lib/kube/mod.ts";
 import type { StoredObject } from "../support/fake_api_server.ts";
 import {
+  condition,
   instance,
   type KubeFixture,
   kubeFixture,
   provider,
   seedNode,
+  vrfInstance,
 } from "../support/kube_fixtures.ts";
 
 const NODE = "worker-1";
@@ -41,20 +43,15 @@ async function failure(promise: Promise<unknown>): Promise<CniError> {
 }
 
 function foreignVrf(name: string, vpcHex: string, routeTarget: string): StoredObject {
-  return {
-    apiVersion: "bgp.miloapis.com/v1alpha1",
-    kind: "BGPVRFInstance",
-    metadata: {
-      name,
-      labels: {
-        "app.kubernetes.io/managed-by": "galactic",
-        "galactic.io/vpc": vpcHex,
-        "galactic.io/node": "worker-9",
-        "galactic.io/route-target": routeTarget,
-      },
+  return vrfInstance(name, {
+    labels: {
+      "app.kubernetes.io/managed-by": "galactic",
+      "galactic.io/vpc": vpcHex,
+      "galactic.io/node": "worker-9",
+      "galactic.io/route-target": routeTarget,
     },
-    spec: { routeDistinguisher: `65000:${routeTarget}` },
-  };
+    routeDistinguisher: `65000:${routeTarget}`,
+  });
 }
 
 Deno.test("declare: the first ADD creates the (VPC, node) object in 5 requests", async () => {
@@ -106,7 +103,7 @@ Deno.test("declare: a changed BGPInstance updates the object, keeping others' la
   kube.server.seed({
     ...stored,
     metadata: { ...stored.metadata, labels: { ...stored.metadata.labels, "team": "net" } },
-    status: { conditions: [{ type: "Ready", status: "True" }] },
+    status: { conditions: [condition("Ready", "True")] },
   });
   kube.server.seed(
     instance("workers", {
@@ -122,7 +119,7 @@ Deno.test("declare: a changed BGPInstance updates the object, keeping others' la
   assert.equal(updated.spec.routeDistinguisher, "65001:1234");
   assert.deepEqual(updated.spec.importRouteTargets, [{ value: "65001:1234" }]);
   assert.equal(updated.metadata.labels.team, "net");
-  assert.deepEqual(updated.status, { conditions: [{ type: "Ready", status: "True" }] });
+  assert.deepEqual(updated.status, { conditions: [condition("Ready", "True")] });
   assert.equal(updated.metadata.uid, stored.metadata.uid);
 });
 
@@ -132,12 +129,12 @@ Deno.test("declare: losing a create race (409 AlreadyExists) converges by get + 
   const remove = kube.server.onRequest((record) => {
     if (record.verb !== "create") return;
     remove();
-    kube.server.seed({
-      apiVersion: "bgp.miloapis.com/v1alpha1",
-      kind: "BGPVRFInstance",
-      metadata: { name: NAME, labels: { "galactic.io/vpc": "4d2" } },
-      spec: { routeDistinguisher: "1.2.3.4:1001" },
-    });
+    kube.server.seed(
+      vrfInstance(NAME, {
+        labels: { "galactic.io/vpc": "4d2" },
+        routeDistinguisher: "1.2.3.4:1001",
+      }),
+    );
   });
   await plane(kube).declareVrf(KEY);
   assert.deepEqual(kube.server.counts(), { list: 4, create: 1, get: 1, update: 1 });
@@ -151,15 +148,11 @@ Deno.test("declare: losing a create race (409 AlreadyExists) converges by get + 
 
 Deno.test("declare: a 409 Conflict on update re-reads and retries", async () => {
   await using kube = await world();
-  kube.server.seed({
-    apiVersion: "bgp.miloapis.com/v1alpha1",
-    kind: "BGPVRFInstance",
-    metadata: {
-      name: NAME,
-      labels: { "galactic.io/route-target": "1234", "galactic.io/vpc": "4d2" },
-    },
-    spec: { routeDistinguisher: "1.2.3.4:1001" },
-  });
+  kube.server.seed(vrfInstance(NAME, {
+    labels: { "galactic.io/route-target": "1234", "galactic.io/vpc": "4d2" },
+    routeDistinguisher: "1.2.3.4:1001",
+    routeTarget: "65000:1234",
+  }));
   let bumped = false;
   kube.server.onRequest((record) => {
     if (record.verb !== "update" || bumped) return;
@@ -305,7 +298,7 @@ Deno.test("verify: an instanceRef in the object form of earlier builds is drift 
   // Earlier builds wrote {name}; a real API server refuses that, but such an
   // object may exist from a lenient path.
   stored.spec.instanceRef = { name: "workers" };
-  kube.server.seed(stored);
+  kube.server.seed(stored, { unchecked: "the object form a real server refuses" });
   assert.deepEqual(await plane(kube).verifyVrf(KEY), [
     'spec.instanceRef is {"name":"workers"}, want "workers" (wrong shape: object where the CRD has string)',
   ]);

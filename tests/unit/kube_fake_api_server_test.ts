@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { FAKE_TOKEN, FakeApiServer, type StoredObject } from "../support/fake_api_server.ts";
 import { matchesLabelQuery, parseLabelQuery } from "../support/label_query.ts";
-import { provider } from "../support/kube_fixtures.ts";
+import { provider, vrfInstance } from "../support/kube_fixtures.ts";
 
 const VRFS = "/apis/bgp.miloapis.com/v1alpha1/bgpvrfinstances";
 const PROVIDERS = "/apis/providers.bgp.miloapis.com/v1alpha1/bgpproviders";
@@ -36,13 +36,7 @@ async function call(
 }
 
 function vrf(name: string, extra: StoredObject = {}): StoredObject {
-  return {
-    apiVersion: "bgp.miloapis.com/v1alpha1",
-    kind: "BGPVRFInstance",
-    metadata: { name },
-    spec: { routeDistinguisher: "65000:1", importRouteTargets: [{ value: "65000:1" }] },
-    ...extra,
-  };
+  return { ...vrfInstance(name), ...extra };
 }
 
 Deno.test("fake API server: label queries follow the apiserver's syntax and semantics", () => {
@@ -162,11 +156,18 @@ Deno.test("fake API server: create, optimistic update, merge patch and condition
   const patched = await call(server, `${VRFS}/a`, {
     method: "PATCH",
     contentType: "application/merge-patch+json",
-    body: { metadata: { labels: { x: "y" } }, spec: { importRouteTargets: null } },
+    body: { metadata: { labels: { x: "y" } }, spec: { importRouteTargets: [{ value: "1:2" }] } },
   });
   assert.equal(patched.status, 200);
   assert.deepEqual(patched.body.metadata.labels, { x: "y" });
-  assert.equal(patched.body.spec.importRouteTargets, undefined);
+  assert.deepEqual(patched.body.spec.importRouteTargets, [{ value: "1:2" }]);
+  const removing = await call(server, `${VRFS}/a`, {
+    method: "PATCH",
+    contentType: "application/merge-patch+json",
+    body: { spec: { importRouteTargets: null } },
+  });
+  assert.equal(removing.status, 422, "a patch is admitted like any write");
+  assert.match(removing.body.message, /spec\.importRouteTargets: Required value/);
   const jsonPatch = await call(server, `${VRFS}/a`, {
     method: "PATCH",
     contentType: "application/json-patch+json",
@@ -204,24 +205,27 @@ Deno.test("fake API server: CRD validation of route values, target lists, names 
   assert.equal(invalid.status, 422);
   assert.equal(invalid.body.reason, "Invalid");
   assert.equal(invalid.body.details.kind, "BGPVRFInstance");
-  assert.deepEqual(invalid.body.details.causes.map((c: { field: string }) => c.field), [
-    "metadata.name",
-    "metadata.labels",
-    "spec.routeDistinguisher",
-    "spec.importRouteTargets",
-    "spec.exportRouteTargets",
-  ]);
-  assert.match(
-    invalid.body.message,
-    /^BGPVRFInstance\.bgp\.miloapis\.com "Bad" is invalid: \[metadata\.name: /,
+  assert.deepEqual(
+    invalid.body.details.causes.map((c: StoredObject) => `${c.field} ${c.reason}`).sort(),
+    [
+      "<nil> FieldValueInvalid", // CEL rules not run: the errors above block them
+      "metadata.labels FieldValueInvalid",
+      "metadata.name FieldValueInvalid",
+      "spec.exportRouteTargets FieldValueTooMany",
+      "spec.importRouteTargets FieldValueInvalid",
+      "spec.instanceRef FieldValueRequired",
+      "spec.providerSelector FieldValueRequired",
+      "spec.routeDistinguisher FieldValueTooLong",
+    ],
   );
+  assert.match(invalid.body.message, /^BGPVRFInstance\.bgp\.miloapis\.com "Bad" is invalid: \[/);
   assert.match(
     invalid.body.message,
     /spec\.routeDistinguisher: Too long: may not be more than 21 bytes/,
   );
   assert.match(
     invalid.body.message,
-    /spec\.importRouteTargets in body should have at least 1 items/,
+    /spec\.importRouteTargets: Invalid value: 0: spec\.importRouteTargets in body should have at least 1 items/,
   );
   assert.match(
     invalid.body.message,
@@ -230,12 +234,17 @@ Deno.test("fake API server: CRD validation of route values, target lists, names 
   const badTarget = await call(server, VRFS, {
     method: "POST",
     body: vrf("ok", {
-      spec: { routeDistinguisher: "1:1", importRouteTargets: [{ value: "rt:1:1" }] },
+      spec: {
+        ...vrf("ok").spec,
+        routeDistinguisher: "1:1",
+        importRouteTargets: [{ value: "rt:1:1" }],
+      },
     }),
   });
-  assert.match(
+  assert.equal(
     badTarget.body.message,
-    /spec\.importRouteTargets\[0\]\.value: Invalid value: "rt:1:1"/,
+    'BGPVRFInstance.bgp.miloapis.com "ok" is invalid: spec.importRouteTargets[0]: ' +
+      'Invalid value: "object": value must be in ASN:NN or IP:NN format',
   );
 });
 

@@ -25,8 +25,11 @@ function oldObject(
 function oldSpec(nn: number, node?: string): Record<string, unknown> {
   return {
     instanceRef: "workers",
-    ...(node !== undefined &&
-      { providerSelector: { matchLabels: { "bgp.miloapis.com/node": node } } }),
+    providerSelector: {
+      matchLabels: node !== undefined
+        ? { "bgp.miloapis.com/node": node }
+        : { "galactic.io/plane": "overlay" }, // names no node
+    },
     routeDistinguisher: "10.0.0.1:1001",
     importRouteTargets: [{ value: `65000:${nn}` }],
     exportRouteTargets: [{ value: `65000:${nn}` }],
@@ -47,7 +50,7 @@ async function cluster(): Promise<KubeFixture> {
   // No way to tell the node.
   kube.server.seed(oldObject("k-b", oldSpec(Number(parseVpc("k").value))));
   // Not galactic's: left alone.
-  kube.server.seed(oldObject("cosmos-vrf", { routeDistinguisher: "65000:1" }));
+  kube.server.seed(oldObject("cosmos-vrf", { ...oldSpec(1), routeDistinguisher: "65000:1" }));
   // Current and correct, and current with a stale RD.
   await kubeControlPlane(kube.api, { timeoutMs: 5000 }).declareVrf({
     vpc: vpcFromValue(10n),
@@ -124,8 +127,8 @@ Deno.test("migrate: converges an object-form instanceRef written by earlier buil
   await kubeControlPlane(kube.api, { timeoutMs: 5000 }).declareVrf(key);
   const name = "galactic-vpc-c-worker-1";
   const stored = kube.server.object("bgpvrfinstances", name)!;
-  stored.spec.instanceRef = { name: "workers" }; // refused by a real server; treated as drift
-  kube.server.seed(stored);
+  stored.spec.instanceRef = { name: "workers" };
+  kube.server.seed(stored, { unchecked: "refused by a real server; treated as drift anyway" });
   const plan = await planMigration(kube.api, { deadline: startDeadline(5000) });
   assert.deepEqual(plan.entries.map((e) => [e.current, e.action, e.differences]), [
     [name, "update", [
