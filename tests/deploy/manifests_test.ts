@@ -484,23 +484,6 @@ Deno.test("DaemonSet init container runs `install` with flags the CLI defines, i
   }
 });
 
-Deno.test("Containerfile compiles with deno task compile and ships the binary and delegates the DaemonSet uses", () => {
-  const containerfile = Deno.readTextFileSync(join(MANIFESTS, "Containerfile"));
-  const stages = [...containerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
-  assert.deepEqual(stages, ["denoland/deno:2.9.6", "debian:bookworm-slim"]);
-  assert.match(containerfile, /^RUN deno task compile/m);
-  assert.match(containerfile, /containernetworking-plugins/);
-  assert.match(
-    containerfile,
-    /^COPY --from=build \/src\/dist\/galactic \/usr\/local\/bin\/galactic$/m,
-  );
-  const denoJson: unknown = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json")));
-  assert.match(
-    text(at(denoJson, "tasks", "compile"), "deno.json tasks.compile"),
-    /--output dist\/galactic\b/,
-  );
-});
-
 Deno.test("every NetworkAttachmentDefinition's config passes parseNetworkConfig", () => {
   const nads = [
     ...ofKind(MANIFEST_OBJECTS, "NetworkAttachmentDefinition"),
