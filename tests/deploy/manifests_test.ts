@@ -19,6 +19,8 @@ import {
 } from "../../lib/install/mod.ts";
 import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
 import { PLUGIN_RBAC, type RbacRule } from "../../lib/kube/rbac.ts";
+import { admit, describeErrors, servedVersion } from "../support/cosmos/admission.ts";
+import { COSMOS_CRDS } from "../support/cosmos/crds.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const MANIFESTS = join(ROOT, "manifests");
@@ -636,7 +638,36 @@ Deno.test("clab: workers' BGPInstances are Auto without routerID; the reflector'
   assert.equal(reflectors, 1, "exactly one route reflector BGPInstance");
 });
 
-Deno.test("clab: BGPPeers reference their site's instances and addresses the topology assigns", () => {
+Deno.test("every cosmos object under manifests/ and clab/ is one a real API server with the cosmos CRDs accepts", () => {
+  const groups = new Set(COSMOS_CRDS.map((c) => c.group));
+  const objects = [...objectsIn(MANIFESTS), ...SITES.flatMap(siteObjects)];
+  const cosmos = objects.filter((o) => groups.has(o.apiVersion.split("/")[0]!));
+  assert.ok(cosmos.length >= 14, `only ${cosmos.length} cosmos objects found`);
+  for (const object of cosmos) {
+    const where = `${relative(ROOT, object.file)}: ${object.kind} ${object.name}`;
+    const [group, version] = object.apiVersion.split("/");
+    const crd = COSMOS_CRDS.find((c) => c.group === group && c.names.kind === object.kind);
+    assert.ok(crd, `${where}: no cosmos CRD defines ${object.kind} in ${group}`);
+    const served = servedVersion(crd, version!);
+    assert.ok(served, `${where}: ${object.apiVersion} is not a served version`);
+    const { object: stored, errors } = admit(crd, served, object.value);
+    assert.deepEqual(describeErrors(errors), [], `${where} would be refused`);
+    // Nothing the server would prune: what the file says is what gets stored.
+    const pruned = (value: unknown, kept: unknown, path: string): void => {
+      if (!isRecord(value)) return;
+      for (const key of Object.keys(value)) {
+        assert.ok(
+          isRecord(kept) && key in kept,
+          `${where}: ${path}${key} is not a field of the CRD`,
+        );
+        pruned(value[key], (kept as Json)[key], `${path}${key}.`);
+      }
+    };
+    pruned(object.value, stored, "");
+  }
+});
+
+Deno.test("clab: BGPPeers reference their site's instances and providers and the addresses the topology assigns", () => {
   const topology = loadDocs(join(CLAB, "galactic.clab.yaml"))[0]?.value;
   const nodes = at(topology, "topology", "nodes");
   const reflectorAddress = execAddresses(at(nodes, "iad-control-plane"))[0];
@@ -646,6 +677,7 @@ Deno.test("clab: BGPPeers reference their site's instances and addresses the top
   for (const site of SITES) {
     const objects = siteObjects(site);
     const instances = new Map(ofKind(objects, "BGPInstance").map((i) => [i.name, i]));
+    const providers = new Map(ofKind(objects, "BGPProvider").map((p) => [p.name, p]));
     for (const peer of ofKind(objects, "BGPPeer")) {
       const where = `${site}: BGPPeer ${peer.name}`;
       assert.equal(peer.apiVersion, "bgp.miloapis.com/v1alpha1", where);
@@ -653,18 +685,33 @@ Deno.test("clab: BGPPeers reference their site's instances and addresses the top
         text(at(peer.value, "spec", "instanceRef"), `${where} instanceRef`),
       );
       assert.ok(instance, `${where}: instanceRef names no BGPInstance of ${site}`);
-      const address = text(at(peer.value, "spec", "peerAddress"), `${where} peerAddress`);
-      assert.ok(parseIp(address), `${where}: peerAddress ${address}`);
+      const provider = providers.get(
+        text(at(peer.value, "spec", "providerRef"), `${where} providerRef`),
+      );
+      assert.ok(provider, `${where}: providerRef names no BGPProvider of ${site}`);
+      assert.ok(
+        selects(at(instance.value, "spec", "providerSelector"), labelsOf(provider)),
+        `${where}: its provider is not one of its instance's`,
+      );
+      const address = text(at(peer.value, "spec", "address"), `${where} address`);
+      assert.ok(parseIp(address), `${where}: address ${address}`);
       assert.equal(
-        at(peer.value, "spec", "peerASN"),
+        at(peer.value, "spec", "asNumber"),
         at(instance.value, "spec", "asNumber"),
         `${where}: iBGP`,
       );
-      if (at(instance.value, "spec", "routeReflector") !== undefined) {
-        reflectorPeers.push(address);
-      } else {
-        assert.equal(address, reflectorAddress, `${where}: workers peer with the route reflector`);
-      }
+      const reflector = at(instance.value, "spec", "routeReflector") !== undefined;
+      assert.equal(
+        at(peer.value, "spec", "routeReflectorClient") === true,
+        reflector,
+        `${where}: the reflector's peers, and only they, are route-reflector clients`,
+      );
+      if (reflector) reflectorPeers.push(address);
+      else {assert.equal(
+          address,
+          reflectorAddress,
+          `${where}: workers peer with the route reflector`,
+        );}
     }
   }
   assert.deepEqual(

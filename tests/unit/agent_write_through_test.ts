@@ -11,7 +11,10 @@ import { startInformer } from "../../lib/kube/client.ts";
 import { startDeadline } from "../../lib/kube/deadline.ts";
 import { kubeFixture, vrfInstance } from "../support/kube_fixtures.ts";
 
-const deadline = startDeadline(5000);
+/** A fresh budget per call: one started at module load runs out under a loaded parallel run. */
+function budget(): { deadline: ReturnType<typeof startDeadline> } {
+  return { deadline: startDeadline(5000) };
+}
 
 function vrf(name: string, resourceVersion: string, rd = "65000:1"): KubeObject {
   return {
@@ -53,7 +56,7 @@ Deno.test("write-through: a created object is listed until the watch shows its r
   let cached: KubeObject[] = [vrf("other", "7")];
   const cache = writeThroughCache({ list: () => cached }, BGP_VRF_INSTANCES);
   const api = cache.wrap(stubApi());
-  const created = await api.create(BGP_VRF_INSTANCES, vrf("a", ""), { deadline });
+  const created = await api.create(BGP_VRF_INSTANCES, vrf("a", ""), budget());
   assert.equal(created.metadata.resourceVersion, "101");
   assert.deepEqual(names(cache.list()), ["a@101", "other@7"]);
   assert.equal(cache.pending(), 1);
@@ -70,7 +73,7 @@ Deno.test("write-through: a replaced object shadows the cache's older version un
   let cached: KubeObject[] = [vrf("a", "5", "65000:1")];
   const cache = writeThroughCache({ list: () => cached }, BGP_VRF_INSTANCES);
   const api = cache.wrap(stubApi());
-  await api.replace(BGP_VRF_INSTANCES, vrf("a", "5", "65001:1"), { deadline });
+  await api.replace(BGP_VRF_INSTANCES, vrf("a", "5", "65001:1"), budget());
   assert.deepEqual(names(cache.list()), ["a@101"]);
   assert.equal(cache.list()[0]!.spec?.routeDistinguisher, "65001:1");
 
@@ -85,13 +88,13 @@ Deno.test("write-through: a deleted object is hidden until the watch no longer l
   let cached: KubeObject[] = [vrf("a", "5"), vrf("b", "6")];
   const cache = writeThroughCache({ list: () => cached }, BGP_VRF_INSTANCES);
   const api = cache.wrap(stubApi());
-  assert.equal(await api.delete(BGP_VRF_INSTANCES, "a", { deadline }), true);
+  assert.equal(await api.delete(BGP_VRF_INSTANCES, "a", budget()), true);
   assert.deepEqual(names(cache.list()), ["b@6"]);
 
   // Re-created by this process before the deletion's event arrived: the new object shows.
-  await api.create(BGP_VRF_INSTANCES, vrf("a", ""), { deadline });
+  await api.create(BGP_VRF_INSTANCES, vrf("a", ""), budget());
   assert.deepEqual(names(cache.list()), ["a@101", "b@6"]);
-  await api.delete(BGP_VRF_INSTANCES, "a", { deadline });
+  await api.delete(BGP_VRF_INSTANCES, "a", budget());
   assert.deepEqual(names(cache.list()), ["b@6"]);
 
   cached = [vrf("b", "6")];
@@ -107,8 +110,8 @@ Deno.test("write-through: an entry the watch never confirms expires after the bo
     now: () => clock,
   });
   const api = cache.wrap(stubApi());
-  await api.create(BGP_VRF_INSTANCES, vrf("a", ""), { deadline });
-  await api.delete(BGP_VRF_INSTANCES, "gone", { deadline });
+  await api.create(BGP_VRF_INSTANCES, vrf("a", ""), budget());
+  await api.delete(BGP_VRF_INSTANCES, "gone", budget());
   clock = 29_999;
   assert.deepEqual(names(cache.list()), ["a@101"]);
   assert.equal(cache.pending(), 2);
@@ -122,10 +125,10 @@ Deno.test("write-through: failed writes and other resources are not remembered",
   const stub = stubApi();
   const api = cache.wrap(stub);
   stub.failNext = true;
-  await assert.rejects(api.create(BGP_VRF_INSTANCES, vrf("a", ""), { deadline }), /refused/);
+  await assert.rejects(api.create(BGP_VRF_INSTANCES, vrf("a", ""), budget()), /refused/);
   stub.failNext = false;
-  await api.create(BGP_INSTANCES, { metadata: { name: "workers" } }, { deadline });
-  await api.delete(BGP_INSTANCES, "workers", { deadline });
+  await api.create(BGP_INSTANCES, { metadata: { name: "workers" } }, budget());
+  await api.delete(BGP_INSTANCES, "workers", budget());
   assert.equal(cache.pending(), 0);
   assert.deepEqual(cache.list(), []);
 });
@@ -142,7 +145,7 @@ Deno.test("write-through over a real informer: own writes show while the fake ho
     const api = cache.wrap(kube.api);
     const release = kube.server.holdWatches();
     const created = await api.create(BGP_VRF_INSTANCES, vrf("galactic-vpc-1-n", ""), {
-      deadline,
+      ...budget(),
     });
     const resourceVersion = created.metadata.resourceVersion;
     // Give a (wrongly) unheld event time to arrive: the informer must still lack it.
