@@ -12,6 +12,7 @@
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import type { Result } from "../cni/result.ts";
+import type { VrfDeclaration } from "../kube/control_plane.ts";
 import { hostDeviceConfig, runHostDevice } from "../delegate/host_device.ts";
 import {
   createVrf,
@@ -49,98 +50,144 @@ import { releasePodInterface, removeSrv6Ingress, withdrawIfLast } from "./teardo
 
 /** ADD: configures the attachment and returns the result for the runtime. */
 export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> {
-  const { config, env, log } = context;
-  const plan = planAttachment(config, context);
-  const { names } = plan;
-  const node = host.nodeName();
-  const undo = new Rollback(log);
+  const plan = planAttachment(context.config, context);
+  const add: Adding = {
+    context,
+    host,
+    plan,
+    node: host.nodeName(),
+    undo: new Rollback(context.log),
+  };
   return await withAttachmentLock(plan, async () => {
     try {
-      // strict_mode fails while the vrf module is not loaded, or while
-      // foreign VRFs share a table; either way ensureVrf turns it on after
-      // creating a VRF and reports a failure there.
-      const [links, strictMode] = await together(
-        () => inspectLinks(host.runner, [names.vrf, names.host, names.guest]),
-        () => enableVrfStrictMode(host.runner).catch(() => false),
-      );
-      const previousOwner = (await plan.store.read())[plan.key]?.containerId;
-
-      let rulesAdded: string[] = [];
-      undo.push("FORWARD rules", async () => {
-        if (rulesAdded.length > 0) await removeForwardAccept(host.runner, names.host);
-      });
-      const [vrf] = await together(
-        async () => {
-          const vrf = await step(
-            `set up VRF ${names.vrf}`,
-            () => ensureVrf(context, host, { plan, links, node, strictMode, undo }),
-          );
-          await step(
-            `set up veth ${names.host} and terminations`,
-            () =>
-              ensureVeth(context, host, {
-                plan,
-                links,
-                vrf,
-                reowned: previousOwner !== undefined && previousOwner !== env.containerId,
-                undo,
-              }),
-          );
-          return vrf;
-        },
-        () =>
-          step(`add the FORWARD accept rules for ${names.host}`, async () => {
-            rulesAdded = await ensureForwardAccept(host.runner, names.host);
-          }),
-      );
-
-      undo.push("host-device", () => releasePodInterface(context, host, { plan, owner: env }));
-      const [, delegated] = await together(
-        () =>
-          step(
-            `set the sysctls of ${names.vrf} and ${names.host}`,
-            () =>
-              writeSysctls(host.runner, {
-                ...interfaceSysctls(names.vrf),
-                ...interfaceSysctls(names.host),
-              }),
-          ),
-        () =>
-          runHostDevice(host.runner, {
-            command: "ADD",
-            env,
-            config: hostDeviceConfig(config, names.guest),
-            timeoutMs: config.delegateTimeoutSeconds * 1000,
-          }),
-      );
-
-      undo.push("BGPVRFInstance", () => withdrawIfLast(context, host, { plan, node: () => node }));
-      const declaration = await withVpcSiblings(plan, {
-        decide: async () => await (await host.controlPlane()).declareVrf({ vpc: config.vpc, node }),
-      });
-      log.debug("vrf declared", { object: declaration.name, rd: declaration.routeDistinguisher });
-
-      undo.push("SRv6 route", () => removeSrv6Ingress(host.runner, plan.endpoint));
-      await step(
-        `install SRv6 ingress route ${plan.endpoint}`,
-        () =>
-          runChecked(
-            host.runner,
-            srv6ReplaceArgv({ endpoint: plan.endpoint, table: vrf.record.table, dev: names.host }),
-          ),
-      );
-
-      log.info("attachment added", {
+      const found = await inspect(add);
+      const vrf = await setUpDataPlane(add, found);
+      const delegated = await attachPodInterface(add);
+      const declaration = await declareVrf(add);
+      await installSrv6Ingress(add, vrf);
+      context.log.info("attachment added", {
         table: vrf.record.table,
         sid: plan.endpoint,
         object: declaration.name,
       });
-      return buildResult(delegated ?? {}, names);
+      return buildResult(delegated ?? {}, plan.names);
     } catch (error) {
-      await undo.run();
+      await add.undo.run();
       throw error;
     }
   });
+}
+
+/** One ADD in progress: what every step needs, and the undo stack. */
+interface Adding {
+  readonly context: VerbContext;
+  readonly host: Host;
+  readonly plan: AttachmentPlan;
+  /** The node the BGPVRFInstance is declared for. */
+  readonly node: string;
+  readonly undo: Rollback;
+}
+
+/** What the host has of the attachment before ADD changes anything. */
+interface Found {
+  readonly links: Map<string, LinkState>;
+  /** False: `net.vrf.strict_mode` is still to be turned on once a VRF exists. */
+  readonly strictMode: boolean;
+  /** A new sandbox took the attachment over: its veth pair is rebuilt. */
+  readonly reowned: boolean;
+}
+
+async function inspect(add: Adding): Promise<Found> {
+  const { host, plan } = add;
+  const { names } = plan;
+  // strict_mode fails while the vrf module is not loaded, or while foreign
+  // VRFs share a table; either way ensureVrf turns it on after creating a VRF
+  // and reports a failure there.
+  const [links, strictMode] = await together(
+    () => inspectLinks(host.runner, [names.vrf, names.host, names.guest]),
+    () => enableVrfStrictMode(host.runner).catch(() => false),
+  );
+  const previousOwner = (await plan.store.read())[plan.key]?.containerId;
+  const reowned = previousOwner !== undefined && previousOwner !== add.context.env.containerId;
+  return { links, strictMode, reowned };
+}
+
+/** VRF → veth and terminations, with the FORWARD rules (they match by name) alongside. */
+async function setUpDataPlane(add: Adding, found: Found): Promise<VrfOutcome> {
+  const { host, undo } = add;
+  const { names } = add.plan;
+  let rulesAdded: string[] = [];
+  undo.push("FORWARD rules", async () => {
+    if (rulesAdded.length > 0) await removeForwardAccept(host.runner, names.host);
+  });
+  const [vrf] = await together(
+    async () => {
+      const vrf = await step(`set up VRF ${names.vrf}`, () => ensureVrf(add, found));
+      await step(`set up veth ${names.host} and terminations`, () => ensureVeth(add, found, vrf));
+      return vrf;
+    },
+    () =>
+      step(`add the FORWARD accept rules for ${names.host}`, async () => {
+        rulesAdded = await ensureForwardAccept(host.runner, names.host);
+      }),
+  );
+  return vrf;
+}
+
+/**
+ * host-device moves the guest end into the pod and runs IPAM; the host
+ * interfaces' sysctls go alongside (host-device only touches the guest end).
+ */
+async function attachPodInterface(add: Adding): Promise<Result | undefined> {
+  const { context, host, plan } = add;
+  const { config, env } = context;
+  const { names } = plan;
+  add.undo.push("host-device", () => releasePodInterface(context, host, { plan, owner: env }));
+  const [, delegated] = await together(
+    () =>
+      step(`set the sysctls of ${names.vrf} and ${names.host}`, () =>
+        writeSysctls(host.runner, {
+          ...interfaceSysctls(names.vrf),
+          ...interfaceSysctls(names.host),
+        })),
+    () =>
+      runHostDevice(host.runner, {
+        command: "ADD",
+        env,
+        config: hostDeviceConfig(config, names.guest),
+        timeoutMs: config.delegateTimeoutSeconds * 1000,
+      }),
+  );
+  return delegated;
+}
+
+/** The (VPC, node) BGPVRFInstance, decided under the VPC lock with its siblings. */
+async function declareVrf(add: Adding): Promise<VrfDeclaration> {
+  const { context, host, plan, node } = add;
+  add.undo.push("BGPVRFInstance", () => withdrawIfLast(context, host, { plan, node: () => node }));
+  const declaration = await withVpcSiblings(plan, {
+    decide: async () =>
+      await (await host.controlPlane()).declareVrf({ vpc: context.config.vpc, node }),
+  });
+  context.log.debug("vrf declared", {
+    object: declaration.name,
+    rd: declaration.routeDistinguisher,
+  });
+  return declaration;
+}
+
+/** Last, so remote traffic arrives only once everything behind the SID is in place. */
+async function installSrv6Ingress(add: Adding, vrf: VrfOutcome): Promise<void> {
+  const { host, plan } = add;
+  add.undo.push("SRv6 route", () => removeSrv6Ingress(host.runner, plan.endpoint));
+  await step(
+    `install SRv6 ingress route ${plan.endpoint}`,
+    () =>
+      runChecked(
+        host.runner,
+        srv6ReplaceArgv({ endpoint: plan.endpoint, table: vrf.record.table, dev: plan.names.host }),
+      ),
+  );
 }
 
 /** The attachment's VRF after {@linkcode ensureVrf}. */
@@ -155,21 +202,11 @@ interface VrfOutcome {
  * Finds or creates the VRF and records this container as the attachment's
  * owner, under the node lock so concurrent ADDs never pick the same table.
  */
-async function ensureVrf(
-  context: VerbContext,
-  host: Host,
-  input: {
-    plan: AttachmentPlan;
-    links: Map<string, LinkState>;
-    node: string;
-    strictMode: boolean;
-    undo: Rollback;
-  },
-): Promise<VrfOutcome> {
+async function ensureVrf(add: Adding, found: Found): Promise<VrfOutcome> {
+  const { context, host, plan, undo } = add;
   const { config, env } = context;
-  const { plan, undo } = input;
   const vrfName = plan.names.vrf;
-  const existing = input.links.get(vrfName);
+  const existing = found.links.get(vrfName);
   if (existing && (existing.kind !== "vrf" || existing.table === undefined)) {
     throw new CniError(
       ErrorCode.DataPlane,
@@ -199,7 +236,7 @@ async function ensureVrf(
       table = await createVrfOnFreeTable(context, host, { name: vrfName, records });
       createdTable = table;
       // A failure from here on leaves a VRF the undo above removes.
-      if (!input.strictMode) await writeSysctls(host.runner, VRF_STRICT_MODE);
+      if (!found.strictMode) await writeSysctls(host.runner, VRF_STRICT_MODE);
     }
     const next: AttachmentRecord = {
       network: config.name,
@@ -210,7 +247,7 @@ async function ensureVrf(
       ifname: env.ifname,
       netns: env.netns,
       table,
-      node: input.node,
+      node: add.node,
     };
     records[plan.key] = next;
     return next;
@@ -248,35 +285,26 @@ async function createVrfOnFreeTable(
  * Creates (or repairs) the veth pair and installs terminations, with the
  * VRF's IPv4 half, in one `ip` process.
  */
-async function ensureVeth(
-  context: VerbContext,
-  host: Host,
-  input: {
-    plan: AttachmentPlan;
-    links: Map<string, LinkState>;
-    vrf: VrfOutcome;
-    reowned: boolean;
-    undo: Rollback;
-  },
-): Promise<void> {
-  const { names } = input.plan;
-  const { table } = input.vrf.record;
+async function ensureVeth(add: Adding, found: Found, vrf: VrfOutcome): Promise<void> {
+  const { context, host } = add;
+  const { names } = add.plan;
+  const { table } = vrf.record;
   const veth = {
     host: names.host,
     guest: names.guest,
     vrf: names.vrf,
     ...(context.config.mtu && { mtu: context.config.mtu }),
   };
-  const hostEnd = input.links.get(names.host);
-  const guestEnd = input.links.get(names.guest);
+  const hostEnd = found.links.get(names.host);
+  const guestEnd = found.links.get(names.guest);
   // The guest end lives on the host only until host-device moves it. If it is
   // gone, or a new sandbox took the attachment over, the pair is rebuilt so
   // host-device gets a fresh device to move.
-  const rebuild = hostEnd !== undefined && (guestEnd === undefined || input.reowned);
+  const rebuild = hostEnd !== undefined && (guestEnd === undefined || found.reowned);
   const lines = [
     // A new VRF still needs its IPv4 half (before any IPv4 route goes in); an
     // existing one is brought up and its unreachable defaults repaired.
-    ...(input.vrf.created ? vrfIpv4TableLines({ table }) : vrfUpLines({ name: names.vrf, table })),
+    ...(vrf.created ? vrfIpv4TableLines({ table }) : vrfUpLines({ name: names.vrf, table })),
     ...(rebuild ? [`link del ${names.host}`] : []),
     ...(!hostEnd && guestEnd ? [`link del ${names.guest}`] : []),
     ...(!hostEnd || rebuild ? vethCreateLines(veth) : []),
@@ -284,7 +312,7 @@ async function ensureVeth(
     ...terminationLines(context.config.terminations, { table, host: names.host }),
   ];
   if (!hostEnd || rebuild) {
-    input.undo.push(`veth ${names.host}`, async () => {
+    add.undo.push(`veth ${names.host}`, async () => {
       await ipBatch(host.runner, [`link del ${names.host}`], { tolerate: ROUTE_GONE });
     });
   }
