@@ -183,7 +183,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
   addExplain(program, io);
   addState(program, io);
   addStatus(program, io);
-  registerInstallCommand(program);
+  registerInstallCommand(program, (text) => io.stdout(`${text}\n`));
   registerUninstallCommand(program, io);
   registerMigrateCommand(program);
   registerAgentCommand(program);

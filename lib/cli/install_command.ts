@@ -26,6 +26,7 @@ interface InstallCommandOptions {
   source?: string;
   delegate: string[];
   replaceDelegates: boolean;
+  json?: boolean;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -49,7 +50,10 @@ function compiledExecutable(): string {
 }
 
 /** Adds the `install` subcommand to `program`. */
-export function registerInstallCommand(program: Command): void {
+export function registerInstallCommand(
+  program: Command,
+  out: (text: string) => void = console.log,
+): void {
   program
     .command("install")
     .description(
@@ -88,6 +92,7 @@ export function registerInstallCommand(program: Command): void {
       "replace delegates the host already has with different content",
       false,
     )
+    .option("--json", "machine-readable report")
     .action(async (_options: unknown, command: Command): Promise<void> => {
       // Failures throw (InstallError names the path or value); the CLI runner
       // prints them and exits non-zero.
@@ -102,6 +107,6 @@ export function registerInstallCommand(program: Command): void {
         replaceDelegates: options.replaceDelegates,
         ...(options.server !== undefined && { server: options.server }),
       });
-      console.log(formatInstallReport(report));
+      out(options.json ? JSON.stringify(report, null, 2) : formatInstallReport(report));
     });
 }

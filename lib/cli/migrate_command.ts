@@ -8,12 +8,14 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { startDeadline } from "../kube/deadline.ts";
 import { resolveKubeconfig } from "../kube/kubeconfig.ts";
+import type { MigrationOutcome, MigrationPlan } from "../kube/migrate.ts";
 
 /** Parsed options of `galactic migrate`. */
 interface MigrateOptions {
   kubeconfig?: string;
   apply?: boolean;
   timeout: number;
+  json?: boolean;
 }
 
 function seconds(value: string): number {
@@ -22,6 +24,31 @@ function seconds(value: string): number {
     throw new InvalidArgumentError(`"${value}" is not a number of seconds in 1..3600`);
   }
   return parsed;
+}
+
+/** The plan with stable keys and JSON-safe values (identifiers as their base62 text). */
+function planJson(plan: MigrationPlan): Record<string, unknown> {
+  return {
+    entries: plan.entries.map((e) => ({
+      current: e.current,
+      uid: e.uid ?? null,
+      vpc: e.vpc.text,
+      node: e.node,
+      desired: e.desired.metadata.name ?? null,
+      action: e.action,
+      differences: e.differences,
+    })),
+    unmigratable: plan.unmigratable.map((u) => ({ name: u.name, reason: u.reason })),
+  };
+}
+
+function outcomesJson(outcomes: readonly MigrationOutcome[]): Record<string, unknown>[] {
+  return outcomes.map((o) => ({
+    current: o.entry.current,
+    written: o.written ?? null,
+    deletedStale: o.deletedStale ?? false,
+    error: o.error ?? null,
+  }));
 }
 
 async function migrate(options: MigrateOptions): Promise<void> {
@@ -39,16 +66,19 @@ async function migrate(options: MigrateOptions): Promise<void> {
   try {
     const timeoutMs = options.timeout * 1000;
     const plan = await migration.planMigration(api, { deadline: startDeadline(timeoutMs) });
-    console.log(migration.formatMigrationPlan(plan));
     const pending = plan.entries.filter((e) => e.action !== "none").length;
+    if (!options.json) console.log(migration.formatMigrationPlan(plan));
     if (!options.apply) {
-      if (pending > 0) {
+      if (options.json) console.log(JSON.stringify({ ...planJson(plan), outcomes: null }, null, 2));
+      else if (pending > 0) {
         console.log(`\n${pending} object(s) to migrate; run again with --apply to fix them`);
       }
       return;
     }
     const outcomes = await migration.applyMigration(api, plan, { timeoutMs });
-    console.log(`\n${migration.formatMigrationOutcomes(outcomes)}`);
+    if (options.json) {
+      console.log(JSON.stringify({ ...planJson(plan), outcomes: outcomesJson(outcomes) }, null, 2));
+    } else console.log(`\n${migration.formatMigrationOutcomes(outcomes)}`);
     const failed = outcomes.filter((o) => o.error !== undefined).length;
     if (failed > 0) throw new Error(`${failed} of ${outcomes.length} object(s) failed to migrate`);
   } finally {
@@ -71,6 +101,7 @@ export function registerMigrateCommand(program: Command): void {
     )
     .option("--apply", "write the fixes (default: only report)")
     .option("--timeout <seconds>", "API budget for the listing and for each object", seconds, 30)
+    .option("--json", "machine-readable output (plan, and outcomes with --apply)")
     .action(async (options: MigrateOptions) => {
       await migrate(options);
     });

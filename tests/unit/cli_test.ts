@@ -386,6 +386,59 @@ Deno.test("CLI: uninstall keeps a config dir holding files the installer did not
   }
 });
 
+Deno.test("CLI: install --json reports typed actions, and uninstall removes what install wrote", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "galactic-cli-" });
+  try {
+    const sa = join(dir, "sa");
+    await Deno.mkdir(sa);
+    await Deno.writeTextFile(join(sa, "token"), "tok\n");
+    await Deno.writeTextFile(
+      join(sa, "ca.crt"),
+      "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n",
+    );
+    const source = join(dir, "galactic-build");
+    await Deno.writeFile(source, new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]));
+    const binDir = join(dir, "bin");
+    const configDir = join(dir, "galactic.d");
+    const dirs = ["--cni-bin-dir", binDir, "--config-dir", configDir];
+    const install = await cli([
+      "install",
+      ...dirs,
+      "--node-name",
+      "node-a",
+      "--service-account-dir",
+      sa,
+      "--server",
+      "https://10.0.0.1:6443",
+      "--source",
+      source,
+      "--json",
+    ]);
+    assert.equal(install.code, 0, install.stderr);
+    const report = json(install) as { server: string; changed: boolean; files: unknown[] };
+    assert.equal(report.server, "https://10.0.0.1:6443");
+    assert.equal(report.changed, true);
+    assert.deepEqual(
+      new Set(report.files.map((f) => (f as { role: string; action: string }).action)),
+      new Set(["created"]),
+    );
+
+    const removed = await cli([
+      "uninstall",
+      ...dirs,
+      "--state-dir",
+      join(dir, "state"),
+      "--agent-socket",
+      join(dir, "agent.sock"),
+    ]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.deepEqual([...Deno.readDirSync(binDir)], []);
+    assert.ok(!(await exists(configDir)), "the config dir held only the installer's files");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);

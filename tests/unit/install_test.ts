@@ -381,6 +381,7 @@ Deno.test("CLI: galactic install defines the documented flags and defaults", () 
     "--cni-bin-dir",
     "--config-dir",
     "--delegate",
+    "--json",
     "--node-name",
     "--replace-delegates",
     "--server",

@@ -171,6 +171,20 @@ Deno.test("galactic migrate: the CLI reports, then applies, against a server ove
   assert.match(report.stdout, /3 object\(s\) to migrate; run again with --apply/);
   assert.ok(kube.server.object("bgpvrfinstances", "ju-g"), "a report changes nothing");
 
+  const json = await run("--kubeconfig", kube.kubeconfig, "--json");
+  assert.equal(json.code, 0, json.stderr);
+  const document = JSON.parse(json.stdout);
+  assert.deepEqual(Object.keys(document).sort(), ["entries", "outcomes", "unmigratable"]);
+  assert.equal(document.outcomes, null);
+  const pending = (document.entries as { current: string; action: string; vpc: string }[])
+    .filter((e) => e.action !== "none");
+  assert.deepEqual(pending.map((e) => e.current).sort(), [
+    "galactic-vpc-b-worker-1",
+    "ju-g",
+    "ju-h",
+  ]);
+  assert.ok(pending.every((e) => typeof e.vpc === "string"), json.stdout);
+
   const applied = await run("--kubeconfig", kube.kubeconfig, "--apply");
   assert.equal(applied.code, 0, applied.stderr);
   assert.match(applied.stdout, /galactic-vpc-\w+-worker-1 created; stale ju-g deleted/);
