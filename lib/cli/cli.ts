@@ -64,7 +64,16 @@ function addVersion(program: Command, io: CliIo): void {
   };
   program
     .option("-V, --version", "print the version, build commit and Deno version")
-    .action(async (options: { version?: boolean }) => {
+    // The root action also receives what is not a command: name it like kubectl does.
+    .argument("[command]")
+    .usage("[options] [command]")
+    .action(async (unknown: string | undefined, options: { version?: boolean }) => {
+      if (unknown !== undefined) {
+        program.error(`error: unknown command '${unknown}'`, {
+          exitCode: 2,
+          code: "commander.unknownCommand",
+        });
+      }
       if (!options.version) program.help({ error: true });
       await show(false);
     });
