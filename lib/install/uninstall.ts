@@ -2,11 +2,12 @@
  * `galactic uninstall`: takes a node back to before `galactic install` and
  * the plugin's first ADD. It removes the plugin binary, the files the
  * installer wrote, the state directory, the agent socket and, with `force`,
- * the kernel objects of attachments still recorded (their VRF, veth pair,
- * SRv6 route and FORWARD rules). Without `force` it refuses while recorded
- * attachments still have kernel objects: those belong to running pods, whose
- * DELs should remove them. Every step treats "already gone" as done, so a
- * second run reports everything absent and succeeds.
+ * the kernel objects of attachments (their VRF, veth pair, SRv6 route and
+ * FORWARD rules): the recorded ones, and links of the plugin's naming that no
+ * record explains (state lost). Without `force` it refuses while any such
+ * object exists: those belong to running pods, whose DELs should remove them.
+ * Every step treats "already gone" as done, so a second run reports
+ * everything absent and succeeds.
  *
  * Delegates (`host-device`, `static`) stay: other plugins use them and the
  * installer only added them when missing. BGPVRFInstances are cluster
@@ -16,10 +17,19 @@
  */
 
 import { join } from "node:path";
-import { interfaceNames, LABELS, nodeLabelValue, parseAttachment, parseVpc } from "../ids/mod.ts";
+import {
+  type InterfaceNames,
+  interfaceNames,
+  LABELS,
+  nodeLabelValue,
+  parseAttachment,
+  parseInterfaceName,
+  parseVpc,
+} from "../ids/mod.ts";
 import {
   type CommandRunner,
   ipBatch,
+  parseJsonLines,
   removeForwardAccept,
   ROUTE_GONE,
   vrfDeleteLines,
@@ -107,33 +117,97 @@ async function removeConfigDir(dir: string): Promise<UninstallStep[]> {
   return steps;
 }
 
-/** Removes the kernel objects of recorded attachments (VRF, veth pair, SID, FORWARD rules). */
-async function removeAttachments(
-  options: UninstallOptions,
-): Promise<{ removed: string[] }> {
-  const state = await readNodeState(options.stateDir, options.runner).catch(() => undefined);
-  const live = state?.attachments.filter((a) => a.kernel.vrfPresent || a.kernel.hostVethPresent) ??
-    [];
+/** An attachment's kernel objects to remove: recorded, or found by name without a record. */
+interface Leftover {
+  /** `<vpc>.<attachment>` (base62 text). */
+  readonly key: string;
+  readonly names: InterfaceNames;
+  readonly table: number | undefined;
+  /** Owner container, for recorded attachments. */
+  readonly owner: string | undefined;
+  /** Some kernel object of it exists. */
+  readonly live: boolean;
+}
+
+/** Links named like the plugin's, by `<vpc><attachment>` stem, with the VRF's table. */
+async function ourLinks(runner: CommandRunner): Promise<Map<string, number | undefined>> {
+  const stdout = await ipBatch(runner, ["link show"], { flags: ["-json", "-details"] });
+  const links = parseJsonLines<
+    { ifname: string; linkinfo?: { info_kind?: string; info_data?: { table?: number } } }[]
+  >(stdout).flat();
+  const stems = new Map<string, number | undefined>();
+  for (const link of links) {
+    const parsed = parseInterfaceName(link.ifname);
+    if (!parsed) continue;
+    const stem = `${parsed.vpc}.${parsed.attachment}`;
+    const table = link.linkinfo?.info_kind === "vrf" ? link.linkinfo.info_data?.table : undefined;
+    stems.set(stem, table ?? stems.get(stem));
+  }
+  return stems;
+}
+
+/** The recorded attachments plus the links of the plugin's naming that no record explains. */
+async function findLeftovers(options: UninstallOptions): Promise<Leftover[]> {
+  const recorded = await exists(options.stateDir)
+    ? (await readNodeState(options.stateDir, options.runner)).attachments
+    : [];
+  const links = await ourLinks(options.runner);
+  const found: Leftover[] = recorded.map((record) => {
+    const key = `${record.vpc}.${record.attachment}`;
+    return {
+      key,
+      names: interfaceNames(parseVpc(record.vpc), parseAttachment(record.attachment)),
+      table: record.table,
+      owner: record.containerId,
+      live: links.has(key) || record.kernel.vrfPresent || record.kernel.hostVethPresent,
+    };
+  });
+  for (const [key, table] of links) {
+    if (found.some((f) => f.key === key)) continue;
+    const [vpc = "", attachment = ""] = key.split(".");
+    let names: InterfaceNames;
+    try {
+      names = interfaceNames(parseVpc(vpc), parseAttachment(attachment));
+    } catch {
+      continue; // the shape of our names, but a value the plugin never makes
+    }
+    found.push({ key, names, table, owner: undefined, live: true });
+  }
+  return found;
+}
+
+/** Removes the attachments' kernel objects (VRF, veth pair, SID, FORWARD rules). */
+async function removeAttachments(options: UninstallOptions): Promise<{ removed: string[] }> {
+  const leftovers = await findLeftovers(options);
+  const live = leftovers.filter((l) => l.live);
   if (live.length > 0 && !options.force) {
     throw new InstallError(
-      `${live.length} recorded attachment(s) still have kernel objects (${
-        live.map((a) => `${a.vpc}.${a.attachment} of container ${a.containerId}`).join(", ")
+      `${live.length} attachment(s) still have kernel objects (${
+        live.map((l) => l.owner ? `${l.key} of container ${l.owner}` : `${l.key} (no record)`)
+          .join(", ")
       }); delete their pods first, or pass --force to remove them`,
     );
   }
-  const removed: string[] = [];
-  for (const record of state?.attachments ?? []) {
-    const names = interfaceNames(parseVpc(record.vpc), parseAttachment(record.attachment));
+  for (const { names, table } of leftovers) {
     // The SRv6 route and the termination routes go with the host veth and the VRF.
     await ipBatch(options.runner, [
       `link del ${names.host}`,
       `link del ${names.guest}`,
-      ...vrfDeleteLines({ name: names.vrf, table: record.table }),
+      ...vrfDeleteLines({ name: names.vrf, table }),
     ], { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] });
     await removeForwardAccept(options.runner, names.host);
-    removed.push(`${record.vpc}.${record.attachment}`);
   }
-  return { removed };
+  return { removed: leftovers.map((l) => l.key) };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
 }
 
 /** Uninstalls galactic from this node; safe to repeat. */

@@ -287,7 +287,7 @@ Deno.test("CLI: status -f reports not ready with the STATUS error, typed, and ex
   }
 });
 
-Deno.test("CLI: uninstall refuses while attachments have kernel objects, --force removes everything, a rerun is a no-op", async () => {
+Deno.test("CLI: uninstall refuses while attachments have kernel objects (recorded or not), --force removes everything, a rerun is a no-op", async () => {
   await using host = await createFakeHost();
   const dir = await Deno.makeTempDir({ prefix: "galactic-cli-" });
   try {
@@ -317,9 +317,15 @@ Deno.test("CLI: uninstall refuses while attachments have kernel objects, --force
       "--json",
     ];
 
+    // A VRF of the plugin's naming that no record explains (its state was lost).
+    await host.run(["ip", "link", "add", "G00000000Z001V", "type", "vrf", "table", "1005"]);
+
     const refused = await cli(args, host.runner());
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /1 recorded attachment\(s\) still have kernel objects .*--force/);
+    assert.match(
+      refused.stderr,
+      /2 attachment\(s\) still have kernel objects \(0000000jU\.00G of container c-00G, 00000000Z\.001 \(no record\)\).*--force/,
+    );
     assert.ok(await exists(join(binDir, "galactic")), "nothing removed when refused");
     assert.ok(await exists(join(stateDir, "attachments.json")));
 
@@ -329,7 +335,11 @@ Deno.test("CLI: uninstall refuses while attachments have kernel objects, --force
       steps: { what: string; action: string }[];
       attachmentsRemoved: string[];
     };
-    assert.deepEqual(report.attachmentsRemoved, ["0000000jU.00G", "0000000jU.00H"]);
+    assert.deepEqual(report.attachmentsRemoved, [
+      "0000000jU.00G",
+      "0000000jU.00H",
+      "00000000Z.001",
+    ]);
     assert.deepEqual(
       report.steps.map((s) => [s.what, s.action]),
       [
@@ -342,7 +352,7 @@ Deno.test("CLI: uninstall refuses while attachments have kernel objects, --force
       ],
     );
     const links = await host.run(["ip", "-json", "link", "show"]);
-    assert.doesNotMatch(links.stdout, /G0000000jU/);
+    assert.doesNotMatch(links.stdout, /"G[0-9A-Za-z]{12}[VHG]"/);
     for (const tool of ["iptables", "ip6tables"]) {
       assert.doesNotMatch((await host.run([tool, "-S", "FORWARD"])).stdout, /G0000000jU/);
     }
@@ -360,6 +370,7 @@ Deno.test("CLI: uninstall refuses while attachments have kernel objects, --force
 });
 
 Deno.test("CLI: uninstall keeps a config dir holding files the installer did not write", async () => {
+  await using host = await createFakeHost();
   const dir = await Deno.makeTempDir({ prefix: "galactic-cli-" });
   try {
     const configDir = join(dir, "galactic.d");
@@ -376,7 +387,7 @@ Deno.test("CLI: uninstall keeps a config dir holding files the installer did not
       join(dir, "state"),
       "--agent-socket",
       join(dir, "agent.sock"),
-    ]);
+    ], host.runner());
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /kept\s+config dir .*mine\.conf/);
     assert.ok(await exists(join(configDir, "mine.conf")));
@@ -387,6 +398,7 @@ Deno.test("CLI: uninstall keeps a config dir holding files the installer did not
 });
 
 Deno.test("CLI: install --json reports typed actions, and uninstall removes what install wrote", async () => {
+  await using host = await createFakeHost();
   const dir = await Deno.makeTempDir({ prefix: "galactic-cli-" });
   try {
     const sa = join(dir, "sa");
@@ -430,7 +442,7 @@ Deno.test("CLI: install --json reports typed actions, and uninstall removes what
       join(dir, "state"),
       "--agent-socket",
       join(dir, "agent.sock"),
-    ]);
+    ], host.runner());
     assert.equal(removed.code, 0, removed.stderr);
     assert.deepEqual([...Deno.readDirSync(binDir)], []);
     assert.ok(!(await exists(configDir)), "the config dir held only the installer's files");
