@@ -35,6 +35,11 @@ const KNOWN_ARGS = new Set([
   "K8S_POD_NAME",
   "K8S_POD_INFRA_CONTAINER_ID",
   "K8S_POD_UID",
+  // Per-pod requests, as the reference plugins read them: IP and GATEWAY
+  // reach static IPAM through host-device's environment; MAC sets the pod end.
+  "IP",
+  "GATEWAY",
+  "MAC",
 ]);
 
 /** Which variables each verb needs (CNI spec "Parameters"). */

@@ -5,3 +5,4 @@
  */
 
 export * from "./network_config.ts";
+export * from "./runtime_requests.ts";

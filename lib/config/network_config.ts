@@ -7,6 +7,7 @@
 
 import { CniError, ErrorCode, invalidConfig } from "../cni/errors.ts";
 import { negotiateVersion } from "../cni/version.ts";
+import { parseRuntimeRequests, type RuntimeRequests } from "./runtime_requests.ts";
 import {
   formatIp,
   formatNetwork,
@@ -90,6 +91,8 @@ export interface NetworkConfig {
   readonly delegateTimeoutSeconds: number;
   /** Longest wait for a node-local lock. */
   readonly lockTimeoutSeconds: number;
+  /** Per-pod requests of the runtime (`runtimeConfig`, `args`). */
+  readonly runtime: RuntimeRequests;
   /** The configuration as received (prevResult, runtime keys, ...). */
   readonly raw: Readonly<Record<string, unknown>>;
 }
@@ -338,6 +341,7 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
         DEFAULTS.delegateTimeoutSeconds,
     lockTimeoutSeconds: optionalInteger(raw, "lock_timeout_seconds", { min: 1, max: 300 }) ??
       DEFAULTS.lockTimeoutSeconds,
+    runtime: parseRuntimeRequests(raw),
     raw,
   };
 }

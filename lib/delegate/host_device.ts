@@ -28,7 +28,7 @@ export function delegateVersion(cniVersion: string): string {
 
 /** host-device's configuration for the attachment whose guest veth end is `device`. */
 export function hostDeviceConfig(
-  config: Pick<NetworkConfig, "cniVersion" | "name" | "ipam">,
+  config: Pick<NetworkConfig, "cniVersion" | "name" | "ipam" | "runtime">,
   device: string,
 ): Record<string, unknown> {
   return {
@@ -37,6 +37,13 @@ export function hostDeviceConfig(
     type: HOST_DEVICE,
     device,
     ...(config.ipam !== undefined && { ipam: config.ipam }),
+    // As libcni would for a delegate declaring the `ips` capability (static
+    // and host-local IPAM read it); `args` (Multus' cni-args) unchanged.
+    ...(config.runtime.ips && {
+      capabilities: { ips: true },
+      runtimeConfig: { ips: config.runtime.ips },
+    }),
+    ...(config.runtime.args && { args: config.runtime.args }),
   };
 }
 

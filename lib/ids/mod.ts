@@ -12,3 +12,4 @@ export * from "./interface_names.ts";
 export * from "./srv6_endpoint.ts";
 export * from "./route_distinguisher.ts";
 export * from "./object_names.ts";
+export * from "./mac.ts";

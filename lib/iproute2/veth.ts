@@ -15,6 +15,8 @@ export interface VethSpec {
   readonly vrf: string;
   /** MTU of both ends, when configured. */
   readonly mtu?: number;
+  /** MAC of the guest end (the pod interface), when the runtime asked for one. */
+  readonly mac?: string;
 }
 
 /** Lines that create the pair. */
@@ -28,6 +30,6 @@ export function vethUpLines(veth: VethSpec): string[] {
   const mtu = veth.mtu === undefined ? "" : ` mtu ${veth.mtu}`;
   return [
     `link set ${veth.host}${mtu} master ${veth.vrf} up`,
-    `link set ${veth.guest}${mtu} up`,
+    `link set ${veth.guest}${mtu}${veth.mac === undefined ? "" : ` address ${veth.mac}`} up`,
   ];
 }

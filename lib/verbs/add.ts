@@ -11,7 +11,8 @@
  */
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
-import type { Result } from "../cni/result.ts";
+import { parseResult, type Result } from "../cni/result.ts";
+import { refuseDeviceId, requestedMac } from "../config/mod.ts";
 import type { VrfDeclaration } from "../kube/control_plane.ts";
 import { hostDeviceConfig, runHostDevice } from "../delegate/host_device.ts";
 import {
@@ -44,18 +45,26 @@ import {
   withVpcSiblings,
 } from "./attachment.ts";
 import type { Host, VerbContext } from "./host.ts";
+import { attachmentResult } from "./result.ts";
 import { Rollback } from "./rollback.ts";
 import { step, together } from "./steps.ts";
 import { releasePodInterface, removeSrv6Ingress, withdrawIfLast } from "./teardown.ts";
 
 /** ADD: configures the attachment and returns the result for the runtime. */
 export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> {
-  const plan = planAttachment(context.config, context);
+  const { config, env } = context;
+  refuseDeviceId(config.runtime);
+  const previous = config.raw.prevResult === undefined
+    ? undefined
+    : parseResult(config.raw.prevResult, "prevResult");
+  const mac = requestedMac(config.runtime, env.args);
+  const plan = planAttachment(config, context);
   const add: Adding = {
     context,
     host,
     plan,
     node: host.nodeName(),
+    ...(mac && { mac }),
     undo: new Rollback(context.log),
   };
   return await withAttachmentLock(plan, async () => {
@@ -70,7 +79,10 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
         sid: plan.endpoint,
         object: declaration.name,
       });
-      return buildResult(delegated ?? {}, plan.names);
+      return attachmentResult(delegated ?? {}, {
+        names: plan.names,
+        ...(previous && { previous }),
+      });
     } catch (error) {
       await add.undo.run();
       throw error;
@@ -85,6 +97,8 @@ interface Adding {
   readonly plan: AttachmentPlan;
   /** The node the BGPVRFInstance is declared for. */
   readonly node: string;
+  /** MAC the runtime asked for the pod interface (host-device keeps it when moving the end). */
+  readonly mac?: string;
   readonly undo: Rollback;
 }
 
@@ -294,6 +308,7 @@ async function ensureVeth(add: Adding, found: Found, vrf: VrfOutcome): Promise<v
     guest: names.guest,
     vrf: names.vrf,
     ...(context.config.mtu && { mtu: context.config.mtu }),
+    ...(add.mac && { mac: add.mac }),
   };
   const hostEnd = found.links.get(names.host);
   const guestEnd = found.links.get(names.guest);
@@ -317,19 +332,4 @@ async function ensureVeth(add: Adding, found: Found, vrf: VrfOutcome): Promise<v
     });
   }
   await ipBatch(host.runner, lines);
-}
-
-/** Adds the host interfaces to host-device's result (their indices shift the ips'). */
-function buildResult(delegate: Result, names: { vrf: string; host: string }): Result {
-  const hostInterfaces = [{ name: names.vrf }, { name: names.host }];
-  const shift = hostInterfaces.length;
-  return {
-    ...delegate,
-    interfaces: [...hostInterfaces, ...(delegate.interfaces ?? [])],
-    ...(delegate.ips && {
-      ips: delegate.ips.map((
-        ip,
-      ) => (ip.interface === undefined ? ip : { ...ip, interface: ip.interface + shift })),
-    }),
-  };
 }

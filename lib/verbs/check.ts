@@ -27,22 +27,21 @@ import { type AttachmentPlan, planAttachment } from "./attachment.ts";
 import type { Host, VerbContext } from "./host.ts";
 
 /**
- * host-device's part of our result: the interfaces it reported (those inside
- * the sandbox), with ip indices mapped back to them.
+ * host-device's part of our result: the pod interface it reported (in the
+ * sandbox, named `ifname`; a chained result may hold other plugins' pod
+ * interfaces too), with the ips of that interface re-indexed to it.
  */
-export function delegatePart(result: Result): Result {
+export function delegatePart(result: Result, ifname: string): Result {
   const interfaces = result.interfaces ?? [];
-  const kept = interfaces.flatMap((entry, i) => (entry.sandbox ? [i] : []));
-  const index = new Map(kept.map((old, i) => [old, i]));
+  const ours = interfaces.findIndex((entry) => entry.sandbox && entry.name === ifname);
   return {
     ...result,
-    interfaces: kept.map((i) => interfaces[i]!),
+    interfaces: ours < 0 ? [] : [interfaces[ours]!],
     ...(result.ips && {
-      ips: result.ips.map((ip) => {
-        if (ip.interface === undefined) return ip;
-        const { interface: old, ...rest } = ip;
-        const mapped = index.get(old);
-        return mapped === undefined ? rest : { ...rest, interface: mapped };
+      ips: result.ips.flatMap((ip) => {
+        if (ip.interface === undefined) return [ip];
+        const { interface: index, ...rest } = ip;
+        return index === ours ? [{ ...rest, interface: 0 }] : [];
       }),
     }),
   };
@@ -94,7 +93,10 @@ export async function cmdCheck(context: VerbContext, host: Host): Promise<void> 
   await runHostDevice(host.runner, {
     command: "CHECK",
     env,
-    config: { ...hostDeviceConfig(config, names.guest), prevResult: delegatePart(prevResult) },
+    config: {
+      ...hostDeviceConfig(config, names.guest),
+      prevResult: delegatePart(prevResult, env.ifname),
+    },
     timeoutMs: config.delegateTimeoutSeconds * 1000,
   });
 }

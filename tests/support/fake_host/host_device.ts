@@ -121,6 +121,31 @@ function loadStatic(ipam: Record<string, unknown>): IpamResult {
   return { addresses, routes, dns };
 }
 
+/**
+ * Per-pod addresses as static's LoadIPAMConfig takes them: `CNI_ARGS` `IP`
+ * (comma-separated) added to the configured ones, then `args.cni.ips`, then
+ * `runtimeConfig.ips`, each replacing what came before. (`GATEWAY` is not
+ * emulated.)
+ */
+function staticOverrides(
+  ipam: Record<string, unknown>,
+  from: { config: Record<string, unknown>; cniArgs: string },
+): Record<string, unknown> {
+  if (ipam.type !== "static") return ipam;
+  let addresses = [...((ipam.addresses as unknown[] | undefined) ?? [])];
+  for (const pair of from.cniArgs.split(";")) {
+    if (!pair.startsWith("IP=")) continue;
+    addresses = [...addresses, ...pair.slice(3).split(",").map((a) => ({ address: a.trim() }))];
+  }
+  const argIps = ((from.config.args as { cni?: { ips?: unknown } } | undefined)?.cni?.ips ??
+    []) as unknown[];
+  if (argIps.length > 0) addresses = argIps.map((address) => ({ address }));
+  const runtimeIps = ((from.config.runtimeConfig as { ips?: unknown } | undefined)?.ips ??
+    []) as unknown[];
+  if (runtimeIps.length > 0) addresses = runtimeIps.map((address) => ({ address }));
+  return { ...ipam, addresses };
+}
+
 function familyOf(prefix: Prefix | Address): Family {
   return prefix.family;
 }
@@ -252,7 +277,10 @@ function dispatch(
   if (command === "CHECK" && compareVersions(version, "0.4.0") < 0) {
     throw new PluginError(1, "config version does not allow CHECK");
   }
-  const ipam = (config.ipam as Record<string, unknown> | undefined) ?? {};
+  const ipam = staticOverrides((config.ipam as Record<string, unknown> | undefined) ?? {}, {
+    config,
+    cniArgs: env.CNI_ARGS ?? "",
+  });
   const ipamType = typeof ipam.type === "string" ? ipam.type : "";
   if (name === "static") return runStatic(command, version, ipam);
   const device = typeof config.device === "string" ? config.device : "";

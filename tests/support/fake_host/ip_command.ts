@@ -397,6 +397,7 @@ function linkSet(kernel: Kernel, args: string[]): Outcome {
   let master: LinkRecord | null | undefined;
   let name: string | undefined;
   let alias: string | undefined;
+  let address: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "up") up = true;
@@ -411,10 +412,14 @@ function linkSet(kernel: Kernel, args: string[]): Outcome {
       name = need(args, ++i);
       checkIfname(name, true, "name");
     } else if (arg === "alias") alias = need(args, ++i);
-    else if (arg === "dev") dev = need(args, ++i);
+    else if (arg === "address") {
+      address = need(args, ++i).toLowerCase();
+      if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(address)) {
+        throw invarg(`"${address}" is invalid lladdr.`, address);
+      }
+    } else if (arg === "dev") dev = need(args, ++i);
     else if (
       [
-        "address",
         "netns",
         "txqueuelen",
         "arp",
@@ -440,6 +445,13 @@ function linkSet(kernel: Kernel, args: string[]): Outcome {
   if (mtu !== undefined) kernel.setMtu(link, mtu);
   if (name !== undefined) kernel.rename(link, name);
   if (alias !== undefined) link.alias = alias;
+  if (address !== undefined) {
+    // eth_prepare_mac_addr_change: a multicast or all-zero address is refused.
+    if ((parseInt(address.slice(0, 2), 16) & 1) !== 0 || address === "00:00:00:00:00:00") {
+      throw new IpFailure("RTNETLINK answers: Cannot assign requested address", 2);
+    }
+    link.mac = address;
+  }
   if (up !== undefined) kernel.setUp(link, up);
   if (master !== undefined) kernel.setMaster(link, master ?? undefined);
   return ok();
