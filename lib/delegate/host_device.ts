@@ -64,7 +64,7 @@ export async function findPlugin(name: string, path: readonly string[]): Promise
 
 export interface DelegateCall {
   /** Verb to run. */
-  readonly command: "ADD" | "DEL" | "CHECK";
+  readonly command: "ADD" | "DEL" | "CHECK" | "GC" | "STATUS";
   /** Our own CNI environment (container id, netns, ifname, args, path). */
   readonly env: CniEnv;
   /** Delegate network configuration. */
@@ -79,9 +79,10 @@ export interface DelegateCall {
 function cniEnvironment(call: DelegateCall): Record<string, string> {
   const env: Record<string, string> = {
     CNI_COMMAND: call.command,
-    CNI_CONTAINERID: call.env.containerId,
-    CNI_NETNS: call.env.netns,
-    CNI_IFNAME: call.env.ifname,
+    // GC and STATUS concern no container: their variables are left out.
+    ...(call.env.containerId !== "" && { CNI_CONTAINERID: call.env.containerId }),
+    ...(call.env.netns !== "" && { CNI_NETNS: call.env.netns }),
+    ...(call.env.ifname !== "" && { CNI_IFNAME: call.env.ifname }),
     CNI_PATH: call.env.path.join(":"),
   };
   const args = [...call.env.args].map(([k, v]) => `${k}=${v}`).join(";");

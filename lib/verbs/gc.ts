@@ -2,12 +2,14 @@
  * GC (CNI 1.1): releases everything this plugin owns on the node for the
  * network that is not in `cni.dev/valid-attachments`: recorded attachments of
  * vanished containers, plugin-named links no record explains, and
- * BGPVRFInstances of this node whose VPC has no attachment left.
+ * BGPVRFInstances of this node whose VPC has no attachment left; then passes
+ * GC on to host-device (and so its IPAM).
  *
  * @module
  */
 
-import { invalidConfig } from "../cni/errors.ts";
+import { invalidConfig, wrap } from "../cni/errors.ts";
+import { delegateNodeVerb } from "../delegate/node_verbs.ts";
 import {
   type Identifier,
   parseAttachment,
@@ -73,6 +75,17 @@ export async function cmdGc(context: VerbContext, host: Host): Promise<void> {
   ];
   for (const attachment of stale) await release(context, host, { attachment, valid });
   await withdrawUnused(context, host, store);
+  // As the spec requires of a delegating plugin: host-device and its IPAM
+  // release what they hold for attachments not in the list.
+  const delegated = await delegateNodeVerb(host.runner, {
+    verb: "GC",
+    config,
+    env: context.env,
+    validAttachments: config.raw["cni.dev/valid-attachments"] ?? [],
+  }).catch((e) => {
+    throw wrap("failed to pass GC to host-device", e);
+  });
+  if (!delegated.ran) context.log.debug("GC not passed on", { why: delegated.why });
 }
 
 /**

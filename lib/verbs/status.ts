@@ -1,12 +1,14 @@
 /**
  * STATUS (CNI 1.1): whether an ADD would work right now. Every check runs,
- * and the error names all that failed.
+ * and the error names all that failed. host-device's own STATUS (and through
+ * it its IPAM's) is one of them, as the spec requires of a delegating plugin.
  *
  * @module
  */
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
-import { findPlugin, HOST_DEVICE } from "../delegate/host_device.ts";
+import { HOST_DEVICE } from "../delegate/host_device.ts";
+import { delegateNodeVerb } from "../delegate/node_verbs.ts";
 import type { Host, VerbContext } from "./host.ts";
 
 async function stateDirWritable(dir: string): Promise<void> {
@@ -32,7 +34,11 @@ export async function cmdStatus(context: VerbContext, host: Host): Promise<void>
       const out = await host.runner.run(["ip", "-V"]);
       if (out.code !== 0) throw new Error(out.stderr.trim());
     }),
-    check(HOST_DEVICE, () => findPlugin(HOST_DEVICE, env.path)),
+    // Found, and (when it speaks 1.1.0) its own STATUS, which asks its IPAM.
+    check(HOST_DEVICE, async () => {
+      const outcome = await delegateNodeVerb(host.runner, { verb: "STATUS", config, env });
+      if (!outcome.ran) context.log.debug("STATUS not passed on", { why: outcome.why });
+    }),
     check(`state dir ${config.stateDir}`, () => stateDirWritable(config.stateDir)),
     check("Kubernetes API", async () => (await host.controlPlane()).probe(host.nodeName())),
   ]);

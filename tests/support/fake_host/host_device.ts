@@ -192,6 +192,8 @@ const REQUIRED: Readonly<Record<string, readonly string[]>> = {
   ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
   CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
   DEL: ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"],
+  GC: ["CNI_PATH"],
+  STATUS: ["CNI_PATH"],
 };
 
 /**
@@ -277,12 +279,21 @@ function dispatch(
   if (command === "CHECK" && compareVersions(version, "0.4.0") < 0) {
     throw new PluginError(1, "config version does not allow CHECK");
   }
+  if ((command === "GC" || command === "STATUS") && compareVersions(version, "1.1.0") < 0) {
+    throw new PluginError(1, `config version does not allow ${command}`);
+  }
   const ipam = staticOverrides((config.ipam as Record<string, unknown> | undefined) ?? {}, {
     config,
     cniArgs: env.CNI_ARGS ?? "",
   });
   const ipamType = typeof ipam.type === "string" ? ipam.type : "";
   if (name === "static") return runStatic(command, version, ipam);
+  // As upstream (1.5+): STATUS asks the IPAM plugin; GC has no state of its
+  // own to release (a static IPAM neither). Both only need IPAM found.
+  if (command === "GC" || command === "STATUS") {
+    if (ipamType !== "") findIpam(ipamType, env.CNI_PATH ?? "");
+    return "";
+  }
   const device = typeof config.device === "string" ? config.device : "";
   if (device === "" && !config.hwaddr && !config.kernelpath && !config.pciBusID) {
     throw new PluginError(999, `specify either "device", "hwaddr", "kernelpath" or "pciBusID"`);
