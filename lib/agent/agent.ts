@@ -26,6 +26,8 @@ import {
 } from "../kube/api.ts";
 import { openKubeApi, type ResourceInformer, startInformer } from "../kube/client.ts";
 import type { BgpControlPlane } from "../kube/control_plane.ts";
+import { checkCosmosApi } from "../kube/cosmos_api.ts";
+import { startDeadline } from "../kube/deadline.ts";
 import { kubeControlPlane } from "../kube/kube_control_plane.ts";
 import type { KubeconfigSource } from "../kube/kubeconfig.ts";
 import { type AgentRequest, type AgentResponse, readLines } from "./protocol.ts";
@@ -76,6 +78,8 @@ function cachedApi(
     create: (resource, object, options) => api.create(resource, object, options),
     replace: (resource, object, options) => api.replace(resource, object, options),
     delete: (resource, name, options) => api.delete(resource, name, options),
+    apiResources: (group, version, options) => api.apiResources(group, version, options),
+    apiGroups: (options) => api.apiGroups(options),
     close: () => api.close(),
   };
 }
@@ -168,8 +172,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     log.warn(`agent: ${what} watch failed; re-listing`, {
       error: (error as Error)?.message ?? String(error),
     });
-  const [api, providers, instances, vrfs] = await Promise.all([
-    openKubeApi(source),
+  const api = await openKubeApi(source);
+  // Another cosmos API would fail every ADD obscurely: refuse to start, saying why.
+  await checkCosmosApi(api, { deadline: startDeadline(options.timeoutMs) }).catch(
+    async (error) => {
+      await api.close();
+      throw error;
+    },
+  );
+  const [providers, instances, vrfs] = await Promise.all([
     startInformer(source, {
       resource: BGP_PROVIDERS,
       labelSelector: `${NODE_LABEL}=${node}`,

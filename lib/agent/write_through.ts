@@ -117,6 +117,8 @@ export function writeThroughCache(
           if (ours(r)) remember(name, undefined);
           return existed;
         },
+        apiResources: (group, version, o) => api.apiResources(group, version, o),
+        apiGroups: (o) => api.apiGroups(o),
         close: () => api.close(),
       };
     },

@@ -108,6 +108,16 @@ export interface DeleteOptions extends CallOptions {
   readonly uid?: string;
 }
 
+/** One resource of a group version, as API discovery lists it. */
+export interface ApiResource {
+  /** Plural name (`bgpvrfinstances`; subresources are `plural/sub`). */
+  readonly name: string;
+  /** Kind. */
+  readonly kind: string;
+  /** Whether the resource is namespaced (else cluster-scoped). */
+  readonly namespaced: boolean;
+}
+
 /**
  * Client for the plugin's resources. Failures are {@linkcode KubeApiError}s
  * whose CNI code already says what to do (11: try again later, 101: the
@@ -126,6 +136,17 @@ export interface KubeApi {
   replace(resource: Resource, object: KubeObject, options: CallOptions): Promise<KubeObject>;
   /** Deletes an object; `false` when it did not exist. */
   delete(resource: Resource, name: string, options: DeleteOptions): Promise<boolean>;
+  /**
+   * Discovery (`GET /apis/<group>/<version>`, allowed to every authenticated
+   * client): the group version's resources; `undefined` when it is not served.
+   */
+  apiResources(
+    group: string,
+    version: string,
+    options: CallOptions,
+  ): Promise<ApiResource[] | undefined>;
+  /** Discovery (`GET /apis`): each served API group with its versions. */
+  apiGroups(options: CallOptions): Promise<Map<string, string[]>>;
   /** Releases connections; safe to call twice. */
   close(): Promise<void>;
 }

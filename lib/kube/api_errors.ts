@@ -11,6 +11,7 @@
  * @module
  */
 
+import { COSMOS_API } from "./cosmos_api.ts";
 import { ErrorCode } from "../cni/errors.ts";
 import { KubeApiError, qualifiedName, type Resource } from "./api.ts";
 
@@ -23,6 +24,8 @@ export interface Operation {
   readonly name?: string;
   /** API server URL. */
   readonly server: string;
+  /** Discovery calls: the path asked for, named instead of the resource. */
+  readonly path?: string;
 }
 
 /** The server answered with a non-2xx status. */
@@ -184,6 +187,7 @@ export function isTransient(failure: Failure): boolean {
 }
 
 function target(operation: Operation): string {
+  if (operation.path !== undefined) return operation.path;
   const resource = qualifiedName(operation.resource);
   return operation.name === undefined ? resource : `${resource} ${JSON.stringify(operation.name)}`;
 }
@@ -280,7 +284,10 @@ function httpError(
   }
   if (status === 404) {
     const hint = operation.name === undefined
-      ? ` (the server does not serve ${qualifiedName(operation.resource)}: is its CRD installed?)`
+      ? ` (the server does not serve ${
+        qualifiedName(operation.resource)
+      }/${operation.resource.version}: ` +
+        `are the CRDs of cosmos ${COSMOS_API.commit}..${COSMOS_API.compatibleThrough} installed?)`
       : "";
     return new KubeApiError(ErrorCode.Kubernetes, `${what}: not found${hint}${said}`, options);
   }

@@ -16,6 +16,7 @@
  */
 
 import type {
+  ApisApi,
   ConfigurationOptions,
   CustomObjectsApi,
   KubeConfig,
@@ -24,6 +25,7 @@ import type {
 } from "@kubernetes/client-node";
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import {
+  type ApiResource,
   type CallOptions,
   type DeleteOptions,
   isApiStatus,
@@ -149,6 +151,7 @@ class CustomObjectsClient implements KubeApi {
   readonly server: string;
   readonly #lib: Library;
   readonly #api: CustomObjectsApi;
+  readonly #apis: ApisApi;
   readonly #retry: RetryPolicy;
   /** One TLS agent for every request (the library makes one per request). */
   #dispatcher: Closable | undefined;
@@ -157,6 +160,7 @@ class CustomObjectsClient implements KubeApi {
   constructor(lib: Library, kc: KubeConfig, retry: RetryPolicy) {
     this.#lib = lib;
     this.#api = kc.makeApiClient(lib.CustomObjectsApi);
+    this.#apis = kc.makeApiClient(lib.ApisApi);
     this.#retry = retry;
     this.server = kc.getCurrentCluster()!.server;
   }
@@ -319,12 +323,47 @@ class CustomObjectsClient implements KubeApi {
     }
   }
 
+  async apiResources(
+    group: string,
+    version: string,
+    options: CallOptions,
+  ): Promise<ApiResource[] | undefined> {
+    const path = `/apis/${group}/${version}`;
+    try {
+      const list = await this.#call(
+        { verb: "get", resource: DISCOVERY, path },
+        options.deadline,
+        (request) => this.#api.getAPIResources({ group, version }, request),
+      );
+      return (list.resources ?? []).map((r) => ({
+        name: r.name,
+        kind: r.kind,
+        namespaced: r.namespaced,
+      }));
+    } catch (error) {
+      if (isApiStatus(error, 404)) return undefined;
+      throw error;
+    }
+  }
+
+  async apiGroups(options: CallOptions): Promise<Map<string, string[]>> {
+    const list = await this.#call(
+      { verb: "get", resource: DISCOVERY, path: "/apis" },
+      options.deadline,
+      (request) => this.#apis.getAPIVersions(request),
+    );
+    return new Map(list.groups.map((g) => [g.name, g.versions.map((v) => v.version)]));
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#dispatcher?.close().catch(() => {});
   }
 }
+
+/** Stands for discovery calls in error messages (their `path` is named instead). */
+const DISCOVERY: Resource = { group: "", version: "", plural: "", kind: "" };
 
 function ref(resource: Resource): { group: string; version: string; plural: string } {
   return { group: resource.group, version: resource.version, plural: resource.plural };

@@ -12,7 +12,8 @@
  *   round trip, no write.
  * - `withdrawVrf`: 1 delete.
  * - `verifyVrf`: list providers ‖ list instances ‖ get: 3 requests, 1 round trip.
- * - `listNodeVrfs`: 1 list. `probe`: 3 lists with `limit=1`, 1 round trip.
+ * - `listNodeVrfs`: 1 list. `probe`: 3 lists with `limit=1` ‖ 2 discovery gets (the cosmos
+ *   API check, plus `/apis` when a group version is missing), 1 round trip.
  *
  * Loaded lazily (it reaches the client library).
  *
@@ -30,6 +31,7 @@ import {
   NODE_LABEL,
 } from "./api.ts";
 import { lookupBgpConfig } from "./bgp_config.ts";
+import { checkCosmosApi, IncompatibleCosmosApi } from "./cosmos_api.ts";
 import {
   deleteVrfInstance,
   desiredVrfInstance,
@@ -122,6 +124,14 @@ class KubeControlPlane implements BgpControlPlane {
   async probe(node: string): Promise<void> {
     const deadline = this.#deadline();
     const page = { deadline, limit: 1, firstPageOnly: true };
+    const unusable = (error: unknown): CniError =>
+      error instanceof IncompatibleCosmosApi ? error : new CniError(
+        ErrorCode.PluginNotAvailable,
+        `Kubernetes API not usable: ${(error as Error).message}`,
+        { cause: error },
+      );
+    // Runs alongside the lists; an incompatible cosmos explains failed lists best.
+    const compatibility = checkCosmosApi(this.#api, { deadline }).then(() => undefined, (e) => e);
     let providers: KubeObject[];
     try {
       [providers] = await Promise.all([
@@ -130,14 +140,11 @@ class KubeControlPlane implements BgpControlPlane {
         this.#api.list(BGP_VRF_INSTANCES, page),
       ]);
     } catch (error) {
-      throw new CniError(
-        ErrorCode.PluginNotAvailable,
-        `Kubernetes API not usable: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
-      );
+      const incompatible = await compatibility;
+      throw unusable(incompatible instanceof IncompatibleCosmosApi ? incompatible : error);
     }
+    const failed = await compatibility;
+    if (failed !== undefined) throw unusable(failed);
     if (providers.length === 0) {
       throw new CniError(
         ErrorCode.PluginNotAvailable,

@@ -43,6 +43,8 @@ function stubApi(): KubeApi & { failNext: boolean } {
     },
     replace: (_r: unknown, o: KubeObject) => Promise.resolve(stamp(o)),
     delete: () => Promise.resolve(true),
+    apiResources: () => Promise.resolve(undefined),
+    apiGroups: () => Promise.resolve(new Map()),
     close: () => Promise.resolve(),
   };
   return stub;

@@ -278,7 +278,27 @@ Deno.test("client: a list of a resource the server does not serve says so", asyn
     }),
   );
   assert.equal(error.code, ErrorCode.Kubernetes);
-  assert.match(error.message, /is its CRD installed\?/);
+  assert.match(
+    error.message,
+    /\(the server does not serve bgpnothings\.bgp\.miloapis\.com\/v1: are the CRDs of cosmos d08f786\.\.80a1b50 installed\?\)/,
+  );
+});
+
+Deno.test("client: discovery lists a group version's resources with their scope; unserved is undefined", async () => {
+  await using kube = await kubeFixture();
+  const deadline = startDeadline(3000);
+  const resources = await kube.api.apiResources("providers.bgp.miloapis.com", "v1alpha1", {
+    deadline,
+  });
+  assert.deepEqual(resources, [
+    { name: "bgpproviders", kind: "BGPProvider", namespaced: false },
+    { name: "bgpproviders/status", kind: "BGPProvider", namespaced: false },
+  ]);
+  assert.equal(await kube.api.apiResources("bgp.miloapis.com", "v2", { deadline }), undefined);
+  assert.deepEqual(
+    (await kube.api.apiGroups({ deadline })).get("bgp.miloapis.com"),
+    ["v1alpha1"],
+  );
 });
 
 Deno.test("client: an unreadable kubeconfig fails with code 4 naming the file", async () => {

@@ -5,6 +5,7 @@ import type { BgpControlPlane, VrfKey } from "../../lib/kube/control_plane.ts";
 import { kubeControlPlane } from "../../lib/kube/kube_control_plane.ts";
 import { openDirectControlPlane } from "../../lib/kube/mod.ts";
 import type { StoredObject } from "../support/fake_api_server.ts";
+import { changedCrds, COSMOS_CRDS, type Crd } from "../support/cosmos/crds.ts";
 import {
   condition,
   instance,
@@ -327,11 +328,17 @@ Deno.test("listNodeVrfs: the node's objects written by the plugin, by label", as
   assert.deepEqual(kube.server.counts(), { list: 1 });
 });
 
-Deno.test("probe: three limit=1 lists; unreachable, forbidden or no provider is code 50", async () => {
+Deno.test("probe: three limit=1 lists and two discovery gets; unreachable, forbidden or no provider is code 50", async () => {
   await using kube = await world();
   await plane(kube).probe(NODE);
-  assert.deepEqual(kube.server.counts(), { list: 3 });
-  assert.ok(kube.server.requests.every((r) => r.path.includes("limit=1")));
+  assert.deepEqual(kube.server.counts(), { list: 3, discover: 2 });
+  assert.ok(
+    kube.server.requests.filter((r) => r.verb === "list").every((r) => r.path.includes("limit=1")),
+  );
+  assert.deepEqual(
+    kube.server.requests.filter((r) => r.verb === "discover").map((r) => r.path).sort(),
+    ["/apis/bgp.miloapis.com/v1alpha1", "/apis/providers.bgp.miloapis.com/v1alpha1"],
+  );
 
   const missing = await failure(plane(kube).probe("worker-2"));
   assert.equal(missing.code, ErrorCode.PluginNotAvailable);
@@ -347,6 +354,65 @@ Deno.test("probe: three limit=1 lists; unreachable, forbidden or no provider is 
   const down = await failure(plane(kube).probe(NODE));
   assert.equal(down.code, ErrorCode.PluginNotAvailable);
   assert.match(down.message, /unreachable/);
+});
+
+/** STATUS's probe against a cluster whose cosmos CRDs are `crds`. */
+async function probeWith(crds: Crd[]): Promise<CniError> {
+  await using kube = await kubeFixture({ crds });
+  if (crds.some((c) => c.names.kind === "BGPProvider" && c.scope === "Cluster")) {
+    kube.server.seed(provider("p1", NODE));
+  }
+  return await failure(plane(kube).probe(NODE));
+}
+
+const NEEDS = "galactic needs the cluster-scoped v1alpha1 BGPVRFInstance, BGPInstance and " +
+  'BGPProvider CRDs of cosmos d08f786 (compatible through 80a1b50; 9fcbc60 "BGP API v3" and ' +
+  "later are not), see docs/deployment.md";
+
+Deno.test("probe: an incompatible cosmos is one sentence naming the CRD, what was found and what is needed", async () => {
+  const namespaced = await probeWith(
+    changedCrds("BGPVRFInstance", (crd) => ({ ...crd, scope: "Namespaced" })),
+  );
+  assert.equal(namespaced.code, ErrorCode.PluginNotAvailable);
+  assert.equal(
+    namespaced.message,
+    "incompatible cosmos API: BGPVRFInstance (bgpvrfinstances.bgp.miloapis.com): it is " +
+      `namespaced, galactic needs it cluster-scoped. ${NEEDS}`,
+  );
+
+  const noProviders = await probeWith(changedCrds("BGPProvider", () => undefined));
+  assert.equal(
+    noProviders.message,
+    "incompatible cosmos API: BGPProvider (bgpproviders.providers.bgp.miloapis.com): the API " +
+      `server serves no providers.bgp.miloapis.com API at all (CRD not installed). ${NEEDS}`,
+  );
+
+  // cosmos "BGP API v3": no BGPInstance/BGPProvider, a namespaced BGPVRFInstance.
+  const v3 = changedCrds(
+    "BGPVRFInstance",
+    (crd) => ({ ...crd, scope: "Namespaced" }),
+    changedCrds("BGPInstance", () => undefined, changedCrds("BGPProvider", () => undefined)),
+  );
+  const apiV3 = await probeWith(v3);
+  assert.match(
+    apiV3.message,
+    /^incompatible cosmos API: BGPVRFInstance \(bgpvrfinstances\.bgp\.miloapis\.com\): it is namespaced, galactic needs it cluster-scoped; BGPInstance \(bgpinstances\.bgp\.miloapis\.com\): bgp\.miloapis\.com\/v1alpha1 has no bgpinstances \(it serves BGPPeer, BGPVRFInstance\); BGPProvider .*CRD not installed\)\. galactic needs/,
+  );
+
+  const otherVersion = await probeWith(
+    ["BGPVRFInstance", "BGPInstance", "BGPPeer"].reduce(
+      (crds, kind) =>
+        changedCrds(kind, (crd) => ({
+          ...crd,
+          versions: crd.versions.map((v) => ({ ...v, name: "v1beta1" })),
+        }), crds),
+      [...COSMOS_CRDS],
+    ),
+  );
+  assert.match(
+    otherVersion.message,
+    /^incompatible cosmos API: BGPVRFInstance \(bgpvrfinstances\.bgp\.miloapis\.com\): the API server serves bgp\.miloapis\.com only as v1beta1, not v1alpha1; BGPInstance .* only as v1beta1, not v1alpha1\. galactic needs/,
+  );
 });
 
 Deno.test("openDirectControlPlane: resolves the kubeconfig from the environment and bounds calls", async () => {
