@@ -14,6 +14,7 @@ import {
   type Identifier,
   interfaceNames,
   type IpPrefix,
+  isObjectName,
   LABELS,
   MANAGER,
   nodeLabelValue,
@@ -99,8 +100,15 @@ function parseFlags(input: ExplainInput): Parsed {
       { attachment: named("attachment", input.attachment, parseAttachment) }),
     ...(locator && { locator }),
     ...(input.asn !== undefined && { asn: input.asn }),
-    ...(input.node !== undefined && { node: input.node }),
+    ...(input.node !== undefined && { node: nodeFlag(input.node) }),
   };
+}
+
+function nodeFlag(text: string): string {
+  if (!isObjectName(text)) {
+    throw new Error(`--node ${JSON.stringify(text)}: must be a lowercase RFC 1123 subdomain`);
+  }
+  return text;
 }
 
 /** Inputs from a validated config; flags add what a config lacks (ASN, node). */
@@ -108,7 +116,7 @@ export function inputsFromConfig(
   config: NetworkConfig,
   flags: { asn?: number; node?: string },
 ): Parsed {
-  const node = flags.node ?? config.nodeName;
+  const node = flags.node === undefined ? config.nodeName : nodeFlag(flags.node);
   return {
     vpc: config.vpc,
     attachment: config.attachment,

@@ -67,6 +67,9 @@ Deno.test("CLI: explain names the flag of an invalid value and exits 1", async (
   const locator = await cli(["explain", "--vpc", "jU", "--attachment", "G", "--locator", "10/8"]);
   assert.equal(locator.code, 1);
   assert.match(locator.stderr, /--locator "10\/8": must be an IPv6 prefix/);
+  const node = await cli(["explain", "--vpc", "jU", "--node", "Bad_Node"]);
+  assert.equal(node.code, 1);
+  assert.match(node.stderr, /--node "Bad_Node": must be a lowercase RFC 1123 subdomain/);
   const none = await cli(["explain"]);
   assert.equal(none.code, 1);
   assert.match(none.stderr, /--vpc or -f is required/);
