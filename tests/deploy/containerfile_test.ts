@@ -24,10 +24,25 @@ function stage(name: string | undefined, index: number): Stage {
   return found;
 }
 
-function tracked(): Set<string> {
-  const out = new Deno.Command("git", { args: ["ls-files"], cwd: ROOT, stdout: "piped" })
-    .outputSync();
-  assert.ok(out.success, "git ls-files");
+/** Tracked files; outside a git checkout (an export), the files on disk. */
+function tracked(): { has(path: string): boolean } {
+  const out = new Deno.Command("git", {
+    args: ["ls-files"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  if (!out.success) {
+    return {
+      has: (path) => {
+        try {
+          return Deno.statSync(join(ROOT, path)).isFile;
+        } catch {
+          return false;
+        }
+      },
+    };
+  }
   return new Set(new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== ""));
 }
 
