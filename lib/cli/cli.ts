@@ -18,7 +18,7 @@ import { derive, explain, formatExplanation, inputsFromConfig } from "./explain.
 import { absolutePath, integerIn } from "./flag_values.ts";
 import { registerInstallCommand } from "./install_command.ts";
 import { registerMigrateCommand } from "./migrate_command.ts";
-import { formatNodeState, readNodeState } from "../state/node_state.ts";
+import { formatNodeState, readNodeState } from "./node_state.ts";
 import { formatNodeStatus, nodeStatus } from "./node_status.ts";
 import { registerUninstallCommand } from "./uninstall_command.ts";
 

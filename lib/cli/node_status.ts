@@ -13,7 +13,7 @@
 import { runInvocation } from "../plugin/invocation.ts";
 import type { NetworkConfig } from "../config/mod.ts";
 import type { CommandRunner } from "../iproute2/mod.ts";
-import { readNodeState } from "../state/node_state.ts";
+import { readNodeState } from "./node_state.ts";
 
 /** The status report; keys are stable. */
 export interface NodeStatus {

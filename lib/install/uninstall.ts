@@ -34,7 +34,7 @@ import {
   ROUTE_GONE,
   vrfDeleteLines,
 } from "../iproute2/mod.ts";
-import { readNodeState } from "../state/node_state.ts";
+import { readNodeState } from "../cli/node_state.ts";
 import {
   InstallError,
   KUBECONFIG_FILE_NAME,

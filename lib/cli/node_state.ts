@@ -9,7 +9,7 @@
 
 import { interfaceNames, parseAttachment, parseVpc } from "../ids/mod.ts";
 import { type CommandRunner, inspectLinks } from "../iproute2/mod.ts";
-import { type AttachmentRecord, AttachmentStore } from "./attachments.ts";
+import { type AttachmentRecord, AttachmentStore } from "../state/attachments.ts";
 
 /** One record and what the kernel has of it. */
 export interface AttachmentView extends AttachmentRecord {
