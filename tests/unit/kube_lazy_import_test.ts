@@ -44,3 +44,20 @@ Deno.test("lazy loading: the client library is only reachable through dynamic im
     assert.deepEqual(offenders, [], `${root} statically reaches the Kubernetes client library`);
   }
 });
+
+Deno.test("CNI mode loads no CLI, agent server, install or migrate module", async () => {
+  // A CNI invocation is main.ts plus the verbs it imports on demand; every
+  // module read at start costs each ADD and DEL (issue 17: start-up is the
+  // largest share of an ADD on hardware).
+  const cniMode = new Set([
+    ...await staticClosure("../../main.ts"),
+    ...await staticClosure("../../lib/verbs/mod.ts"),
+  ]);
+  const local = [...cniMode].filter((s) => s.startsWith("file:"));
+  assert.ok(local.some((s) => s.endsWith("/lib/verbs/add.ts")), "the closure covers the verbs");
+  const offenders = local.filter((s) =>
+    /\/lib\/(cli|install)\/|\/lib\/agent\/agent\.ts$|\/lib\/kube\/(migrate|agent_rbac|rbac)\.ts$/
+      .test(s)
+  );
+  assert.deepEqual(offenders, []);
+});
