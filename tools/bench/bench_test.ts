@@ -29,12 +29,21 @@ Deno.test("unionLength merges overlapping intervals", () => {
 Deno.test("options: defaults, --quick sizes, explicit values win, round trip, bad input", () => {
   const full = parseBenchArgs([]).options;
   assert.deepEqual([full.iterations, full.warmup, full.profileRuns, full.host], [20, 1, 2, false]);
-  const quick = parseBenchArgs(["--quick", "--iterations", "4", "--host", "--no-agent"]).options;
+  const quick = parseBenchArgs([
+    "--quick",
+    "--iterations",
+    "4",
+    "--host",
+    "--no-agent",
+    "--compare",
+    "/work/main",
+  ]).options;
   assert.deepEqual([quick.iterations, quick.profileRuns], [4, 1]);
   assert.deepEqual(parseBenchArgs(optionsToArgs(quick)).options, quick);
   assert.equal(parseBenchArgs(["--node-worker=/x.json"]).nodeWorker, "/x.json");
   assert.throws(() => parseBenchArgs(["--iterations", "0"]), /--iterations/);
   assert.throws(() => parseBenchArgs(["--bogus"]));
+  assert.throws(() => parseBenchArgs(["--compare", "main"]), /absolute/);
 });
 
 Deno.test("GNU time output: the last line is %M, also after an exit-status line", () => {

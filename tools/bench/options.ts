@@ -22,6 +22,8 @@ export interface BenchOptions {
   readonly noAgent: boolean;
   /** Also save the results (JSON) here. */
   readonly json?: string;
+  /** Another checkout whose bin/galactic runs beside this one's (A/B, agent mode). */
+  readonly compare?: string;
 }
 
 /** Usage text. */
@@ -41,6 +43,7 @@ substitute (host mode). Needs root.
   --no-agent         skip the agent mode
   --quick            small sizes for a smoke test
   --json FILE        also save every sample as JSON
+  --compare DIR      also run DIR/bin/galactic (another checkout) in agent mode, interleaved
   -h, --help         this text`;
 
 function count(name: string, text: string | undefined, fallback: number, min = 1): number {
@@ -69,6 +72,7 @@ export function parseBenchArgs(
       "no-agent": { type: "boolean", default: false },
       quick: { type: "boolean", default: false },
       json: { type: "string" },
+      compare: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
       "node-worker": { type: "string" },
     },
@@ -82,7 +86,11 @@ export function parseBenchArgs(
     lab: values.lab,
     noAgent: values["no-agent"],
     ...(values.json !== undefined && { json: values.json }),
+    ...(values.compare !== undefined && { compare: values.compare }),
   };
+  if (options.compare !== undefined && !options.compare.startsWith("/")) {
+    throw new Error(`--compare wants an absolute path, got ${JSON.stringify(options.compare)}`);
+  }
   return {
     options,
     help: values.help,
@@ -98,5 +106,6 @@ export function optionsToArgs(options: BenchOptions): string[] {
     `--profile-runs=${options.profileRuns}`,
     ...(options.host ? ["--host"] : []),
     ...(options.noAgent ? ["--no-agent"] : []),
+    ...(options.compare ? [`--compare=${options.compare}`] : []),
   ];
 }

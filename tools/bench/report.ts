@@ -18,7 +18,12 @@ const NAMES: Record<Subject, string> = {
   floor: "minimal Deno plugin (veth + host-device)",
   agent: "galactic through the node agent",
   "no-agent": "galactic without the agent",
+  compare: "--compare checkout through the agent",
 };
+
+function isGalactic(subject: Subject): boolean {
+  return subject !== "go" && subject !== "floor";
+}
 
 function ms(value: number | undefined): string {
   if (value === undefined) return "—";
@@ -64,7 +69,7 @@ function rows(r: BenchResults): Row[] {
   for (const result of r.subjects) {
     const base = { subject: result.subject, result };
     out.push({ ...base, label: NAMES[result.subject], add: result.add.ms, del: result.del.ms });
-    if (r.vrf === "shim" && (result.subject === "agent" || result.subject === "no-agent")) {
+    if (r.vrf === "shim" && isGalactic(result.subject)) {
       out.push({
         ...base,
         label: "  − the VRF substitute's cost",
@@ -99,7 +104,7 @@ export function pairsTable(r: BenchResults): string {
     const add = summarize(row.add);
     const del = summarize(row.del);
     const rss = summarize([...row.result.add.rssKb, ...row.result.del.rssKb]);
-    const galactic = row.subject === "agent" || row.subject === "no-agent";
+    const galactic = isGalactic(row.subject);
     const target = row.subject === "agent";
     const api = (v: VerbSamples): string => String(summarize(v.api)?.p50 ?? "—");
     lines.push([

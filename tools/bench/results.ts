@@ -12,8 +12,11 @@ import type { ProfileRun } from "./profile.ts";
 
 /** How galactic reaches the Kubernetes API. */
 export type Mode = "agent" | "no-agent";
-/** What is measured: Go host-device, the minimal Deno plugin, galactic in one mode. */
-export type Subject = "go" | "floor" | Mode;
+/**
+ * What is measured: Go host-device, the minimal Deno plugin, galactic in one
+ * mode, and (`--compare`) another checkout's galactic in agent mode.
+ */
+export type Subject = "go" | "floor" | Mode | "compare";
 
 /** Samples of one CNI verb, one entry per measured invocation. */
 export interface VerbSamples {

@@ -8,6 +8,8 @@
  *   bin/galactic's Deno binary and flags — this runtime's floor.
  * - `agent` / `no-agent`: bin/galactic with and without the node agent, each
  *   with its own VPC, state dir and fake API server so counts never mix.
+ * - `compare`: another checkout's bin/galactic through the same agent, with
+ *   its own VPC and state dir (A/B of a change, interleaved).
  *
  * @module
  */
@@ -28,7 +30,7 @@ const IPAM = {
   addresses: [{ address: "10.1.0.2/24" }],
   routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
 };
-const VPC: Record<Mode, string> = { "no-agent": "b1", agent: "b2" };
+const VPC: Record<Mode | "compare", string> = { "no-agent": "b1", agent: "b2", compare: "b3" };
 /** The veth the Go subject hands over, and the one the minimal Deno plugin creates. */
 const VETH = { go: ["gbgoH", "gbgoG"], floor: ["gbflH", "gbflG"] } as const;
 
@@ -73,6 +75,8 @@ export interface Node {
   /** One fake API server per mode, plus the one the agent-mode plugin would fall back to. */
   readonly servers: Record<Mode | "fallback", FakeApiServer>;
   readonly kubeconfigs: Record<Mode | "fallback", string>;
+  /** The other checkout of `--compare`. */
+  readonly compare?: string;
   /** Host mode only. */
   readonly shim?: Shim;
   shimCost?: ShimCost;
@@ -80,12 +84,17 @@ export interface Node {
 
 const runner = systemRunner();
 
-function galacticConfig(node: Node, mode: Mode, call: Call): Record<string, unknown> {
+function galacticConfig(
+  node: Node,
+  subject: Mode | "compare",
+  call: Call,
+): Record<string, unknown> {
+  const mode = subject === "compare" ? "agent" : subject;
   return {
     cniVersion: "1.0.0",
     name: "bench",
     type: "galactic",
-    vpc: VPC[mode],
+    vpc: VPC[subject],
     vpcattachment: "1",
     srv6_locator: "fc00:0:1::/48",
     mtu: 1400,
@@ -94,7 +103,7 @@ function galacticConfig(node: Node, mode: Mode, call: Call): Record<string, unkn
     // Agent mode: the kubeconfig is the fallback server's, which must see no request.
     kubeconfig: node.kubeconfigs[mode === "agent" ? "fallback" : "no-agent"],
     node_name: NODE_NAME,
-    state_dir: `${node.tmp}/state-${mode}`,
+    state_dir: `${node.tmp}/state-${subject}`,
     agent_socket: `${node.tmp}/${mode === "agent" ? "agent" : "absent"}.sock`,
     api_timeout_seconds: API_TIMEOUT_SECONDS,
     ...call.extra,
@@ -132,12 +141,12 @@ export async function invoke(
   verb: "ADD" | "DEL",
   call: Call,
 ): Promise<Invocation> {
-  const galactic = subject === "agent" || subject === "no-agent";
+  const galactic = subject !== "go" && subject !== "floor";
   const argv = subject === "go"
     ? [`${CNI_PATH}/host-device`]
     : subject === "floor"
     ? floorArgv(node.repo)
-    : [`${node.repo}/bin/galactic`];
+    : [`${subject === "compare" ? node.compare : node.repo}/bin/galactic`];
   const env = {
     PATH: galactic && node.shim ? `${node.shim.dir}:${PATH}` : PATH,
     CNI_COMMAND: verb,
@@ -147,7 +156,7 @@ export async function invoke(
     CNI_PATH,
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${call.pod}`,
   };
-  const server = galactic ? node.servers[subject] : undefined;
+  const server = galactic ? node.servers[subject === "compare" ? "agent" : subject] : undefined;
   const mark = server?.requests.length ?? 0;
   const fallbackMark = node.servers.fallback.requests.length;
   const out = await timedExec(argv, {

@@ -82,6 +82,7 @@ export async function runWorker(inputFile: string): Promise<number> {
     node = {
       repo,
       tmp,
+      ...(options.compare && { compare: options.compare }),
       ...await startServers(tmp),
       ...(input.shim && { shim: await installShim(`${tmp}/shim`, PATH) }),
     };
@@ -106,7 +107,8 @@ export async function runWorker(inputFile: string): Promise<number> {
       };
       modes.unshift("agent");
     }
-    const subjects: Subject[] = ["go", "floor", ...modes];
+    const compare: Subject[] = options.compare && results.agent ? ["compare"] : [];
+    const subjects: Subject[] = ["go", "floor", ...modes, ...compare];
     results.subjects.push(...await sequentialPairs(node, subjects, { ...options, prefix, say }));
     for (const mode of options.profileRuns > 0 ? modes : []) {
       say(`breakdown: ${options.profileRuns} strace'd pairs, ${mode}`);
