@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Mode } from "./results.ts";
+import type { Subject } from "./results.ts";
 import { unionLength } from "./stats.ts";
 import { invoke, type Node } from "./subjects.ts";
 import { runChecked, systemRunner } from "../../lib/iproute2/runner.ts";
@@ -24,7 +24,7 @@ export interface TimelineEvent {
 
 /** Where one profiled invocation spent its time. */
 export interface ProfileRun {
-  readonly mode: Mode;
+  readonly mode: Exclude<Subject, "go" | "floor">;
   readonly verb: "ADD" | "DEL";
   readonly code: number;
   /** Exec of bin/galactic to its exit, ms. */
@@ -165,7 +165,7 @@ export function parseLog(text: string): [number, string][] {
  */
 export function analyze(
   input: {
-    mode: Mode;
+    mode: Exclude<Subject, "go" | "floor">;
     verb: "ADD" | "DEL";
     code: number;
     trace: string;
@@ -234,11 +234,11 @@ export function analyze(
  */
 export async function profilePairs(
   node: Node,
-  mode: Mode,
+  mode: Exclude<Subject, "go" | "floor">,
   options: { runs: number; prefix: string; errors: string[] },
 ): Promise<ProfileRun[]> {
   const profiles: ProfileRun[] = [];
-  const server = node.servers[mode];
+  const server = node.servers[mode === "compare" ? "agent" : mode];
   const api: ApiEvent[] = [];
   const stopListening = server.onRequest((r) => {
     api.push({

@@ -107,10 +107,10 @@ export async function runWorker(inputFile: string): Promise<number> {
       };
       modes.unshift("agent");
     }
-    const compare: Subject[] = options.compare && results.agent ? ["compare"] : [];
+    const compare = options.compare && results.agent ? ["compare" as const] : [];
     const subjects: Subject[] = ["go", "floor", ...modes, ...compare];
     results.subjects.push(...await sequentialPairs(node, subjects, { ...options, prefix, say }));
-    for (const mode of options.profileRuns > 0 ? modes : []) {
+    for (const mode of options.profileRuns > 0 ? [...modes, ...compare] : []) {
       say(`breakdown: ${options.profileRuns} strace'd pairs, ${mode}`);
       results.profile.push(
         ...await profilePairs(node, mode, {
