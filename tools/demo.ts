@@ -12,6 +12,7 @@
  */
 
 import { FAKE_TOKEN } from "../tests/support/fake_api_server.ts";
+import { demoSeed } from "./demo_seed.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const DENO = Deno.execPath();
@@ -77,28 +78,7 @@ async function startApiServer(
   netns: string,
   dir: string,
 ): Promise<{ url: string; child: Deno.ChildProcess }> {
-  const seed = [
-    {
-      apiVersion: "providers.bgp.miloapis.com/v1alpha1",
-      kind: "BGPProvider",
-      metadata: {
-        name: `${NODE}-gobgp`,
-        labels: { "bgp.miloapis.com/node": NODE, "galactic.io/plane": "overlay" },
-      },
-      spec: { type: "GoBGP", gobgp: { endpoint: "localhost:50051" } },
-    },
-    {
-      apiVersion: "bgp.miloapis.com/v1alpha1",
-      kind: "BGPInstance",
-      metadata: { name: "workers" },
-      spec: {
-        asNumber: 65000,
-        routerIDSource: "Auto",
-        addressFamilies: [{ afi: "L2VPN", safi: "EVPN" }],
-        providerSelector: { matchLabels: { "galactic.io/plane": "overlay" } },
-      },
-    },
-  ];
+  const seed = demoSeed(NODE);
   await Deno.writeTextFile(`${dir}/seed.json`, JSON.stringify(seed));
   const child = new Deno.Command("ip", {
     args: [
