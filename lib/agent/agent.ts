@@ -24,12 +24,14 @@ import {
   NODE_LABEL,
   type Resource,
 } from "../kube/api.ts";
-import { openKubeApi, type ResourceInformer, startInformer } from "../kube/client.ts";
+import { openKubeApi, openRawApi } from "../kube/client.ts";
 import type { BgpControlPlane } from "../kube/control_plane.ts";
 import { checkCosmosApi } from "../kube/cosmos_api.ts";
 import { startDeadline } from "../kube/deadline.ts";
 import { kubeControlPlane } from "../kube/kube_control_plane.ts";
 import type { KubeconfigSource } from "../kube/kubeconfig.ts";
+import { serveHealth } from "./health.ts";
+import { type Informer, type InformerTiming, longestQuietMs, startInformer } from "./informer.ts";
 import { type AgentRequest, type AgentResponse, readLines } from "./protocol.ts";
 import { writeThroughCache } from "./write_through.ts";
 
@@ -45,12 +47,23 @@ export interface AgentOptions {
   readonly timeoutMs: number;
   /** Where to log. */
   readonly log: Logger;
+  /** Port of the health endpoint on 127.0.0.1 (0: any free port; undefined: none). */
+  readonly healthPort?: number;
+  /** Watch timing (tests shorten it). */
+  readonly watch?: InformerTiming;
 }
 
 export interface RunningAgent {
+  /** The health endpoint's URL, when it serves one. */
+  readonly healthUrl: string | undefined;
+  /** Ready: every watch cache in sync. */
+  ready(): boolean;
   /** Stops serving, watching and closes the client. */
   close(): Promise<void>;
 }
+
+/** Calls answered from the watch caches: while they are out of sync, the plugin goes direct. */
+const CACHED_OPS = new Set(["declareVrf", "verifyVrf"]);
 
 /**
  * Serves lists the plugin's lookup makes from the caches and everything else
@@ -58,7 +71,7 @@ export interface RunningAgent {
  */
 function cachedApi(
   api: KubeApi,
-  caches: { node: string; providers: ResourceInformer; instances: ResourceInformer },
+  caches: { node: string; providers: Informer; instances: Informer },
 ): KubeApi {
   const nodeSelector = `${NODE_LABEL}=${caches.node}`;
   function fromCache(resource: Resource, options: ListOptions): KubeObject[] | undefined {
@@ -120,20 +133,32 @@ async function answer(plane: BgpControlPlane, request: AgentRequest): Promise<Ag
 async function serveConnection(
   conn: Deno.Conn,
   plane: BgpControlPlane,
-  log: Logger,
+  options: { log: Logger; ready: () => boolean },
 ): Promise<void> {
+  const { log } = options;
   const writer = conn.writable.getWriter();
   try {
     for await (const line of readLines(conn.readable)) {
       let request: AgentRequest;
       try {
         request = JSON.parse(line) as AgentRequest;
+        if (typeof request !== "object" || request === null || typeof request.id !== "number") {
+          throw new Error("not a request object with a numeric id");
+        }
       } catch {
         log.warn("agent: undecodable request dropped", { line: line.slice(0, 200) });
         break;
       }
       const started = performance.now();
-      const response = await answer(plane, request);
+      const response: AgentResponse = CACHED_OPS.has(request.op) && !options.ready()
+        ? {
+          id: request.id,
+          ok: false,
+          unavailable: true,
+          code: ErrorCode.TryAgainLater,
+          msg: "node agent not ready: its watch caches are out of sync",
+        }
+        : await answer(plane, request);
       log.debug("agent call", {
         op: request.op,
         node: request.node,
@@ -168,10 +193,6 @@ async function claimSocket(path: string): Promise<void> {
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { log, source, node } = options;
   await claimSocket(options.socket);
-  const onError = (what: string) => (error: unknown) =>
-    log.warn(`agent: ${what} watch failed; re-listing`, {
-      error: (error as Error)?.message ?? String(error),
-    });
   const api = await openKubeApi(source);
   // Another cosmos API would fail every ADD obscurely: refuse to start, saying why.
   await checkCosmosApi(api, { deadline: startDeadline(options.timeoutMs) }).catch(
@@ -180,19 +201,23 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       throw error;
     },
   );
-  const [providers, instances, vrfs] = await Promise.all([
-    startInformer(source, {
-      resource: BGP_PROVIDERS,
-      labelSelector: `${NODE_LABEL}=${node}`,
-      onError: onError("BGPProvider"),
-    }),
-    startInformer(source, { resource: BGP_INSTANCES, onError: onError("BGPInstance") }),
-    startInformer(source, {
-      resource: BGP_VRF_INSTANCES,
-      labelSelector: `${LABELS.managedBy}=${MANAGER}`,
-      onError: onError("BGPVRFInstance"),
-    }),
-  ]);
+  const raw = await openRawApi(source);
+  const watch = (resource: Resource, labelSelector?: string): Informer =>
+    startInformer(raw, {
+      resource,
+      ...(labelSelector !== undefined && { labelSelector }),
+      log,
+      listTimeoutMs: options.timeoutMs,
+      ...options.watch,
+    });
+  const providers = watch(BGP_PROVIDERS, `${NODE_LABEL}=${node}`);
+  const instances = watch(BGP_INSTANCES);
+  const vrfs = watch(BGP_VRF_INSTANCES, `${LABELS.managedBy}=${MANAGER}`);
+  const informers = [providers, instances, vrfs];
+  const ready = (): boolean => informers.every((i) => i.synced());
+  // Serve once the caches are filled (so the first ADD is already fast), or
+  // after one API budget without: until then the plugin goes direct.
+  await firstSync(informers, options.timeoutMs);
   // The agent's own BGPVRFInstance writes are visible to the next call before
   // their watch events arrive (back-to-back ADDs of one VPC).
   const ownVrfs = writeThroughCache(vrfs, BGP_VRF_INSTANCES);
@@ -203,22 +228,38 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         o.metadata.labels?.[LABELS.routeTarget] === String(routeNumber(vpc))
       ),
   });
+  const health = options.healthPort === undefined ? undefined : serveHealth({
+    port: options.healthPort,
+    ready,
+    informers,
+    // Twice what a healthy loop can take, so only a stuck one fails.
+    livenessWindowMs: 2 * longestQuietMs({ listTimeoutMs: options.timeoutMs, ...options.watch }),
+  });
   const listener = Deno.listen({ transport: "unix", path: options.socket });
   await Deno.chmod(options.socket, 0o600);
-  log.info("agent serving", { socket: options.socket, node, server: api.server });
+  log.info("agent serving", {
+    socket: options.socket,
+    node,
+    server: api.server,
+    ready: ready(),
+    ...(health && { health: health.url }),
+  });
   const connections = new Map<Deno.Conn, Promise<void>>();
   const accepting = (async () => {
     try {
       for await (const conn of listener) {
         connections.set(
           conn,
-          serveConnection(conn, plane, log).finally(() => connections.delete(conn)),
+          serveConnection(conn, plane, { log, ready }).finally(() => connections.delete(conn)),
         );
       }
     } catch { /* listener closed */ }
   })();
   return {
+    healthUrl: health?.url,
+    ready,
     async close(): Promise<void> {
+      await health?.close();
       listener.close();
       await accepting;
       const served = [...connections.values()];
@@ -228,9 +269,20 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         } catch { /* already closed */ }
       }
       await Promise.allSettled(served);
-      await Promise.all([providers.stop(), instances.stop(), vrfs.stop()]);
+      await Promise.all(informers.map((i) => i.stop()));
       await plane.close();
+      await raw.close();
       await Deno.remove(options.socket).catch(() => {});
     },
   };
+}
+
+/** Waits for every informer's first sync, at most `ms`. */
+async function firstSync(informers: readonly Informer[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.all(informers.map((i) => i.firstSync())),
+    new Promise((resolve) => timer = setTimeout(resolve, ms)),
+  ]);
+  clearTimeout(timer);
 }

@@ -90,6 +90,7 @@ class AgentControlPlane implements BgpControlPlane {
       if (response.id !== id) {
         throw new AgentUnavailable(`node agent answered request ${response.id}, not ${id}`);
       }
+      if (!response.ok && response.unavailable) throw new AgentUnavailable(response.msg);
       if (!response.ok) throw new CniError(response.code, response.msg);
       return response.value;
     } catch (error) {

@@ -29,7 +29,14 @@ export interface AgentRequest {
 /** A response: the call's value, or the CNI error it failed with. */
 export type AgentResponse =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
-  | { readonly id: number; readonly ok: false; readonly code: number; readonly msg: string };
+  | {
+    readonly id: number;
+    readonly ok: false;
+    readonly code: number;
+    readonly msg: string;
+    /** The agent cannot answer this call now (not ready): the caller should go direct. */
+    readonly unavailable?: boolean;
+  };
 
 /** Splits a byte stream into lines (JSON documents). */
 export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {

@@ -16,7 +16,11 @@ interface AgentFlags {
   node?: string;
   timeout: number;
   logLevel: Level;
+  healthPort: number;
 }
+
+/** Default port of the agent's health and metrics endpoint on 127.0.0.1. */
+export const DEFAULT_HEALTH_PORT = 9765;
 
 /** Adds the `agent` command. */
 export function registerAgentCommand(program: Command): void {
@@ -38,6 +42,12 @@ export function registerAgentCommand(program: Command): void {
       DEFAULTS.apiTimeoutSeconds,
     )
     .option("--log-level <level>", "error, warn, info or debug", oneOf(LOG_LEVELS), "info")
+    .option(
+      "--health-port <port>",
+      "port of /readyz, /livez and /metrics on 127.0.0.1, 0..65535 (0: any free port)",
+      integerIn(0, 65535),
+      DEFAULT_HEALTH_PORT,
+    )
     .action(async (flags: AgentFlags) => {
       const env = Deno.env.toObject();
       const config = {
@@ -47,6 +57,14 @@ export function registerAgentCommand(program: Command): void {
       const source = resolveKubeconfig(config, { env });
       const node = resolveNodeName(config, { env });
       const log = createLogger({ level: flags.logLevel });
+      // Last line of defence: a failure nobody awaited is logged, not fatal
+      // (the agent's own loops catch theirs; this covers the libraries').
+      globalThis.addEventListener("unhandledrejection", (event) => {
+        event.preventDefault();
+        log.error("agent: unhandled failure (still running)", {
+          error: (event.reason as Error)?.message ?? String(event.reason),
+        });
+      });
       const { startAgent } = await import("../agent/agent.ts");
       const agent = await startAgent({
         socket: flags.socket,
@@ -54,6 +72,7 @@ export function registerAgentCommand(program: Command): void {
         node,
         timeoutMs: flags.timeout * 1000,
         log,
+        healthPort: flags.healthPort,
       });
       await new Promise<void>((resolve) => {
         for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -369,67 +369,56 @@ function ref(resource: Resource): { group: string; version: string; plural: stri
   return { group: resource.group, version: resource.version, plural: resource.plural };
 }
 
-/** A watch-backed, always-current copy of one resource (for the node agent). */
-export interface ResourceInformer {
-  /** The objects as last seen. */
-  list(): KubeObject[];
-  /** Stops watching. */
-  stop(): Promise<void>;
-}
-
-/** What one informer watches. */
-export interface InformerSpec {
-  readonly resource: Resource;
-  /** Server-side label selector. */
-  readonly labelSelector?: string;
-  /** Told about watch failures (the informer restarts itself after `retryMs`). */
-  readonly onError: (error: unknown) => void;
-  /** Delay before restarting after a failure; default 1000 ms. */
-  readonly retryMs?: number;
+/** An answer of {@linkcode RawApi.get}: status and the body, unparsed. */
+export interface RawResponse {
+  /** HTTP status. */
+  readonly status: number;
+  /** The body as bytes (a watch stream keeps it open). */
+  readonly body: ReadableStream<Uint8Array> | null;
+  /** The whole body as text. */
+  text(): Promise<string>;
 }
 
 /**
- * Starts a list+watch informer (the library's `makeInformer`) and resolves
- * once the first list has arrived. After a failure it re-lists and watches
- * again, so the cache heals without a restart of the agent.
+ * Plain GETs with the kubeconfig's credentials, for the node agent's
+ * list+watch loop (`lib/agent/informer.ts`), which parses and checks every
+ * answer itself instead of trusting the library's informer with them.
  */
-export async function startInformer(
-  source: KubeconfigSource,
-  spec: InformerSpec,
-): Promise<ResourceInformer> {
+export interface RawApi {
+  /** API server URL. */
+  readonly server: string;
+  /** GETs `path` (with its query) on the server; aborting `signal` ends the request or stream. */
+  get(path: string, signal: AbortSignal): Promise<RawResponse>;
+  /** Releases the connection. */
+  close(): Promise<void>;
+}
+
+/** Opens a {@linkcode RawApi} for the API server named by `source`. */
+export async function openRawApi(source: KubeconfigSource): Promise<RawApi> {
   const lib = await loadLibrary();
   const kc = loadConfig(lib, source);
-  const api = kc.makeApiClient(lib.CustomObjectsApi);
-  const { group, version, plural } = ref(spec.resource);
-  const listFn = async () =>
-    await api.listClusterCustomObject({
-      group,
-      version,
-      plural,
-      ...(spec.labelSelector !== undefined && { labelSelector: spec.labelSelector }),
-    });
-  const informer = lib.makeInformer(
-    kc,
-    `/apis/${group}/${version}/${plural}`,
-    listFn as never,
-    spec.labelSelector,
-  );
-  let stopped = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  informer.on("error", (error: unknown) => {
-    spec.onError(error);
-    if (stopped) return;
-    timer = setTimeout(() => {
-      if (!stopped) informer.start().catch(spec.onError);
-    }, spec.retryMs ?? 1000);
-  });
-  await informer.start();
+  const { Agent, fetch } = await import("undici");
+  const server = kc.getCurrentCluster()!.server;
+  // The library gives https requests a TLS-configured dispatcher; plain http
+  // gets a pool of its own (not undici's global one, which close() cannot reach).
+  let shared: Closable | undefined;
   return {
-    list: () => informer.list() as unknown as KubeObject[],
-    async stop(): Promise<void> {
-      stopped = true;
-      clearTimeout(timer);
-      await informer.stop();
+    server,
+    async get(path: string, signal: AbortSignal): Promise<RawResponse> {
+      const context = new lib.RequestContext(server + path, lib.HttpMethod.GET);
+      await kc.applySecurityAuthentication(context);
+      const dispatcher = context.getDispatcher() as unknown as Closable | undefined;
+      if (shared === undefined) shared = dispatcher ?? new Agent();
+      else if (dispatcher !== undefined) void dispatcher.close().catch(() => {});
+      const response = await fetch(server + path, {
+        headers: context.getHeaders(),
+        signal,
+        dispatcher: shared as never,
+      });
+      return response as unknown as RawResponse;
+    },
+    async close(): Promise<void> {
+      await (shared as { destroy?: () => Promise<void> } | undefined)?.destroy?.().catch(() => {});
     },
   };
 }

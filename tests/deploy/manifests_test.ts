@@ -9,6 +9,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, type Option } from "commander";
 import { parseAllDocuments } from "yaml";
+import { DEFAULT_HEALTH_PORT } from "../../lib/cli/agent_command.ts";
 import { registerInstallCommand } from "../../lib/cli/install_command.ts";
 import { DEFAULTS, parseNetworkConfig } from "../../lib/config/mod.ts";
 import { type IpPrefix, parseIp, parsePrefix, parseVpc } from "../../lib/ids/mod.ts";
@@ -484,6 +485,26 @@ Deno.test("DaemonSet init container runs `install` with flags the CLI defines, i
       }
     }
   }
+});
+
+Deno.test("DaemonSet probes the agent's /readyz and /livez where the agent serves them", () => {
+  const agent = at(DAEMONSET.value, "spec", "template", "spec", "containers", 0);
+  const argv = list(at(agent, "command")).map((a) => text(a, "argument"));
+  const flag = argv.indexOf("--health-port");
+  const port = flag >= 0 ? Number(argv[flag + 1]) : DEFAULT_HEALTH_PORT;
+  for (const [probe, path] of [["readinessProbe", "/readyz"], ["livenessProbe", "/livez"]]) {
+    assert.deepEqual(
+      at(agent, probe!, "httpGet"),
+      // The agent listens on 127.0.0.1 only; the pod shares the host network.
+      { host: "127.0.0.1", port, path },
+      `${probe} of the agent`,
+    );
+  }
+  assert.equal(at(DAEMONSET.value, "spec", "template", "spec", "hostNetwork"), true);
+  // A restart must not come before a healthy loop could have stepped (a probe timeout is not "stuck").
+  const period = Number(at(agent, "livenessProbe", "periodSeconds") ?? 10);
+  const failures = Number(at(agent, "livenessProbe", "failureThreshold") ?? 3);
+  assert.ok(period * failures >= 30, "liveness tolerates at least 30 s of failed probes");
 });
 
 Deno.test("every NetworkAttachmentDefinition's config passes parseNetworkConfig", () => {

@@ -13,6 +13,8 @@ import { cni, LAUNCHER, leftovers, NODE, ok, RD, type World, world } from "../su
 import { denoDir } from "../support/fake_host/mod.ts";
 
 interface Agent extends AsyncDisposable {
+  /** Its health endpoint (`--health-port 0`: a free port). */
+  readonly health: string;
   /** SIGTERM: the agent closes its connections and removes its socket. */
   stop(): Promise<void>;
   /** SIGKILL: the agent dies at once, leaving its socket file behind. */
@@ -32,6 +34,8 @@ async function startAgent(w: World, options: { kubeconfig?: string } = {}): Prom
       NODE,
       "--timeout",
       "3",
+      "--health-port",
+      "0",
     ],
     clearEnv: true,
     env: {
@@ -50,6 +54,8 @@ async function startAgent(w: World, options: { kubeconfig?: string } = {}): Prom
     if (done) throw new Error(`agent exited early:\n${log}`);
     log += value;
   }
+  const health = log.match(/health=(http:\/\/127\.0\.0\.1:\d+)/)?.[1];
+  if (health === undefined) throw new Error(`agent logged no health endpoint:\n${log}`);
   const drain = (async () => {
     while (!(await stderr.read()).done) { /* keep the pipe flowing */ }
   })();
@@ -62,7 +68,7 @@ async function startAgent(w: World, options: { kubeconfig?: string } = {}): Prom
     await drain;
   };
   const stop = end("SIGTERM");
-  return { stop, kill: end("SIGKILL"), [Symbol.asyncDispose]: stop };
+  return { health, stop, kill: end("SIGKILL"), [Symbol.asyncDispose]: stop };
 }
 
 function apiCalls(w: World): Record<string, number> {
@@ -179,6 +185,65 @@ Deno.test("the agent's cache follows a changed BGPInstance (watch), and ADD writ
   }
   assert.equal(rd, "65001:2820");
   ok(await cni(w, "DEL", { config }), "DEL");
+});
+
+/** GETs a health path; its status. */
+async function probe(agent: Agent, path: string): Promise<number> {
+  const response = await fetch(agent.health + path);
+  await response.body?.cancel();
+  return response.status;
+}
+
+async function eventually(condition: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+Deno.test("a malformed watch event does not kill the agent: it re-lists and keeps serving", async () => {
+  await using w = await world({ rbac: AGENT_RBAC });
+  // What made the client library's informer throw an uncaught TypeError.
+  w.api.fault({ verb: "watch", times: 3, body: '{"type":"ADDED","object":null}\n' });
+  await using agent = await startAgent(w);
+  await eventually(
+    () => Promise.resolve(w.api.requests.filter((r) => r.fault?.body !== undefined).length === 3),
+    "every watch got the malformed event",
+  );
+  await eventually(async () => await probe(agent, "/readyz") === 200, "ready again");
+  w.api.resetLog();
+  ok(await cni(w, "ADD", { config: w.config(), containerId: "c1" }), "ADD");
+  assert.deepEqual(apiCalls(w), { "create bgpvrfinstances": 1, "list bgpvrfinstances": 1 });
+  ok(await cni(w, "DEL", { config: w.config(), containerId: "c1" }), "DEL");
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("an agent whose watches fail is not ready (but live), and ADDs go direct", async () => {
+  await using w = await world({ rbac: AGENT_RBAC });
+  w.api.fault({ verb: "watch", status: 500 });
+  await using agent = await startAgent(w);
+  await eventually(
+    async () => await probe(agent, "/readyz") === 503,
+    "not ready",
+  );
+  assert.equal(await probe(agent, "/livez"), 200);
+  w.api.resetLog();
+  const config = w.config();
+  ok(await cni(w, "ADD", { config, containerId: "c1" }), "ADD");
+  assert.ok(
+    w.api.requests.some((r) => r.verb === "list" && r.resource === "bgpproviders"),
+    "the plugin looked the BGP configuration up itself",
+  );
+  assert.ok(w.api.object("bgpvrfinstances", `galactic-vpc-b04-${NODE}`), "declared");
+  ok(await cni(w, "DEL", { config, containerId: "c1" }), "DEL");
+  assert.deepEqual(await leftovers(w), []);
+
+  w.api.clearFaults();
+  await eventually(
+    async () => await probe(agent, "/readyz") === 200,
+    "ready once watches work",
+  );
 });
 
 Deno.test("without an agent (stale socket file), the plugin uses its own client", async () => {

@@ -6,7 +6,9 @@
  * preconditions); `Status` bodies like the real apiserver's; bearer-token
  * authentication; an RBAC table (default `PLUGIN_RBAC`); API discovery of
  * the CRDs it holds; watch streams, whose events a test can hold back and
- * release later ({@linkcode FakeApiServer.holdWatches}); injectable faults; a
+ * release later ({@linkcode FakeApiServer.holdWatches}) and that end after
+ * `timeoutSeconds`; injectable faults (error statuses, dropped connections,
+ * delays, raw bodies that are not what the API promises, stalled streams); a
  * request log.
  *
  * The resources are those of a CRD set (default: the real cosmos CRDs,
@@ -90,6 +92,14 @@ export interface FaultSpec {
   readonly retryAfterSeconds?: number;
   /** Drop the client's connection without an answer. */
   readonly reset?: boolean;
+  /**
+   * Answer with this raw body (status `status`, default 200) instead: a
+   * list or object that is not what the API promises, a watch stream of
+   * malformed or truncated events (it ends after the body).
+   */
+  readonly body?: string;
+  /** Answer 200 and then send nothing, keeping the stream open (a stalled watch). */
+  readonly stall?: boolean;
 }
 
 /** One request as the fake saw it. */
@@ -406,8 +416,19 @@ export class FakeApiServer {
       if (watcher) this.#watchers.delete(watcher);
       watcher = undefined;
     };
+    const seconds = Number(url.searchParams.get("timeoutSeconds") ?? "0");
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
+        const end = (): void => {
+          stop();
+          clearTimeout(timer);
+          try {
+            controller.close();
+          } catch { /* already closed */ }
+        };
+        // Like the apiserver, end the stream cleanly after timeoutSeconds.
+        if (seconds > 0) timer = setTimeout(end, seconds * 1000);
         const send = (type: string, object: StoredObject): void => {
           try {
             controller.enqueue(encoder.encode(JSON.stringify({ type, object }) + "\n"));
@@ -430,14 +451,12 @@ export class FakeApiServer {
           if (event.revision > since && matches(event)) send(event.type, event.object);
         };
         this.#watchers.add(watcher);
-        this.#closing.signal.addEventListener("abort", () => {
-          stop();
-          try {
-            controller.close();
-          } catch { /* already closed */ }
-        });
+        this.#closing.signal.addEventListener("abort", end);
       },
-      cancel: stop,
+      cancel: () => {
+        stop();
+        clearTimeout(timer);
+      },
     });
     return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
   }
@@ -721,7 +740,17 @@ export class FakeApiServer {
         this.#dropConnection(info);
         return new Response(null, { status: 500 });
       }
-      if (fault.status) response = this.#faultResponse(fault);
+      if (fault.body !== undefined) {
+        response = new Response(fault.body, {
+          status: fault.status ?? 200,
+          headers: { "content-type": "application/json" },
+        });
+      } else if (fault.stall) {
+        response = new Response(new ReadableStream({}), {
+          status: 200,
+          headers: { "content-type": "application/json" },
+        });
+      } else if (fault.status) response = this.#faultResponse(fault);
     }
     response ??= await this.#serve(request, url, route);
     record.status = response.status;

@@ -7,7 +7,9 @@ import {
   type KubeApi,
   type KubeObject,
 } from "../../lib/kube/api.ts";
-import { startInformer } from "../../lib/kube/client.ts";
+import { startInformer } from "../../lib/agent/informer.ts";
+import { openRawApi } from "../../lib/kube/client.ts";
+import { createLogger } from "../../lib/log/logger.ts";
 import { startDeadline } from "../../lib/kube/deadline.ts";
 import { kubeFixture, vrfInstance } from "../support/kube_fixtures.ts";
 
@@ -137,11 +139,13 @@ Deno.test("write-through: failed writes and other resources are not remembered",
 
 Deno.test("write-through over a real informer: own writes show while the fake holds watch events", async () => {
   await using kube = await kubeFixture({ rbac: AGENT_RBAC });
-  const errors: unknown[] = [];
-  const informer = await startInformer(
-    { kind: "file", path: kube.kubeconfig, origin: "test" },
-    { resource: BGP_VRF_INSTANCES, onError: (error) => errors.push(error) },
-  );
+  const errors: string[] = [];
+  const raw = await openRawApi({ kind: "file", path: kube.kubeconfig, origin: "test" });
+  const informer = startInformer(raw, {
+    resource: BGP_VRF_INSTANCES,
+    log: createLogger({ level: "warn", stderr: (line) => errors.push(line) }),
+  });
+  await informer.firstSync();
   try {
     const cache = writeThroughCache(informer, BGP_VRF_INSTANCES);
     const api = cache.wrap(kube.api);
@@ -165,5 +169,6 @@ Deno.test("write-through over a real informer: own writes show while the fake ho
     assert.deepEqual(errors, []);
   } finally {
     await informer.stop();
+    await raw.close();
   }
 });

@@ -1,0 +1,244 @@
+import assert from "node:assert/strict";
+import {
+  BadApiData,
+  checkList,
+  type Informer,
+  parseWatchLine,
+  startInformer,
+} from "../../lib/agent/informer.ts";
+import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
+import { BGP_INSTANCES } from "../../lib/kube/api.ts";
+import { openRawApi } from "../../lib/kube/client.ts";
+import { createLogger } from "../../lib/log/logger.ts";
+import type { FaultSpec, StoredObject } from "../support/fake_api_server.ts";
+import {
+  instance as validInstance,
+  type KubeFixture,
+  kubeFixture,
+} from "../support/kube_fixtures.ts";
+
+const PLURAL = BGP_INSTANCES.plural;
+
+function instance(name: string): StoredObject {
+  return validInstance(name, { selector: { matchLabels: { "bgp.miloapis.com/node": "n1" } } });
+}
+
+/** Polls `condition` (no timing assertion: only a generous bound against hanging forever). */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+interface Watched extends AsyncDisposable {
+  readonly kube: KubeFixture;
+  readonly informer: Informer;
+  /** Warning lines logged so far. */
+  readonly warnings: string[];
+  names(): string[];
+}
+
+async function watched(): Promise<Watched> {
+  const kube = await kubeFixture({ rbac: AGENT_RBAC });
+  kube.server.seed(instance("first"));
+  const raw = await openRawApi({ kind: "file", path: kube.kubeconfig, origin: "test" });
+  const warnings: string[] = [];
+  const informer = startInformer(raw, {
+    resource: BGP_INSTANCES,
+    log: createLogger({
+      level: "debug",
+      stderr: (line) => {
+        if (/ WARN /.test(line)) warnings.push(line);
+      },
+    }),
+    listTimeoutMs: 500,
+    watchSeconds: 1,
+    stallGraceMs: 300,
+    backoffMs: 20,
+    maxBackoffMs: 100,
+  });
+  await informer.firstSync();
+  return {
+    kube,
+    informer,
+    warnings,
+    names: () => informer.list().map((o) => o.metadata.name).sort(),
+    async [Symbol.asyncDispose](): Promise<void> {
+      await informer.stop();
+      await raw.close();
+      await kube[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/**
+ * After `fault` hits the next request (the fake ends each watch after the
+ * informer's `timeoutSeconds=1`, so a new one comes soon), the cache recovers.
+ */
+async function survives(fault: FaultSpec, expected: RegExp): Promise<void> {
+  // A list fault needs a list: the next watch answers 410, which re-lists quietly.
+  const relist: FaultSpec[] = fault.verb === "list"
+    ? [{ verb: "watch", status: 410, times: 1 }]
+    : [];
+  await using w = await watched();
+  assert.deepEqual(w.names(), ["first"]);
+  const lists = () => w.kube.server.requests.filter((r) => r.verb === "list").length;
+  const listed = lists();
+  for (const f of [...relist, fault]) w.kube.server.fault({ resource: PLURAL, times: 1, ...f });
+  await until(() => w.warnings.some((l) => expected.test(l)), `a warning matching ${expected}`);
+  w.kube.server.seed(instance("second"));
+  await until(() => w.names().includes("second"), "the cache follows again");
+  await until(() => w.informer.synced(), "in sync again");
+  assert.ok(lists() > listed, "it listed again");
+  assert.equal(w.warnings.filter((l) => expected.test(l)).length, 1, "logged once");
+}
+
+Deno.test("informer: a watch line that is not JSON is logged and the cache re-lists", async () => {
+  await survives({ verb: "watch", body: "this is not json\n" }, /is not JSON: this is not json/);
+});
+
+Deno.test("informer: an event without an object (the library's crash) is logged and survived", async () => {
+  await survives(
+    { verb: "watch", body: '{"type":"ADDED","object":null}\n' },
+    /\(ADDED\) is not an object: null/,
+  );
+});
+
+Deno.test("informer: an event of an object without metadata or name is refused", async () => {
+  await survives(
+    { verb: "watch", body: '{"type":"MODIFIED","object":{"spec":{}}}\n' },
+    /has no metadata object/,
+  );
+  await survives(
+    { verb: "watch", body: '{"type":"ADDED","object":{"metadata":{"resourceVersion":"9"}}}\n' },
+    /has no metadata.name/,
+  );
+});
+
+Deno.test("informer: an event of an unknown type is refused", async () => {
+  await survives({ verb: "watch", body: '{"type":"EXPLODED","object":{}}\n' }, /unknown type/);
+});
+
+Deno.test("informer: a watch stream cut inside an event counts as truncated", async () => {
+  await survives(
+    { verb: "watch", body: '{"type":"ADDED","object":{"metadata":{"name":"half"' },
+    /ended inside an event/,
+  );
+});
+
+Deno.test("informer: a list answer that is not a list is refused until a good one comes", async () => {
+  await survives(
+    { verb: "list", body: '{"kind":"Status","code":200}', times: 2 },
+    /no items array/,
+  );
+  await survives(
+    { verb: "list", body: '{"items":[null],"metadata":{"resourceVersion":"1"}}' },
+    /item 0 is not an object/,
+  );
+  await survives(
+    { verb: "list", body: "<html>proxy error</html>" },
+    /list of bgpinstances is not JSON/,
+  );
+});
+
+Deno.test("informer: a non-200 watch answer and a dropped connection re-list", async () => {
+  await survives({ verb: "watch", status: 500 }, /HTTP 500/);
+  await survives({ verb: "watch", reset: true }, /watch cache out of sync/);
+});
+
+Deno.test("informer: a list that stalls past its budget is abandoned and retried", async () => {
+  await survives({ verb: "list", delayMs: 60_000 }, /no answer within 500 ms/);
+});
+
+Deno.test("informer: a watch that stalls (open, silent past the server's timeout) is restarted", async () => {
+  await survives({ verb: "watch", stall: true }, /stalled: no data/);
+});
+
+Deno.test("informer: 410 Gone on a stale resourceVersion re-lists without a warning", async () => {
+  await using w = await watched();
+  w.kube.server.fault({ verb: "watch", resource: PLURAL, times: 1, status: 410 });
+  await until(
+    () => w.kube.server.requests.some((r) => r.verb === "watch" && r.status === 410),
+    "the 410",
+  );
+  w.kube.server.seed(instance("second"));
+  await until(() => w.names().includes("second"), "the cache follows again");
+  assert.deepEqual(w.warnings, []);
+});
+
+Deno.test("informer: an ERROR event with code 410 re-lists; a clean end resumes without a list", async () => {
+  await using w = await watched();
+  w.kube.server.fault({
+    verb: "watch",
+    resource: PLURAL,
+    times: 1,
+    body: '{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old"}}\n',
+  });
+  const lists = (): number => w.kube.server.requests.filter((r) => r.verb === "list").length;
+  await until(() => lists() === 2, "the ERROR 410 made it list again");
+  w.kube.server.seed(instance("second"));
+  await until(() => w.names().includes("second"), "the cache follows again");
+  assert.deepEqual(w.warnings, []);
+  // The server ends each watch after timeoutSeconds=1: resumed from the last version.
+  const watches = w.kube.server.requests.filter((r) => r.verb === "watch").length;
+  await until(
+    () => w.kube.server.requests.filter((r) => r.verb === "watch").length >= watches + 2,
+    "watches resumed",
+  );
+  assert.equal(lists(), 2, "no list for a resumed watch");
+  assert.ok(w.informer.synced());
+});
+
+Deno.test("informer: deleted objects leave the cache; progress is reported", async () => {
+  await using w = await watched();
+  const before = w.informer.lastProgress();
+  w.kube.server.seed(instance("second"));
+  await until(() => w.names().includes("second"), "added");
+  w.kube.server.remove(PLURAL, "first");
+  await until(() => !w.names().includes("first"), "deleted");
+  assert.deepEqual(w.names(), ["second"]);
+  assert.ok(w.informer.lastProgress() > before);
+});
+
+Deno.test("informer: a server that never answers a list leaves it out of sync, still stepping", async () => {
+  await using w = await watched();
+  w.kube.server.fault({ verb: "watch", resource: PLURAL, status: 410, times: 1 });
+  w.kube.server.fault({ verb: "list", resource: PLURAL, status: 503 });
+  await until(() => !w.informer.synced(), "out of sync");
+  const seen = w.informer.lastProgress();
+  await until(() => w.informer.lastProgress() > seen, "the loop keeps retrying");
+  assert.equal(w.informer.synced(), false);
+  w.kube.server.clearFaults();
+  await until(() => w.informer.synced(), "in sync once lists work");
+});
+
+Deno.test("checkList and parseWatchLine name what is wrong", () => {
+  assert.throws(() => checkList([], BGP_INSTANCES), BadApiData);
+  assert.throws(
+    () => checkList({ items: [], metadata: {} }, BGP_INSTANCES),
+    /no metadata.resourceVersion/,
+  );
+  assert.throws(
+    () =>
+      checkList({ apiVersion: "v1", items: [], metadata: { resourceVersion: "1" } }, BGP_INSTANCES),
+    /apiVersion v1/,
+  );
+  assert.throws(
+    () =>
+      parseWatchLine(
+        '{"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"1","labels":[]}}}',
+        BGP_INSTANCES,
+      ),
+    /labels that are not an object/,
+  );
+  assert.throws(() => parseWatchLine('{"type":"BOOKMARK","object":{}}', BGP_INSTANCES), /BOOKMARK/);
+  assert.deepEqual(
+    parseWatchLine(
+      '{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}',
+      BGP_INSTANCES,
+    ),
+    { type: "BOOKMARK", resourceVersion: "7" },
+  );
+});
