@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { countCalls, installShim, shimMs } from "./ip_shim.ts";
 import { optionsToArgs, parseBenchArgs } from "./options.ts";
 import { analyze, parseLog, parseStrace } from "./profile.ts";
-import { renderReport, table, withoutShim } from "./report.ts";
+import { comparePaired, renderReport, table, withoutShim } from "./report.ts";
 import type { BenchResults, Subject, SubjectResult } from "./results.ts";
 import { percentile, summarize, unionLength } from "./stats.ts";
 import { floorArgv } from "./subjects.ts";
@@ -278,6 +278,22 @@ Deno.test("report: ratios to both floors from one run, the substitute taken out,
   const kernel = renderReport({ ...r, vrf: "kernel" });
   assert.ok(!kernel.includes("substitute's cost"));
   assert.match(kernel, /VRF: the kernel's own devices/);
+});
+
+Deno.test("report: --compare's paired ratio per round, only with --compare", () => {
+  const r = fixture();
+  assert.equal(comparePaired(r), undefined);
+  r.subjects[2]!.failures.length = 0;
+  // Round by round: 110/100, 150/100 (a loaded round), 90/100 → median 1.10; DEL 0.5 each round.
+  r.subjects.push(subject("compare", [110, 150, 90], [65, 65, 65]));
+  assert.equal(
+    comparePaired(r),
+    "--compare checkout / this checkout, per round (median): " +
+      "ADD ×1.10 (the checkout faster in 1 of 3 rounds), DEL ×0.50 (the checkout faster in 3 of 3 rounds)",
+  );
+  assert.match(renderReport(r), /--compare checkout through the agent/);
+  r.subjects[3]!.failures.push("DEL 2: exit 1");
+  assert.match(comparePaired(r)!, /no per-round ratio/);
 });
 
 Deno.test("table: columns align, the first left, the rest right", () => {

@@ -187,6 +187,29 @@ export function timeline(p: ProfileRun): string {
   ).join("\n");
 }
 
+/**
+ * `--compare` against this checkout's agent mode, round by round: the two ran
+ * back to back in each round, so the per-round ratio cancels most of the
+ * load others put on the machine. Undefined without `--compare`.
+ */
+export function comparePaired(r: BenchResults): string | undefined {
+  const mine = r.subjects.find((s) => s.subject === "agent");
+  const other = r.subjects.find((s) => s.subject === "compare");
+  if (!mine || !other) return undefined;
+  // Samples are kept for rounds whose ADD and DEL both succeeded: a failure would shift the pairs.
+  if (mine.failures.length + other.failures.length > 0) {
+    return "--compare: no per-round ratio (a round failed, so the rounds do not pair up)";
+  }
+  const verbs = (["add", "del"] as const).map((verb) => {
+    const n = Math.min(mine[verb].ms.length, other[verb].ms.length);
+    const ratios = Array.from({ length: n }, (_, i) => other[verb].ms[i]! / mine[verb].ms[i]!);
+    const faster = ratios.filter((x) => x < 1).length;
+    return `${verb.toUpperCase()} ×${summarize(ratios)?.p50.toFixed(2) ?? "—"} ` +
+      `(the checkout faster in ${faster} of ${n} rounds)`;
+  });
+  return `--compare checkout / this checkout, per round (median): ${verbs.join(", ")}`;
+}
+
 /** The whole report. */
 export function renderReport(r: BenchResults): string {
   const m = r.machine;
@@ -227,6 +250,8 @@ export function renderReport(r: BenchResults): string {
       `✓/✗: issue 17's targets for agent mode)`,
     pairsTable(r),
   );
+  const paired = comparePaired(r);
+  if (paired) out.push(paired);
   const fallback = r.subjects.find((s) => s.subject === "agent")?.fallbackRequests ?? 0;
   if (r.agent) {
     out.push(
