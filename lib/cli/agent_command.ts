@@ -7,11 +7,17 @@
 import type { Command } from "commander";
 import { DEFAULTS, LOG_LEVELS } from "../config/mod.ts";
 import { resolveKubeconfig, resolveNodeName } from "../kube/kubeconfig.ts";
-import { createLogger, type Level } from "../log/logger.ts";
+import { systemRunner } from "../iproute2/runner.ts";
+import { createLogger, type Level, type Logger } from "../log/logger.ts";
+import type { Reclaimed } from "../verbs/reclaim.ts";
+import { reclaimNode } from "./gc_command.ts";
 import { absolutePath, integerIn, oneOf } from "./flag_values.ts";
 
 interface AgentFlags {
   socket: string;
+  stateDir: string;
+  cniPath?: string;
+  reclaimInterval: number;
   kubeconfig?: string;
   node?: string;
   timeout: number;
@@ -21,6 +27,39 @@ interface AgentFlags {
 
 /** Default port of the agent's health and metrics endpoint on 127.0.0.1. */
 export const DEFAULT_HEALTH_PORT = 9765;
+
+/**
+ * Runs `round` every `intervalMs` (never two at once; the first after one
+ * interval) until stopped; a failed round is logged and the next one runs.
+ */
+export function reclaimPeriodically(
+  intervalMs: number,
+  round: () => Promise<Reclaimed[]>,
+  log: Logger,
+): { stop(): Promise<void> } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let stopped = intervalMs <= 0;
+  const schedule = (): void => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = round().then(
+        (reclaimed) => {
+          if (reclaimed.length > 0) log.info("reclaim round", { attachments: reclaimed.length });
+        },
+        (error) => log.warn("reclaim round failed", { error: (error as Error).message }),
+      ).finally(schedule);
+    }, intervalMs);
+  };
+  schedule();
+  return {
+    async stop(): Promise<void> {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
 
 /** Adds the `agent` command. */
 export function registerAgentCommand(program: Command): void {
@@ -48,6 +87,14 @@ export function registerAgentCommand(program: Command): void {
       integerIn(0, 65535),
       DEFAULT_HEALTH_PORT,
     )
+    .option("--state-dir <dir>", "the plugin's state directory", absolutePath, DEFAULTS.stateDir)
+    .option("--cni-path <dirs>", "where host-device is (default: $CNI_PATH, else /opt/cni/bin)")
+    .option(
+      "--reclaim-interval <seconds>",
+      "how often to reclaim attachments whose sandbox is gone (as `galactic gc`); 0: never",
+      integerIn(0, 86400),
+      300,
+    )
     .action(async (flags: AgentFlags) => {
       const env = Deno.env.toObject();
       const config = {
@@ -74,12 +121,23 @@ export function registerAgentCommand(program: Command): void {
         log,
         healthPort: flags.healthPort,
       });
+      const reclaim = reclaimPeriodically(flags.reclaimInterval * 1000, () =>
+        reclaimNode({
+          stateDir: flags.stateDir,
+          cniPath: (flags.cniPath ?? env.CNI_PATH ?? "/opt/cni/bin").split(":"),
+          ...config,
+          apiTimeoutSeconds: flags.timeout,
+          runner: systemRunner(),
+          env,
+          log: log.with({ task: "reclaim" }),
+        }), log);
       await new Promise<void>((resolve) => {
         for (const signal of ["SIGTERM", "SIGINT"] as const) {
           Deno.addSignalListener(signal, () => resolve());
         }
       });
       log.info("agent stopping");
+      await reclaim.stop();
       await agent.close();
     });
 }

@@ -12,7 +12,9 @@ import { Command } from "commander";
 import { DEFAULTS } from "../config/mod.ts";
 import { type CommandRunner, systemRunner } from "../iproute2/mod.ts";
 import { buildInfo } from "../build_info.ts";
+import { createLogger } from "../log/logger.ts";
 import { registerAgentCommand } from "./agent_command.ts";
+import { registerGcCommand } from "./gc_command.ts";
 import { readConfigFile } from "./config_file.ts";
 import { derive, explain, formatExplanation, inputsFromConfig } from "./explain.ts";
 import { absolutePath, integerIn } from "./flag_values.ts";
@@ -196,6 +198,10 @@ export function buildProgram(io: CliIo = processIo()): Command {
   registerUninstallCommand(program, io);
   registerMigrateCommand(program);
   registerAgentCommand(program);
+  registerGcCommand(program, {
+    ...io,
+    log: createLogger({ level: "info", stderr: (line) => io.stderr(line) }),
+  });
   return program;
 }
 

@@ -32,6 +32,14 @@ export interface AttachmentRecord {
   readonly table: number;
   /** Node name the BGPVRFInstance was declared for. */
   readonly node: string;
+  /**
+   * What a teardown without the runtime's configuration needs (reclaiming a
+   * vanished sandbox's attachment): the SRv6 locator, the delegate's IPAM and
+   * the spec version. Absent from records written before they were kept.
+   */
+  readonly locator?: string;
+  readonly ipam?: Record<string, unknown>;
+  readonly cniVersion?: string;
 }
 
 interface StateFile {

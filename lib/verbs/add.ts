@@ -11,6 +11,7 @@
  */
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
+import { formatIp } from "../ids/mod.ts";
 import { parseResult, type Result } from "../cni/result.ts";
 import { refuseDeviceId, requestedMac } from "../config/mod.ts";
 import type { VrfDeclaration } from "../kube/control_plane.ts";
@@ -262,6 +263,9 @@ async function ensureVrf(add: Adding, found: Found): Promise<VrfOutcome> {
       netns: env.netns,
       table,
       node: add.node,
+      locator: `${formatIp(config.locator)}/${config.locator.length}`,
+      ...(config.ipam !== undefined && { ipam: config.ipam }),
+      cniVersion: config.cniVersion,
     };
     records[plan.key] = next;
     return next;
