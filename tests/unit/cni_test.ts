@@ -784,3 +784,31 @@ Deno.test("runInvocation: verb logs and error logs never reach stdout", async ()
   }
   assertErrorDocument(onlyDocument(process), 104, "1.1.0");
 });
+
+Deno.test("runInvocation: the verb's host has one control-plane session; its open failure is the verb's error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = JSON.stringify({
+      ...CONFIG,
+      kubeconfig: `${dir}/missing.kubeconfig`,
+      agent_socket: `${dir}/no-agent.sock`,
+    });
+    const stub = stubVerbs();
+    let sameSession = false;
+    const verbs: Verbs = {
+      ...stub.verbs,
+      del: async (_context, host) => {
+        const first = host.controlPlane();
+        sameSession = host.controlPlane() === first;
+        await first;
+      },
+    };
+    const process = fakeProcess(fullEnv("DEL"), config);
+    assert.equal(await runInvocation(process.io, { loadVerbs: () => Promise.resolve(verbs) }), 1);
+    assert.ok(sameSession, "a second call returns the session opened by the first");
+    const document = onlyDocument(process);
+    assert.match(String(document.msg), /missing\.kubeconfig/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
