@@ -1,7 +1,8 @@
 /**
  * An in-process fake of the Kubernetes API server, speaking the subset the
- * plugin uses, faithfully enough for the real client library: the three
- * cluster-scoped resources, list (labelSelector, limit/continue), get,
+ * plugin uses, faithfully enough for the real client library: the cosmos
+ * kinds (BGPVRFInstance, BGPInstance, BGPProvider, BGPPeer), list
+ * (labelSelector, limit/continue), get,
  * create, update (PUT with resourceVersion), merge-patch, delete (with uid
  * preconditions); `Status` bodies like the real apiserver's; bearer-token
  * authentication; an RBAC table (default `PLUGIN_RBAC`); API discovery of
@@ -18,7 +19,9 @@
  * `Status` listing every field error; `.status` is the status subresource's
  * (ignored on writes of the main resource). Cluster-scoped resources are not
  * served under `/namespaces/…`. A test can start it with another CRD set
- * (another cosmos version, a missing CRD) to see what the plugin says.
+ * (another cosmos version, a missing CRD) to see what the plugin says. Not
+ * modelled: the `/status` subresource endpoint (the plugin never writes
+ * status) and validation ratcheting of unchanged invalid fields on update.
  *
  * Requests reach `Deno.serve` through a small TCP relay in front of it, so a
  * fault can drop the client's connection mid-request (a `Deno.serve` handler

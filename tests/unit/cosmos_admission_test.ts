@@ -249,89 +249,87 @@ Deno.test("admission: BGPProvider, BGPInstance and BGPPeer rules", async () => {
     }
     return "stored";
   };
-  {
-    const p = provider("p", "n");
-    assert.equal(refused(p), "stored");
-    assert.match(refused({ ...p, spec: {} }), /spec\.type: Required value/);
-    assert.match(
-      refused({ ...p, spec: { type: "Bird", gobgp: {} } }),
-      /spec\.type: Unsupported value: "Bird": supported values: "FRR", "GoBGP"/,
-    );
-    assert.match(
-      refused({ ...p, spec: { type: "GoBGP", gobgp: {}, frr: {} } }),
-      /exactly one of frr or gobgp must be set/,
-    );
-    assert.match(
-      refused({ ...p, spec: { type: "FRR", gobgp: {} } }),
-      /type must match the set daemon block/,
-    );
-    const i = instance("i", { selector: {} });
-    assert.equal(refused(i), "stored");
-    assert.match(
-      refused({ ...i, spec: { ...i.spec, routerIDSource: "Manual" } }),
-      /routerID is required when routerIDSource is Manual/,
-    );
-    assert.equal(
-      refused({ ...i, spec: { ...i.spec, routerIDSource: "Manual", routerID: "10.0.0.1" } }),
-      "stored",
-    );
-    assert.match(
-      refused({ ...i, spec: { ...i.spec, routerID: "10.0.0.01" } }),
-      /spec\.routerID: Invalid value: "10\.0\.0\.01": spec\.routerID in body must be of type ipv4/,
-    );
-    assert.match(
-      refused({ ...i, spec: { ...i.spec, asNumber: 0 } }),
-      /spec\.asNumber: Invalid value: 0: spec\.asNumber in body should be greater than or equal to 1/,
-    );
-    assert.match(
-      refused({ ...i, spec: { ...i.spec, asNumber: 4294967296 } }),
-      /should be less than or equal to 4294967295/,
-    );
-    assert.match(
-      refused({ ...i, spec: { ...i.spec, addressFamilies: [{ afi: "L2VPN", safi: "Flowspec" }] } }),
-      /spec\.addressFamilies\[0\]\.safi: Unsupported value: "Flowspec"/,
-    );
-    const peer = {
-      apiVersion: "bgp.miloapis.com/v1alpha1",
-      kind: "BGPPeer",
-      metadata: { name: "peer" },
-      spec: { instanceRef: "overlay", address: "2001:db8::1", asNumber: 65000, providerRef: "p" },
-    };
-    assert.equal(refused(peer), "stored");
-    assert.match(
-      refused({ ...peer, spec: { ...peer.spec, address: "10.0.0.1" } }),
-      /spec\.address in body must be of type ipv6/,
-    );
-    assert.match(
-      refused({ ...peer, spec: { ...peer.spec, providerSelector: {} } }),
-      /exactly one of providerRef or providerSelector must be set/,
-    );
-    assert.match(
-      refused({ ...peer, spec: { ...peer.spec, ebgpMultihop: 2, ttlSecurity: 1 } }),
-      /ebgpMultihop and ttlSecurity are mutually exclusive/,
-    );
-    assert.match(
-      refused({
-        ...peer,
-        spec: { instanceRef: "overlay", peerAddress: "2001:db8::1", peerASN: 65000 },
-      }),
-      /\[spec\.address: Required value, spec\.asNumber: Required value, <nil>/,
-    );
-    const status = (conditions: StoredObject[]): StoredObject => ({
-      ...p,
-      metadata: { name: "s" },
-      status: { conditions },
-    });
-    assert.equal(refused(status([condition("Ready", "True")])), "stored");
-    assert.match(
-      refused(status([condition("Ready", "True"), condition("Ready", "False")])),
-      /status\.conditions\[1\]: Duplicate value: \{"type":"Ready"\}/,
-    );
-    assert.match(
-      refused(status([{ type: "Ready", status: "Maybe" }])),
-      /status\.conditions\[0\]\.lastTransitionTime: Required value/,
-    );
-  }
+  const p = provider("p", "n");
+  assert.equal(refused(p), "stored");
+  assert.match(refused({ ...p, spec: {} }), /spec\.type: Required value/);
+  assert.match(
+    refused({ ...p, spec: { type: "Bird", gobgp: {} } }),
+    /spec\.type: Unsupported value: "Bird": supported values: "FRR", "GoBGP"/,
+  );
+  assert.match(
+    refused({ ...p, spec: { type: "GoBGP", gobgp: {}, frr: {} } }),
+    /exactly one of frr or gobgp must be set/,
+  );
+  assert.match(
+    refused({ ...p, spec: { type: "FRR", gobgp: {} } }),
+    /type must match the set daemon block/,
+  );
+  const i = instance("i", { selector: {} });
+  assert.equal(refused(i), "stored");
+  assert.match(
+    refused({ ...i, spec: { ...i.spec, routerIDSource: "Manual" } }),
+    /routerID is required when routerIDSource is Manual/,
+  );
+  assert.equal(
+    refused({ ...i, spec: { ...i.spec, routerIDSource: "Manual", routerID: "10.0.0.1" } }),
+    "stored",
+  );
+  assert.match(
+    refused({ ...i, spec: { ...i.spec, routerID: "10.0.0.01" } }),
+    /spec\.routerID: Invalid value: "10\.0\.0\.01": spec\.routerID in body must be of type ipv4/,
+  );
+  assert.match(
+    refused({ ...i, spec: { ...i.spec, asNumber: 0 } }),
+    /spec\.asNumber: Invalid value: 0: spec\.asNumber in body should be greater than or equal to 1/,
+  );
+  assert.match(
+    refused({ ...i, spec: { ...i.spec, asNumber: 4294967296 } }),
+    /should be less than or equal to 4294967295/,
+  );
+  assert.match(
+    refused({ ...i, spec: { ...i.spec, addressFamilies: [{ afi: "L2VPN", safi: "Flowspec" }] } }),
+    /spec\.addressFamilies\[0\]\.safi: Unsupported value: "Flowspec"/,
+  );
+  const peer = {
+    apiVersion: "bgp.miloapis.com/v1alpha1",
+    kind: "BGPPeer",
+    metadata: { name: "peer" },
+    spec: { instanceRef: "overlay", address: "2001:db8::1", asNumber: 65000, providerRef: "p" },
+  };
+  assert.equal(refused(peer), "stored");
+  assert.match(
+    refused({ ...peer, spec: { ...peer.spec, address: "10.0.0.1" } }),
+    /spec\.address in body must be of type ipv6/,
+  );
+  assert.match(
+    refused({ ...peer, spec: { ...peer.spec, providerSelector: {} } }),
+    /exactly one of providerRef or providerSelector must be set/,
+  );
+  assert.match(
+    refused({ ...peer, spec: { ...peer.spec, ebgpMultihop: 2, ttlSecurity: 1 } }),
+    /ebgpMultihop and ttlSecurity are mutually exclusive/,
+  );
+  assert.match(
+    refused({
+      ...peer,
+      spec: { instanceRef: "overlay", peerAddress: "2001:db8::1", peerASN: 65000 },
+    }),
+    /\[spec\.address: Required value, spec\.asNumber: Required value, <nil>/,
+  );
+  const status = (conditions: StoredObject[]): StoredObject => ({
+    ...p,
+    metadata: { name: "s" },
+    status: { conditions },
+  });
+  assert.equal(refused(status([condition("Ready", "True")])), "stored");
+  assert.match(
+    refused(status([condition("Ready", "True"), condition("Ready", "False")])),
+    /status\.conditions\[1\]: Duplicate value: \{"type":"Ready"\}/,
+  );
+  assert.match(
+    refused(status([{ type: "Ready", status: "Maybe" }])),
+    /status\.conditions\[0\]\.lastTransitionTime: Required value/,
+  );
 });
 
 Deno.test("admission: cluster scope: namespaced paths are not served", async () => {

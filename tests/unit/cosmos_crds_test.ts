@@ -67,3 +67,49 @@ Deno.test("cosmos CRD data: neither the CEL library nor the test support is reac
   );
   assert.deepEqual([...new Set(offenders)], []);
 });
+
+/** The schema node at `path` (dot-separated; `[]` steps into list items). */
+function schemaAt(kind: string, path: string): Record<string, unknown> | undefined {
+  const crd = COSMOS_CRDS.find((c) => c.names.kind === kind)!;
+  let node: unknown = crd.versions[0]!.schema;
+  for (const step of path.split(".")) {
+    const n = node as { properties?: Record<string, unknown>; items?: unknown } | undefined;
+    node = step === "[]" ? n?.items : n?.properties?.[step];
+  }
+  return node as Record<string, unknown> | undefined;
+}
+
+Deno.test("cosmos CRD data: every field the plugin writes or reads has the type the plugin assumes", () => {
+  const expected: [string, string, Record<string, unknown>][] = [
+    // Written (BGPVRFInstance, lib/kube/bgp_vrf_instance.ts) and read back by CHECK and migrate.
+    ["BGPVRFInstance", "spec.instanceRef", { type: "string" }],
+    ["BGPVRFInstance", "spec.routeDistinguisher", { type: "string", maxLength: 21 }],
+    ["BGPVRFInstance", "spec.importRouteTargets", { type: "array", minItems: 1, maxItems: 32 }],
+    ["BGPVRFInstance", "spec.importRouteTargets.[].value", { type: "string", maxLength: 21 }],
+    ["BGPVRFInstance", "spec.exportRouteTargets.[].value", { type: "string", maxLength: 21 }],
+    ["BGPVRFInstance", "spec.providerSelector", { type: "object" }],
+    ["BGPVRFInstance", "spec.providerSelector.matchLabels", { type: "object" }],
+    ["BGPVRFInstance", "spec.providerSelector.matchExpressions.[].values", { type: "array" }],
+    // Read (BGPInstance, lib/kube/bgp_config.ts): the ASN bounds are the plugin's MAX_ASN.
+    ["BGPInstance", "spec.asNumber", { type: "integer", minimum: 1, maximum: 4294967295 }],
+    ["BGPInstance", "spec.providerSelector.matchLabels", { type: "object" }],
+    ["BGPInstance", "spec.providerSelector.matchExpressions.[].operator", { type: "string" }],
+  ];
+  for (const [kind, path, facts] of expected) {
+    const node = schemaAt(kind, path);
+    assert.ok(node, `${kind} has no ${path}`);
+    for (const [key, value] of Object.entries(facts)) {
+      assert.deepEqual(node[key], value, `${kind} ${path}.${key}`);
+    }
+  }
+  const vrfRequired = schemaAt("BGPVRFInstance", "spec")!.required;
+  assert.deepEqual(vrfRequired, [
+    "exportRouteTargets",
+    "importRouteTargets",
+    "instanceRef",
+    "providerSelector",
+    "routeDistinguisher",
+  ], "the plugin writes every required field (and only fields of the CRD: round-trip test)");
+  // BGPProvider: the plugin reads only its metadata (the node label), never its spec.
+  assert.deepEqual(schemaAt("BGPProvider", "spec")!.required, ["type"]);
+});
