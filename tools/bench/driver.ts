@@ -82,12 +82,10 @@ async function runLab(options: BenchOptions): Promise<number> {
   await runner.run([Deno.execPath(), "install", "--quiet", `--lock=${lock}`, "--entrypoint"]
     .concat(["tools/bench.ts", "main.ts"]));
   await Deno.remove(lock).catch(() => {});
-  const json = options.json &&
-    (options.json.startsWith("/")
-      ? options.json
-      : `${Deno.env.get("INIT_CWD") ?? Deno.cwd()}/${options.json}`);
+  const json = options.json;
   // The VM shares the repo read-write, not /tmp: the results come back through .lab/.
   const inRepo = `.lab/bench-${Deno.pid}.json`;
+  await Deno.mkdir(`${REPO}/.lab`, { recursive: true });
   const { code } = await new Deno.Command("bash", {
     args: [`${REPO}/tests/lab/run.sh`, "node_modules/.bin/deno", "run", "--allow-all"]
       .concat(["--quiet", "--cached-only", "tools/bench.ts", ...optionsToArgs(options)])
@@ -95,7 +93,9 @@ async function runLab(options: BenchOptions): Promise<number> {
     cwd: REPO,
     env: { LAB_TIMEOUT: Deno.env.get("LAB_TIMEOUT") ?? "7200" },
     stdin: "null",
-  }).output();
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn().status;
   if (json) {
     await Deno.rename(`${REPO}/${inRepo}`, json).then(
       () => console.log(`results saved to ${json}`),
@@ -118,6 +118,10 @@ export async function runDriver(options: BenchOptions): Promise<number> {
     ], ["/usr/bin/strace", "strace"]]
   ) {
     if (!(await ensurePackage(path!, pkg!)) && pkg !== "strace") return 2;
+  }
+  if (options.json && !options.json.startsWith("/")) {
+    // `deno task` runs in the repo; INIT_CWD is where the user typed the command.
+    options = { ...options, json: `${Deno.env.get("INIT_CWD") ?? Deno.cwd()}/${options.json}` };
   }
   if (options.lab) return await runLab(options);
   const prefix = `gb${Deno.pid}`;
