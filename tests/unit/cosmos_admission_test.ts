@@ -299,8 +299,14 @@ Deno.test("admission: BGPProvider, BGPInstance and BGPPeer rules", async () => {
   assert.equal(refused(peer), "stored");
   assert.match(
     refused({ ...peer, spec: { ...peer.spec, address: "10.0.0.1" } }),
-    /spec\.address in body must be of type ipv6/,
+    /\[spec\.address: Invalid value: "10\.0\.0\.1": spec\.address in body must be of type ipv6: "10\.0\.0\.1", <nil>: /,
   );
+  for (const address of ["fc00::1", "2001:db8:1:2::2", "::ffff:10.0.0.1", "1:2:3:4:5:6:7:8"]) {
+    assert.equal(refused({ ...peer, spec: { ...peer.spec, address } }), "stored", address);
+  }
+  for (const address of ["fc00::1%eth0", "1:2:3:4:5:6:7:8:9", "fc00:::1", "2001:db8::/64", ""]) {
+    assert.match(refused({ ...peer, spec: { ...peer.spec, address } }), /must be of type ipv6/);
+  }
   assert.match(
     refused({ ...peer, spec: { ...peer.spec, providerSelector: {} } }),
     /exactly one of providerRef or providerSelector must be set/,

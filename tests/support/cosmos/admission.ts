@@ -273,9 +273,14 @@ function validate(value: unknown, schema: Schema, path: string, errors: FieldErr
     }
     const format = schema.format === undefined ? undefined : FORMATS[schema.format];
     if (format && !format(value)) {
-      errors.push(
-        invalid(path, value, `${path} in body must be of type ${schema.format}: ${shown(value)}`),
-      );
+      // The OpenAPI validator reports a format as a type: FieldValueTypeInvalid (blocks CEL).
+      errors.push({
+        field: path,
+        reason: "FieldValueTypeInvalid",
+        message: `Invalid value: ${
+          shown(value)
+        }: ${path} in body must be of type ${schema.format}: ${shown(value)}`,
+      });
     }
   }
   if (typeof value === "number") {
@@ -412,22 +417,19 @@ function program(rule: string): Program {
 function evaluateRules(value: unknown, schema: Schema, path: string, errors: FieldError[]): void {
   if (value === undefined || !hasType(value, schema.type)) return;
   for (const { rule, message } of schema["x-kubernetes-validations"] ?? []) {
+    // The server names a failed rule by its message (else the rule itself).
+    const named = message ?? `failed rule: ${rule}`;
     let result: unknown;
     try {
       result = program(rule)({ self: value });
     } catch (error) {
-      errors.push(
-        invalid(
-          path,
-          schema.type ?? "",
-          `${(error as Error).message.split("\n")[0]} evaluating rule: ${rule}`,
-        ),
-      );
+      // e.g. "no such key: routerID evaluating rule: <message>", as the server words it.
+      const why = (error as Error).message.split("\n")[0]!;
+      const cause = why.charAt(0).toLowerCase() + why.slice(1);
+      errors.push(invalid(path, schema.type ?? "", `${cause} evaluating rule: ${named}`));
       continue;
     }
-    if (result !== true) {
-      errors.push(invalid(path, schema.type ?? "", message ?? `failed rule: ${rule}`));
-    }
+    if (result !== true) errors.push(invalid(path, schema.type ?? "", named));
   }
   if (Array.isArray(value) && schema.items) {
     value.forEach((item, i) => evaluateRules(item, schema.items!, `${path}[${i}]`, errors));
