@@ -44,6 +44,8 @@ Deno.test("options: defaults, --quick sizes, explicit values win, round trip, ba
   assert.throws(() => parseBenchArgs(["--iterations", "0"]), /--iterations/);
   assert.throws(() => parseBenchArgs(["--bogus"]));
   assert.throws(() => parseBenchArgs(["--compare", "main"]), /absolute/);
+  assert.equal(parseBenchArgs(["--agent-only"]).options.agentOnly, true);
+  assert.throws(() => parseBenchArgs(["--agent-only", "--no-agent"]), /no galactic mode/);
 });
 
 Deno.test("GNU time output: the last line is %M, also after an exit-status line", () => {

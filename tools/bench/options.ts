@@ -20,6 +20,8 @@ export interface BenchOptions {
   readonly lab: boolean;
   /** Skip galactic's agent mode. */
   readonly noAgent: boolean;
+  /** Skip the no-agent fallback (its pairs take most of a run's time). */
+  readonly agentOnly: boolean;
   /** Also save the results (JSON) here. */
   readonly json?: string;
   /** Another checkout whose bin/galactic runs beside this one's (A/B, agent mode). */
@@ -41,6 +43,7 @@ substitute (host mode). Needs root.
   --host             substitute the VRF steps even when the kernel has VRF
   --lab              run in the lab VM (tests/lab/run.sh; TCG: 10-100x slower)
   --no-agent         skip the agent mode
+  --agent-only       skip the no-agent fallback (a faster run, e.g. for --compare)
   --quick            small sizes for a smoke test
   --json FILE        also save every sample as JSON
   --compare DIR      also run DIR/bin/galactic (another checkout) in agent mode, interleaved
@@ -70,6 +73,7 @@ export function parseBenchArgs(
       host: { type: "boolean", default: false },
       lab: { type: "boolean", default: false },
       "no-agent": { type: "boolean", default: false },
+      "agent-only": { type: "boolean", default: false },
       quick: { type: "boolean", default: false },
       json: { type: "string" },
       compare: { type: "string" },
@@ -85,9 +89,13 @@ export function parseBenchArgs(
     host: values.host,
     lab: values.lab,
     noAgent: values["no-agent"],
+    agentOnly: values["agent-only"],
     ...(values.json !== undefined && { json: values.json }),
     ...(values.compare !== undefined && { compare: values.compare }),
   };
+  if (options.noAgent && options.agentOnly) {
+    throw new Error("--no-agent and --agent-only leave no galactic mode to measure");
+  }
   if (options.compare !== undefined && !options.compare.startsWith("/")) {
     throw new Error(`--compare wants an absolute path, got ${JSON.stringify(options.compare)}`);
   }
@@ -106,6 +114,7 @@ export function optionsToArgs(options: BenchOptions): string[] {
     `--profile-runs=${options.profileRuns}`,
     ...(options.host ? ["--host"] : []),
     ...(options.noAgent ? ["--no-agent"] : []),
+    ...(options.agentOnly ? ["--agent-only"] : []),
     ...(options.compare ? [`--compare=${options.compare}`] : []),
   ];
 }

@@ -91,7 +91,7 @@ export async function runWorker(inputFile: string): Promise<number> {
       results.shim = await measureShimCost(node.shim, Math.max(5, options.iterations));
       node.shimCost = results.shim.cost;
     }
-    const modes: Mode[] = ["no-agent"];
+    const modes: Mode[] = options.agentOnly ? [] : ["no-agent"];
     if (!options.noAgent) {
       say("starting galactic agent");
       const spawned = performance.now();
