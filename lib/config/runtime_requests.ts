@@ -10,7 +10,7 @@
  */
 
 import { CniError, ErrorCode, invalidConfig } from "../cni/errors.ts";
-import { parseMac, parsePrefix } from "../ids/mod.ts";
+import { type IpPrefix, parseIp, parseMac, parsePrefix } from "../ids/mod.ts";
 
 /** Per-pod requests of the runtime. */
 export interface RuntimeRequests {
@@ -31,16 +31,58 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function addresses(value: unknown, field: string): string[] | undefined {
+/** The subnets of the configured static addresses (`ipam.addresses[].address`). */
+function staticSubnets(ipam: unknown): IpPrefix[] {
+  const entries = isRecord(ipam) && Array.isArray(ipam.addresses) ? ipam.addresses : [];
+  return entries.flatMap((entry: unknown) => {
+    const text = isRecord(entry) ? entry.address : undefined;
+    const prefix = typeof text === "string" ? parsePrefix(text) : undefined;
+    return prefix ? [prefix] : [];
+  });
+}
+
+/**
+ * An address in the CIDR form static IPAM requires. podman 4.3 sends the
+ * addresses a user asks for without a prefix length (`--ip` as `CNI_ARGS`
+ * `IP`, several as `runtimeConfig.ips`), which static refuses: such an
+ * address gets the length of the configured static subnet holding it, else
+ * a host length. Undefined when it is not an address.
+ */
+export function withPrefixLength(text: string, subnets: readonly IpPrefix[]): string | undefined {
+  if (text.includes("/")) return parsePrefix(text) ? text : undefined;
+  const ip = parseIp(text);
+  if (!ip) return undefined;
+  const inside = subnets.find((subnet) => {
+    if (subnet.family !== ip.family) return false;
+    const hostBits = BigInt((ip.family === 4 ? 32 : 128) - subnet.length);
+    return (subnet.value >> hostBits) === (ip.value >> hostBits);
+  });
+  return `${text}/${inside?.length ?? (ip.family === 4 ? 32 : 128)}`;
+}
+
+function addresses(
+  value: unknown,
+  field: string,
+  subnets?: readonly IpPrefix[],
+): string[] | undefined {
   if (value === undefined) return undefined;
   if (!Array.isArray(value) || value.length > MAX_IPS) {
     throw invalidConfig(field, value, `must be a list of at most ${MAX_IPS} addresses`);
   }
   return value.map((entry, i) => {
-    if (typeof entry !== "string" || !parsePrefix(entry)) {
-      throw invalidConfig(`${field}[${i}]`, entry, "must be an address with prefix length");
+    const cidr = typeof entry !== "string"
+      ? undefined
+      : subnets
+      ? withPrefixLength(entry, subnets)
+      : parsePrefix(entry) && entry;
+    if (!cidr) {
+      throw invalidConfig(
+        `${field}[${i}]`,
+        entry,
+        subnets ? "must be an IP address" : "must be an address with prefix length",
+      );
     }
-    return entry;
+    return cidr;
   });
 }
 
@@ -64,7 +106,7 @@ export function parseRuntimeRequests(raw: Record<string, unknown>): RuntimeReque
     throw invalidConfig("runtimeConfig.deviceID", deviceID, "must be a string");
   }
   addresses(cni.ips, "args.cni.ips");
-  const ips = addresses(runtime.ips, "runtimeConfig.ips");
+  const ips = addresses(runtime.ips, "runtimeConfig.ips", staticSubnets(raw.ipam));
   const requested = mac(runtime.mac, "runtimeConfig.mac") ?? mac(cni.mac, "args.cni.mac");
   return {
     ...(ips && { ips }),
@@ -108,4 +150,31 @@ export function requestedMac(
     );
   }
   return parsed;
+}
+
+/**
+ * `CNI_ARGS` as host-device (and so static) gets it: `IP` addresses without
+ * a prefix length completed as {@linkcode withPrefixLength} does; code 4
+ * naming the value when one is not an address.
+ */
+export function delegateCniArgs(
+  cniArgs: ReadonlyMap<string, string>,
+  ipam: unknown,
+): ReadonlyMap<string, string> {
+  const ip = cniArgs.get("IP");
+  if (ip === undefined) return cniArgs;
+  const subnets = staticSubnets(ipam);
+  const completed = ip.split(",").map((item) => {
+    const cidr = withPrefixLength(item.trim(), subnets);
+    if (!cidr) {
+      throw new CniError(
+        ErrorCode.InvalidEnvironment,
+        `invalid environment variable CNI_ARGS: IP must be a list of addresses (got ${
+          JSON.stringify(item.slice(0, 60))
+        })`,
+      );
+    }
+    return cidr;
+  });
+  return new Map([...cniArgs, ["IP", completed.join(",")]]);
 }

@@ -10,10 +10,11 @@
  * @module
  */
 
+import type { CniEnv } from "../cni/env.ts";
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { formatIp } from "../ids/mod.ts";
 import { parseResult, type Result } from "../cni/result.ts";
-import { refuseDeviceId, requestedMac } from "../config/mod.ts";
+import { delegateCniArgs, refuseDeviceId, requestedMac } from "../config/mod.ts";
 import type { VrfDeclaration } from "../kube/control_plane.ts";
 import { hostDeviceConfig, runHostDevice } from "../delegate/host_device.ts";
 import {
@@ -59,6 +60,7 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
     ? undefined
     : parseResult(config.raw.prevResult, "prevResult");
   const mac = requestedMac(config.runtime, env.args);
+  const delegateEnv = { ...env, args: delegateCniArgs(env.args, config.ipam) };
   const plan = planAttachment(config, context);
   const add: Adding = {
     context,
@@ -66,6 +68,7 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
     plan,
     node: host.nodeName(),
     ...(mac && { mac }),
+    delegateEnv,
     undo: new Rollback(context.log),
   };
   return await withAttachmentLock(plan, async () => {
@@ -100,6 +103,8 @@ interface Adding {
   readonly node: string;
   /** MAC the runtime asked for the pod interface (host-device keeps it when moving the end). */
   readonly mac?: string;
+  /** host-device ADD's environment: `CNI_ARGS` `IP` in the CIDR form static needs. */
+  readonly delegateEnv: CniEnv;
   readonly undo: Rollback;
 }
 
@@ -168,7 +173,7 @@ async function attachPodInterface(add: Adding): Promise<Result | undefined> {
     () =>
       runHostDevice(host.runner, {
         command: "ADD",
-        env,
+        env: add.delegateEnv,
         config: hostDeviceConfig(config, names.guest),
         timeoutMs: config.delegateTimeoutSeconds * 1000,
       }),

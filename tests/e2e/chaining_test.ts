@@ -64,6 +64,43 @@ Deno.test("args.cni.ips (Multus cni-args) and CNI_ARGS MAC reach static and the 
   assert.deepEqual(await leftovers(w), []);
 });
 
+Deno.test("addresses podman 4.3 sends without a prefix length get the configured subnet's", async () => {
+  await using w = await world();
+  const netns = await w.host.netns("c1");
+  // podman: several addresses arrive as runtimeConfig.ips, bare.
+  const several = w.config({
+    capabilities: { ips: true },
+    runtimeConfig: { ips: ["10.1.0.9", "2001:db8:1::9"] },
+  });
+  const add = ok(await cni(w, "ADD", { config: several, netns }), "ADD with runtimeConfig.ips");
+  assert.deepEqual((add.json!.ips as Ip[]).map((ip) => ip.address), [
+    "10.1.0.9/24",
+    "2001:db8:1::9/64",
+  ]);
+  ok(await cni(w, "DEL", { config: several, netns }), "DEL");
+  // podman: one `--ip` arrives as CNI_ARGS IP, bare; one outside the configured subnets.
+  const one = await cni(w, "ADD", {
+    config: w.config(),
+    netns,
+    env: { CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAME=pod-a;IP=10.1.0.33,192.0.2.7" },
+  });
+  ok(one, "ADD with CNI_ARGS IP");
+  assert.deepEqual((one.json!.ips as Ip[]).map((ip) => ip.address), [
+    "10.1.0.2/24",
+    "2001:db8:1::2/64",
+    "10.1.0.33/24",
+    "192.0.2.7/32",
+  ]);
+  ok(await cni(w, "DEL", { config: w.config(), netns }), "DEL");
+  const bad = await cni(w, "ADD", {
+    config: w.config(),
+    netns,
+    env: { CNI_ARGS: "IgnoreUnknown=1;IP=10.1.0.300" },
+  });
+  assert.equal(bad.json?.code, 4, bad.stdout);
+  assert.deepEqual(await leftovers(w), []);
+});
+
 Deno.test("a prevResult is passed through: earlier interfaces, ips and routes kept, indices shifted", async () => {
   await using w = await world();
   const netns = await w.host.netns("c1");
@@ -139,7 +176,7 @@ Deno.test("invalid per-pod requests fail with code 7 naming the field", async ()
   for (
     const [patch, field] of [
       [{ runtimeConfig: { mac: "01:00:5e:00:00:01" } }, "runtimeConfig.mac"],
-      [{ runtimeConfig: { ips: ["10.1.0.9"] } }, "runtimeConfig.ips[0]"],
+      [{ runtimeConfig: { ips: ["10.1.0.999"] } }, "runtimeConfig.ips[0]"],
       [{ runtimeConfig: { ips: "10.1.0.9/24" } }, "runtimeConfig.ips"],
       [{ args: { cni: { mac: "zz" } } }, "args.cni.mac"],
     ] as const
