@@ -20,7 +20,8 @@ import { derive, explain, formatExplanation, inputsFromConfig } from "./explain.
 import { absolutePath, integerIn } from "./flag_values.ts";
 import { registerInstallCommand } from "./install_command.ts";
 import { registerMigrateCommand } from "./migrate_command.ts";
-import { formatNodeState, readNodeState } from "./node_state.ts";
+import { AttachmentStore, parseStateFile } from "../state/attachments.ts";
+import { formatNodeState, readNodeState, rebuildRecords } from "./node_state.ts";
 import { formatNodeStatus, nodeStatus } from "./node_status.ts";
 import { registerUninstallCommand } from "./uninstall_command.ts";
 
@@ -141,11 +142,31 @@ function addState(program: Command, io: CliIo): void {
         "(its VRF with the recorded table, its host veth in that VRF)",
     )
     .option("--state-dir <dir>", "state directory", absolutePath, DEFAULTS.stateDir)
+    .option(
+      "--rebuild",
+      "only for a corrupt attachments.json: keep it aside and record every plugin VRF the " +
+        "kernel has (owner unknown: any container's DEL removes it, no GC does)",
+    )
     .option("--json", "machine-readable output")
-    .action(async (options: { stateDir: string; json?: boolean }) => {
+    .action(async (options: { stateDir: string; json?: boolean; rebuild?: boolean }) => {
+      if (options.rebuild) await rebuild(io, options.stateDir);
       const state = await readNodeState(options.stateDir, io.runner);
       emit(io, options.json ?? false, state, () => formatNodeState(state));
     });
+}
+
+async function rebuild(io: CliIo, stateDir: string): Promise<void> {
+  const store = new AttachmentStore(stateDir);
+  const text = await Deno.readTextFile(store.recordsFile).catch(() => undefined);
+  if (text === undefined || typeof parseStateFile(text) !== "string") {
+    throw new Error(`--rebuild: ${store.recordsFile} is not corrupt; nothing to rebuild`);
+  }
+  const { kept, records } = await rebuildRecords(stateDir, io.runner);
+  io.stderr(
+    `galactic: kept the corrupt file as ${kept}; recorded ${
+      Object.keys(records).length
+    } attachment(s) the kernel has, owner unknown (the next DEL of each removes it)\n`,
+  );
 }
 
 function addStatus(program: Command, io: CliIo): void {

@@ -7,9 +7,14 @@
  * @module
  */
 
-import { interfaceNames, parseAttachment, parseVpc } from "../ids/mod.ts";
-import { type CommandRunner, inspectLinks } from "../iproute2/mod.ts";
-import { type AttachmentRecord, AttachmentStore } from "../state/attachments.ts";
+import { interfaceNames, parseAttachment, parseInterfaceName, parseVpc } from "../ids/mod.ts";
+import { type CommandRunner, inspectLinks, ipBatch, parseJsonLines } from "../iproute2/mod.ts";
+import {
+  attachmentKey,
+  type AttachmentRecord,
+  AttachmentStore,
+  UNKNOWN_OWNER,
+} from "../state/attachments.ts";
 
 /** One record and what the kernel has of it. */
 export interface AttachmentView extends AttachmentRecord {
@@ -84,7 +89,49 @@ export function formatNodeState(state: NodeState): string {
       ...(a.kernel.hostVethPresent ? [] : [`veth ${a.kernel.hostVeth}`]),
     ];
     const kernel = missing.length === 0 ? "kernel ok" : `MISSING ${missing.join(", ")}`;
+    const unfinished = a.phase === undefined
+      ? ""
+      : ` (${
+        a.phase === "adding" ? "ADD" : "DEL"
+      } unfinished: interrupted or running; the next ADD, DEL or GC of it completes it)`;
     return `vpc ${a.vpc} attachment ${a.attachment} table ${a.table} container ${a.containerId} ` +
-      `ifname ${a.ifname} network ${a.network}: ${kernel}`;
+      `ifname ${a.ifname} network ${a.network}: ${kernel}${unfinished}`;
   }).join("\n");
+}
+
+/**
+ * Recovery from a corrupt records file: keeps it aside and records every
+ * plugin VRF the kernel has (its table), owner unknown (any container's DEL
+ * tears it down; no GC does, since the network is unknown too). Returns the
+ * kept file and the rebuilt records.
+ */
+export async function rebuildRecords(
+  stateDir: string,
+  runner: CommandRunner,
+): Promise<{ kept: string; records: Record<string, AttachmentRecord> }> {
+  const listed = parseJsonLines<{ ifname: string }[]>(
+    await ipBatch(runner, ["link show"], { flags: ["-json"] }),
+  ).flat();
+  const vrfNames = listed.map((l) => l.ifname).filter((n) => parseInterfaceName(n)?.role === "V");
+  const links = vrfNames.length === 0 ? new Map() : await inspectLinks(runner, vrfNames);
+  const records: Record<string, AttachmentRecord> = {};
+  for (const name of vrfNames) {
+    const link = links.get(name);
+    const parsed = parseInterfaceName(name)!;
+    if (link?.kind !== "vrf" || link.table === undefined) continue;
+    const ids = { vpc: parseVpc(parsed.vpc), attachment: parseAttachment(parsed.attachment) };
+    records[attachmentKey(ids)] = {
+      network: "",
+      vpc: ids.vpc.text,
+      attachment: ids.attachment.text,
+      vpcHex: ids.vpc.hex,
+      containerId: UNKNOWN_OWNER,
+      ifname: "",
+      netns: "",
+      table: link.table,
+      node: "",
+    };
+  }
+  const kept = await new AttachmentStore(stateDir).replaceCorrupt(records);
+  return { kept, records };
 }

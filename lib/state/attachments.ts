@@ -40,11 +40,66 @@ export interface AttachmentRecord {
   readonly locator?: string;
   readonly ipam?: Record<string, unknown>;
   readonly cniVersion?: string;
+  /**
+   * Where the attachment's lifecycle stands; absent once ADD completed (and
+   * in records written before phases existed). `adding`: the intent an ADD
+   * writes before its first side effect (its table reserved, the VRF maybe
+   * not yet created); `removing`: a DEL withdrew it from BGP, its kernel
+   * objects may remain. Either way a killed verb left it for the next ADD,
+   * DEL or GC to finish.
+   */
+  readonly phase?: AttachmentPhase;
 }
+
+/** An unfinished ADD or DEL (see {@linkcode AttachmentRecord.phase}). */
+export type AttachmentPhase = "adding" | "removing";
 
 interface StateFile {
   version: 1;
   attachments: Record<string, AttachmentRecord>;
+}
+
+/**
+ * Owner of a record rebuilt from the kernel (`galactic state --rebuild`):
+ * unknown, so any container's DEL tears it down, and no network's GC does.
+ */
+export const UNKNOWN_OWNER = "";
+
+const RECORD_STRINGS = [
+  "network",
+  "vpc",
+  "attachment",
+  "vpcHex",
+  "containerId",
+  "ifname",
+  "netns",
+  "node",
+] as const;
+
+/** The records of a state file, or what is wrong with it (never its contents). */
+export function parseStateFile(text: string): Record<string, AttachmentRecord> | string {
+  let state: unknown;
+  try {
+    state = JSON.parse(text);
+  } catch {
+    return `not valid JSON (${text.length} bytes)`;
+  }
+  const file = state as Partial<StateFile> | null;
+  if (typeof file !== "object" || file === null || Array.isArray(file)) return "not a JSON object";
+  if (file.version !== 1) return "not format version 1";
+  const { attachments } = file;
+  if (typeof attachments !== "object" || attachments === null || Array.isArray(attachments)) {
+    return "no attachments map";
+  }
+  for (const [key, record] of Object.entries(attachments)) {
+    const name = /^[0-9a-f]{1,12}\.[0-9a-f]{1,4}$/.test(key) ? key : "with an invalid key";
+    if (typeof record !== "object" || record === null) return `record ${name} is not an object`;
+    const field = RECORD_STRINGS.find((f) => typeof record[f] !== "string") ??
+      (Number.isInteger(record.table) ? undefined : "table");
+    if (field) return `record ${name} lacks a valid ${field}`;
+    if (name !== key) return `record ${name}`;
+  }
+  return attachments;
 }
 
 /** Key of an attachment in the store. */
@@ -95,20 +150,60 @@ export class AttachmentStore {
     }
   }
 
-  /** All records (a consistent snapshot: the file is replaced atomically). */
+  /** Path of the records file. */
+  get recordsFile(): string {
+    return `${this.#dir}/attachments.json`;
+  }
+
+  /**
+   * All records (a consistent snapshot: the file is replaced atomically). A
+   * file that is not what this plugin writes fails with code 5 and the
+   * recovery, never as "nothing recorded": guessing would let GC tear down
+   * live attachments and ADD reuse their tables.
+   */
   async read(): Promise<Record<string, AttachmentRecord>> {
+    const path = this.recordsFile;
+    let text: string;
     try {
-      const state = JSON.parse(
-        await Deno.readTextFile(`${this.#dir}/attachments.json`),
-      ) as StateFile;
-      return state.attachments ?? {};
+      text = await Deno.readTextFile(path);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return {};
       throw new CniError(
         ErrorCode.IoFailure,
-        `cannot read ${this.#dir}/attachments.json: ${(error as Error).message}`,
+        `cannot read ${path}: ${(error as Error).message}`,
       );
     }
+    const parsed = parseStateFile(text);
+    if (typeof parsed === "string") {
+      throw new CniError(
+        ErrorCode.IoFailure,
+        `state file ${path} is corrupt (${parsed}); refusing to guess which attachments exist. ` +
+          `Run "galactic state --rebuild --state-dir ${this.#dir}": it keeps the file aside ` +
+          `and records the attachments the kernel still has`,
+      );
+    }
+    return parsed;
+  }
+
+  /**
+   * Keeps the records file aside as `attachments.json.corrupt-<time>` and
+   * writes `records` instead, under the node lock; returns the kept path.
+   */
+  async replaceCorrupt(records: Record<string, AttachmentRecord>): Promise<string> {
+    await this.ensureDir();
+    return await withLock(this.nodeLock, async () => {
+      const kept = `${this.recordsFile}.corrupt-${new Date().toISOString().replaceAll(":", "")}`;
+      try {
+        await Deno.rename(this.recordsFile, kept);
+      } catch (error) {
+        throw new CniError(
+          ErrorCode.IoFailure,
+          `cannot keep ${this.recordsFile} aside: ${(error as Error).message}`,
+        );
+      }
+      await this.#write(records);
+      return kept;
+    }, this.#lock);
   }
 
   /**
@@ -129,7 +224,7 @@ export class AttachmentStore {
   }
 
   async #write(records: Record<string, AttachmentRecord>): Promise<void> {
-    const path = `${this.#dir}/attachments.json`;
+    const path = this.recordsFile;
     const temp = `${path}.${Deno.pid}.tmp`;
     const body: StateFile = { version: 1, attachments: records };
     try {

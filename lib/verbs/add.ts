@@ -39,7 +39,7 @@ import {
 } from "../iproute2/mod.ts";
 import { ROUTE_GONE } from "../iproute2/routes.ts";
 import { runChecked } from "../iproute2/runner.ts";
-import type { AttachmentRecord } from "../state/attachments.ts";
+import { attachmentKey, type AttachmentRecord } from "../state/attachments.ts";
 import {
   type AttachmentPlan,
   planAttachment,
@@ -74,12 +74,14 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
   return await withAttachmentLock(plan, async () => {
     try {
       const found = await inspect(add);
-      const vrf = await setUpDataPlane(add, found);
+      const intent = await recordIntent(add, found);
+      const vrf = await setUpDataPlane(add, intent);
       const delegated = await attachPodInterface(add);
       const declaration = await declareVrf(add);
       await installSrv6Ingress(add, vrf);
+      await recordComplete(add);
       context.log.info("attachment added", {
-        table: vrf.record.table,
+        table: vrf.table,
         sid: plan.endpoint,
         object: declaration.name,
       });
@@ -113,6 +115,12 @@ interface Found {
   readonly links: Map<string, LinkState>;
   /** False: `net.vrf.strict_mode` is still to be turned on once a VRF exists. */
   readonly strictMode: boolean;
+}
+
+/** What ADD set out to do, recorded before its first side effect. */
+interface Intent extends Found {
+  /** The record, phase `adding`, with the table reserved for the VRF. */
+  readonly record: AttachmentRecord;
   /** A new sandbox took the attachment over: its veth pair is rebuilt. */
   readonly reowned: boolean;
 }
@@ -127,13 +135,76 @@ async function inspect(add: Adding): Promise<Found> {
     () => inspectLinks(host.runner, [names.vrf, names.host, names.guest]),
     () => enableVrfStrictMode(host.runner).catch(() => false),
   );
-  const previousOwner = (await plan.store.read())[plan.key]?.containerId;
-  const reowned = previousOwner !== undefined && previousOwner !== add.context.env.containerId;
-  return { links, strictMode, reowned };
+  const vrf = links.get(names.vrf);
+  if (vrf && (vrf.kind !== "vrf" || vrf.table === undefined)) {
+    throw new CniError(
+      ErrorCode.DataPlane,
+      `interface ${names.vrf} exists but is not a VRF (kind ${vrf.kind})`,
+    );
+  }
+  return { links, strictMode };
+}
+
+/**
+ * The intent, under the node lock and before anything changes on the host:
+ * this container owns the attachment, whose VRF uses the table reserved here
+ * (an existing VRF's, the previous record's, or the lowest one no record
+ * holds, so concurrent ADDs never pick the same). A killed ADD thereby leaves
+ * a record that the runtime's next ADD or DEL, or GC, finishes or tears down
+ * (names derive from the record's key); the phase is cleared only once ADD
+ * completed.
+ */
+async function recordIntent(add: Adding, found: Found): Promise<Intent> {
+  const { context, plan, undo } = add;
+  const { config, env } = context;
+  let previous: { record: AttachmentRecord | undefined } | undefined;
+  undo.push("attachment record", async () => {
+    if (!previous) return;
+    const { record } = previous;
+    await plan.store.update((records) => {
+      if (record) records[plan.key] = record;
+      else delete records[plan.key];
+    });
+  });
+  const record = await step("record the attachment", () =>
+    plan.store.update((records) => {
+      previous = { record: records[plan.key] };
+      const table = found.links.get(plan.names.vrf)?.table ?? previous.record?.table ??
+        freeTable(context, { records, skip: new Set() });
+      const next: AttachmentRecord = {
+        network: config.name,
+        vpc: config.vpc.text,
+        attachment: config.attachment.text,
+        vpcHex: config.vpc.hex,
+        containerId: env.containerId,
+        ifname: env.ifname,
+        netns: env.netns,
+        table,
+        node: add.node,
+        locator: `${formatIp(config.locator)}/${config.locator.length}`,
+        ...(config.ipam !== undefined && { ipam: config.ipam }),
+        cniVersion: config.cniVersion,
+        phase: "adding",
+      };
+      records[plan.key] = next;
+      return next;
+    }));
+  const owner = previous?.record?.containerId;
+  return { ...found, record, reowned: owner !== undefined && owner !== env.containerId };
+}
+
+/** ADD completed: the record loses its `adding` phase. */
+async function recordComplete(add: Adding): Promise<void> {
+  const { context, plan } = add;
+  await step("record the attachment as complete", () =>
+    plan.store.update((records) => {
+      const { phase: _, ...record } = records[plan.key] ?? {} as AttachmentRecord;
+      if (record.containerId === context.env.containerId) records[plan.key] = record;
+    }));
 }
 
 /** VRF → veth and terminations, with the FORWARD rules (they match by name) alongside. */
-async function setUpDataPlane(add: Adding, found: Found): Promise<VrfOutcome> {
+async function setUpDataPlane(add: Adding, intent: Intent): Promise<VrfOutcome> {
   const { host, undo } = add;
   const { names } = add.plan;
   let rulesAdded: string[] = [];
@@ -142,8 +213,8 @@ async function setUpDataPlane(add: Adding, found: Found): Promise<VrfOutcome> {
   });
   const [vrf] = await together(
     async () => {
-      const vrf = await step(`set up VRF ${names.vrf}`, () => ensureVrf(add, found));
-      await step(`set up veth ${names.host} and terminations`, () => ensureVeth(add, found, vrf));
+      const vrf = await step(`set up VRF ${names.vrf}`, () => ensureVrf(add, intent));
+      await step(`set up veth ${names.host} and terminations`, () => ensureVeth(add, intent, vrf));
       return vrf;
     },
     () =>
@@ -205,113 +276,82 @@ async function installSrv6Ingress(add: Adding, vrf: VrfOutcome): Promise<void> {
     () =>
       runChecked(
         host.runner,
-        srv6ReplaceArgv({ endpoint: plan.endpoint, table: vrf.record.table, dev: plan.names.host }),
+        srv6ReplaceArgv({ endpoint: plan.endpoint, table: vrf.table, dev: plan.names.host }),
       ),
   );
 }
 
 /** The attachment's VRF after {@linkcode ensureVrf}. */
 interface VrfOutcome {
-  /** The attachment record, with the VRF's table. */
-  readonly record: AttachmentRecord;
+  readonly table: number;
   /** This ADD created the VRF: its IPv4 half is still to do. */
   readonly created: boolean;
 }
 
 /**
- * Finds or creates the VRF and records this container as the attachment's
- * owner, under the node lock so concurrent ADDs never pick the same table.
+ * Creates the VRF on the reserved table unless it exists. The kernel
+ * arbitrates tables held by VRFs we have no record of (strict_mode refuses
+ * them): the record then moves to the next free table *before* the next
+ * try, so it never names a table our VRF is not on.
  */
-async function ensureVrf(add: Adding, found: Found): Promise<VrfOutcome> {
+async function ensureVrf(add: Adding, intent: Intent): Promise<VrfOutcome> {
   const { context, host, plan, undo } = add;
-  const { config, env } = context;
   const vrfName = plan.names.vrf;
-  const existing = found.links.get(vrfName);
-  if (existing && (existing.kind !== "vrf" || existing.table === undefined)) {
-    throw new CniError(
-      ErrorCode.DataPlane,
-      `interface ${vrfName} exists but is not a VRF (kind ${existing.kind})`,
-    );
-  }
-  let createdTable: number | undefined;
+  const existing = intent.links.get(vrfName)?.table;
+  if (existing !== undefined) return { table: existing, created: false };
+  const created: { table?: number } = {};
   undo.push(`vrf ${vrfName}`, async () => {
-    if (createdTable === undefined) return;
-    await ipBatch(host.runner, vrfDeleteLines({ name: vrfName, table: createdTable }), {
+    if (created.table === undefined) return;
+    await ipBatch(host.runner, vrfDeleteLines({ name: vrfName, table: created.table }), {
       tolerate: ROUTE_GONE,
     });
   });
-  let previous: { record: AttachmentRecord | undefined } | undefined;
-  undo.push("attachment record", async () => {
-    if (!previous) return;
-    const { record } = previous;
-    await plan.store.update((records) => {
-      if (record) records[plan.key] = record;
-      else delete records[plan.key];
+  const refused = new Set<number>();
+  let table = intent.record.table;
+  while (await createVrf(host.runner, { name: vrfName, table }) === "table-in-use") {
+    refused.add(table);
+    table = await plan.store.update((records) => {
+      const next = freeTable(context, { records, skip: refused });
+      records[plan.key] = { ...records[plan.key]!, table: next };
+      return next;
     });
-  });
-  const record = await plan.store.update(async (records) => {
-    previous = { record: records[plan.key] };
-    let table = existing?.table;
-    if (table === undefined) {
-      table = await createVrfOnFreeTable(context, host, { name: vrfName, records });
-      createdTable = table;
-      // A failure from here on leaves a VRF the undo above removes.
-      if (!found.strictMode) await writeSysctls(host.runner, VRF_STRICT_MODE);
-    }
-    const next: AttachmentRecord = {
-      network: config.name,
-      vpc: config.vpc.text,
-      attachment: config.attachment.text,
-      vpcHex: config.vpc.hex,
-      containerId: env.containerId,
-      ifname: env.ifname,
-      netns: env.netns,
-      table,
-      node: add.node,
-      locator: `${formatIp(config.locator)}/${config.locator.length}`,
-      ...(config.ipam !== undefined && { ipam: config.ipam }),
-      cniVersion: config.cniVersion,
-    };
-    records[plan.key] = next;
-    return next;
-  });
-  const created = createdTable !== undefined;
-  context.log.debug("vrf ready", { vrf: vrfName, table: record.table, created });
-  return { record, created };
+  }
+  created.table = table;
+  // A failure from here on leaves a VRF the undo above removes.
+  if (!intent.strictMode) await writeSysctls(host.runner, VRF_STRICT_MODE);
+  context.log.debug("vrf created", { vrf: vrfName, table });
+  return { table, created: true };
 }
 
-/**
- * Creates the VRF on the lowest table no record holds; the kernel arbitrates
- * tables held by VRFs we have no record of (strict_mode refuses them).
- */
-async function createVrfOnFreeTable(
+/** The lowest table in range that no record (but `records[own]`) holds and `skip` lacks. */
+function freeTable(
   context: VerbContext,
-  host: Host,
-  vrf: { name: string; records: Record<string, AttachmentRecord> },
-): Promise<number> {
+  from: { records: Record<string, AttachmentRecord>; skip: ReadonlySet<number> },
+): number {
   const { vrfTableMin: min, vrfTableMax: max } = context.config;
-  const used = new Set(Object.values(vrf.records).map((r) => r.table));
-  for (;;) {
-    const table = lowestFreeTable(used, { min, max });
-    if (table === undefined) {
-      throw new CniError(
-        ErrorCode.DataPlane,
-        `no free VRF table in ${min}..${max} (vrf_table_min/vrf_table_max)`,
-      );
-    }
-    used.add(table);
-    if (await createVrf(host.runner, { name: vrf.name, table }) === "created") return table;
+  const own = attachmentKey(context.config);
+  const used = new Set(from.skip);
+  for (const [key, record] of Object.entries(from.records)) {
+    if (key !== own) used.add(record.table);
   }
+  const table = lowestFreeTable(used, { min, max });
+  if (table === undefined) {
+    throw new CniError(
+      ErrorCode.DataPlane,
+      `no free VRF table in ${min}..${max} (vrf_table_min/vrf_table_max)`,
+    );
+  }
+  return table;
 }
 
 /**
  * Creates (or repairs) the veth pair and installs terminations, with the
  * VRF's IPv4 half, in one `ip` process.
  */
-async function ensureVeth(add: Adding, found: Found, vrf: VrfOutcome): Promise<void> {
+async function ensureVeth(add: Adding, found: Intent, vrf: VrfOutcome): Promise<void> {
   const { context, host } = add;
   const { names } = add.plan;
-  const { table } = vrf.record;
+  const { table } = vrf;
   const veth = {
     host: names.host,
     guest: names.guest,

@@ -56,7 +56,7 @@ export async function withAttachmentLock<T>(
 
 /**
  * Under the VPC lock, runs `decide` with the number of *other* attachments of
- * the VPC recorded on the node, then applies `change` to the records once
+ * the VPC recorded on the node (those a DEL is removing do not count), then applies `change` to the records once
  * `decide` succeeded. "Is this the VPC's last attachment here?" and the API
  * write or delete that depends on it are thereby atomic with respect to
  * siblings, and a failed API call leaves the record for the retry.
@@ -71,7 +71,7 @@ export async function withVpcSiblings<T>(
   return await withLock(plan.store.vpcLock(plan.vpcHex), async () => {
     const records = await plan.store.read();
     const siblings = Object.entries(records).filter(([key, r]) =>
-      key !== plan.key && r.vpcHex === plan.vpcHex
+      key !== plan.key && r.vpcHex === plan.vpcHex && r.phase !== "removing"
     );
     const value = await options.decide(siblings.length);
     if (options.change) await plan.store.update(options.change);

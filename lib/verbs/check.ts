@@ -117,6 +117,14 @@ async function ownedRecord(context: VerbContext, plan: AttachmentPlan): Promise<
       `attachment ${plan.names.host} belongs to container ${record.containerId}, not ${env.containerId}`,
     );
   }
+  if (record.phase) {
+    throw new CniError(
+      ErrorCode.StateDiverged,
+      `attachment ${plan.names.host}: ${
+        record.phase === "adding" ? "ADD" : "DEL"
+      } did not complete (interrupted, or still running)`,
+    );
+  }
   return record;
 }
 

@@ -66,7 +66,7 @@ export async function cmdGc(context: VerbContext, host: Host): Promise<void> {
   const { records, orphans } = await snapshot(host, store);
   const stale: Stale[] = [
     ...Object.values(records)
-      .filter((r) => r.network === config.name && !isValid(valid, r))
+      .filter((r) => r.network === config.name && (r.phase === "removing" || !isValid(valid, r)))
       .map((r) => ({
         ids: { vpc: parseVpc(r.vpc), attachment: parseAttachment(r.attachment) },
         owner: r.containerId,
@@ -127,7 +127,11 @@ async function release(
   const plan = planAttachment(ids, context);
   await withAttachmentLock(plan, async () => {
     const record = (await plan.store.read())[plan.key];
-    if (record && (record.containerId !== owner || isValid(target.valid, record))) return;
+    if (
+      record &&
+      (record.containerId !== owner ||
+        (record.phase !== "removing" && isValid(target.valid, record)))
+    ) return;
     context.log.info("GC releasing attachment", { key: plan.key, owner: owner ?? "(no record)" });
     // host-device's DEL runs as the owning sandbox; a bare link has none.
     const sandbox = record ?? { containerId: context.env.containerId, ifname: "", netns: "" };
@@ -151,7 +155,9 @@ async function withdrawUnused(
 ): Promise<void> {
   const node = host.nodeName();
   const vpcsInUse = async (): Promise<Set<string>> =>
-    new Set(Object.values(await store.read()).map((r) => r.vpcHex));
+    new Set(
+      Object.values(await store.read()).filter((r) => r.phase !== "removing").map((r) => r.vpcHex),
+    );
   const remaining = await vpcsInUse();
   const plane = await host.controlPlane();
   for (const declared of await plane.listNodeVrfs(node)) {

@@ -32,9 +32,12 @@ const POD_INTERFACE_GONE =
 /**
  * Tears down one attachment; call with the attachment lock held. `owner` is
  * the CNI environment host-device's DEL runs with (the sandbox that owns the
- * attachment). The record says which table and node; without one (a retried
- * DEL, state older than a reboot, a link GC found) the kernel still knows the
- * table, and the BGPVRFInstance was declared for this node.
+ * attachment). The record says which table and node, and goes last, so a
+ * teardown killed halfway is finished by the next DEL or GC. The kernel's
+ * table wins where the record may not yet name one the VRF is on (an ADD
+ * killed before it created the VRF); without a record (a retried DEL, state
+ * older than a reboot, a link GC found) the kernel is all there is, and the
+ * BGPVRFInstance was declared for this node.
  */
 export async function teardownAttachment(
   context: VerbContext,
@@ -44,8 +47,10 @@ export async function teardownAttachment(
   const { plan, owner } = target;
   const { names } = plan;
   const record = (await plan.store.read())[plan.key];
-  const vrf = record ? undefined : (await inspectLinks(host.runner, [names.vrf])).get(names.vrf);
-  const table = record?.table ?? vrf?.table;
+  const vrf = record && record.phase !== "adding"
+    ? undefined
+    : (await inspectLinks(host.runner, [names.vrf])).get(names.vrf);
+  const table = vrf?.table ?? (record?.phase === "adding" ? undefined : record?.table);
 
   await step(
     `delete SRv6 ingress route ${plan.endpoint}`,
@@ -56,7 +61,7 @@ export async function teardownAttachment(
     await step("withdraw the VRF from BGP", () =>
       withdrawIfLast(context, host, {
         plan,
-        node: () => record?.node ?? host.nodeName(),
+        node: () => record?.node || host.nodeName(),
         forget: true,
       }));
   }
@@ -84,6 +89,12 @@ export async function teardownAttachment(
         () => removeForwardAccept(host.runner, names.host),
       ),
   );
+  if (record) {
+    await step("drop the attachment record", () =>
+      plan.store.update((records) => {
+        delete records[plan.key];
+      }));
+  }
   context.log.info("attachment removed", { table, sid: plan.endpoint });
 }
 
@@ -97,9 +108,11 @@ export async function removeSrv6Ingress(runner: CommandRunner, endpoint: string)
 
 /**
  * Under the VPC lock, withdraws the (VPC, node) BGPVRFInstance unless other
- * attachments of the VPC remain on the node; with `forget`, then drops the
- * attachment's record (only after the API call succeeded, so a failed
- * withdrawal leaves the record for the retry).
+ * attachments of the VPC remain on the node; with `forget`, then marks the
+ * attachment's record `removing` (only after the API call succeeded, so a
+ * failed withdrawal leaves it counted for the retry): from then on it no
+ * longer counts as a sibling, so two DELs of one VPC never both keep the
+ * object, and the teardown drops it once everything else is gone.
  */
 export async function withdrawIfLast(
   context: VerbContext,
@@ -119,7 +132,8 @@ export async function withdrawIfLast(
     },
     ...(target.forget && {
       change: (records) => {
-        delete records[plan.key];
+        const record = records[plan.key];
+        if (record) records[plan.key] = { ...record, phase: "removing" };
       },
     }),
   });
@@ -127,13 +141,19 @@ export async function withdrawIfLast(
 
 /**
  * host-device DEL: moves the pod interface back and releases its addresses.
- * A device or pod netns already gone means there is nothing to release.
+ * A device or pod netns already gone means there is nothing to release; so
+ * does an owner with no sandbox (a link GC found with no record: host-device
+ * cannot even be asked, and deleting the veth takes the pod end along).
  */
 export async function releasePodInterface(
   context: VerbContext,
   host: Host,
   target: { plan: AttachmentPlan; owner: CniEnv },
 ): Promise<void> {
+  if (target.owner.containerId === "" || target.owner.ifname === "") {
+    context.log.debug("no sandbox to release the pod interface from");
+    return;
+  }
   try {
     await runHostDevice(host.runner, {
       command: "DEL",

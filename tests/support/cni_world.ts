@@ -125,9 +125,19 @@ function outcome(code: number, stdout: string, stderr: string): Outcome {
   };
 }
 
-/** Execs the plugin like a runtime. */
-export async function cni(w: World, command: string, call: Invocation): Promise<Outcome> {
-  const child = new Deno.Command(LAUNCHER, {
+/**
+ * Execs the plugin like a runtime; `via` is a command line the launcher is
+ * appended to (e.g. `nsenter -t PID -m --` to run it in a mount namespace).
+ */
+export async function cni(
+  w: World,
+  command: string,
+  call: Invocation,
+  via: readonly string[] = [],
+): Promise<Outcome> {
+  const [program = LAUNCHER, ...args] = [...via, LAUNCHER];
+  const child = new Deno.Command(program, {
+    args,
     clearEnv: true,
     env: await runtimeEnv(w, command, call),
     stdin: "piped",

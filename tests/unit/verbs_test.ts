@@ -208,11 +208,26 @@ Deno.test("GC keeps valid attachments and releases the rest", async () => {
   ok(gc, "GC");
   const kernel = await w.host.kernel();
   assert.ok(kernel.link(VRF), "valid attachment kept");
-  assert.equal(kernel.link("G00000000Ab001V"), undefined, "stale attachment released");
+  assert.equal(kernel.link("G0000000Ab001V"), undefined, "stale attachment released");
   assert.deepEqual(w.api.objects("bgpvrfinstances").map((o) => o.metadata.name), [
     `galactic-vpc-b04-${NODE}`,
   ]);
   ok(await cni(w, "DEL", { config: keep, containerId: "c1", ifname: "net1" }), "DEL keep");
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("GC releases plugin links no record explains (state lost), with no sandbox to ask", async () => {
+  await using w = await world();
+  const config = w.config();
+  ok(await cni(w, "ADD", { config }), "ADD");
+  await Deno.remove(`${w.dir}/state/attachments.json`);
+  const gc = await cni(w, "GC", {
+    config: { ...config, "cni.dev/valid-attachments": [] },
+    containerId: "",
+    netns: "",
+    ifname: "",
+  });
+  ok(gc, "GC");
   assert.deepEqual(await leftovers(w), []);
 });
 

@@ -2,12 +2,13 @@
  * Entry point of the fake programs' shims (`bin/ip`, `bin/sysctl`,
  * `bin/iptables`, `bin/ip6tables`, `cni/host-device`, `cni/static`):
  * `fake_command.ts <program> [args...]`. The state file comes from
- * `FAKE_HOST_STATE`, the log from `FAKE_HOST_LOG`.
+ * `FAKE_HOST_STATE`, the log from `FAKE_HOST_LOG`. A crash armed with
+ * `armKill` (store.ts) kills the caller here.
  *
  * @module
  */
 
-import { FAKE_DELEGATES, FAKE_PROGRAMS, runCommand } from "./store.ts";
+import { FAKE_DELEGATES, FAKE_PROGRAMS, runCommand, takeKillTurn } from "./store.ts";
 
 async function writeAll(
   stream: { write(p: Uint8Array): Promise<number> },
@@ -41,6 +42,11 @@ async function main(): Promise<number> {
     [name, ...args],
     { ...(stdin !== undefined && { stdin }), ...(delegate && { env: Deno.env.toObject() }) },
   );
+  if (await takeKillTurn(state)) {
+    // The armed crash: the plugin dies with this command done but unanswered.
+    Deno.kill(Deno.ppid, "SIGKILL");
+    return 0;
+  }
   await writeAll(Deno.stdout, result.stdout);
   await writeAll(Deno.stderr, result.stderr);
   return result.code;

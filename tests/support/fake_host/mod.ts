@@ -39,6 +39,7 @@ import { CniError, ErrorCode } from "../../../lib/cni/errors.ts";
 import type { CommandOutput, CommandRunner, RunOptions } from "../../../lib/iproute2/runner.ts";
 import type { CommandResult, FaultSpec, Kernel, KernelOptions, KernelSnapshot } from "./kernel.ts";
 import {
+  armKill,
   baseName,
   FAKE_DELEGATES,
   FAKE_PROGRAMS,
@@ -92,6 +93,11 @@ export interface FakeHost extends AsyncDisposable {
   inject(fault: FaultSpec): Promise<void>;
   /** Forgets the recorded calls. */
   clearLog(): Promise<void>;
+  /**
+   * The `n`-th fake program run from now by a plugin process kills that
+   * process with SIGKILL, after its own effect (see `armKill` in store.ts).
+   */
+  crashAfter(n: number): Promise<void>;
   /** A runner over the same model and log, without processes (also runs the delegate in-process). */
   runner(): CommandRunner;
   /** Runs one fake command in-process (logged), e.g. to arrange state: `run(["ip", "link", "add", ...])`. */
@@ -181,6 +187,7 @@ export async function createFakeHost(options: FakeHostOptions = {}): Promise<Fak
     inject: (fault: FaultSpec): Promise<void> =>
       withState(stateFile, (kernel) => kernel.inject(fault)),
     clearLog: (): Promise<void> => withState(stateFile, () => Deno.writeTextFile(logFile, "")),
+    crashAfter: (n: number): Promise<void> => armKill(stateFile, n),
     runner: (): CommandRunner => fakeRunner(paths),
     run,
     update: <T>(change: (kernel: Kernel) => T): Promise<T> => withState(stateFile, change),

@@ -122,6 +122,42 @@ export async function runCommand(
   });
 }
 
+/** Where {@linkcode armKill} keeps its plan: next to the state file. */
+function killPlanPath(state: string): string {
+  return `${state}.kill`;
+}
+
+/**
+ * Arms a crash: the `after`-th fake program run from now (counted across
+ * processes, under the state lock) kills its parent, the plugin, with
+ * SIGKILL once its own effect is applied, before the plugin sees its output.
+ * One crash per arming. Process level only (the in-process runner has no
+ * parent to kill).
+ */
+export async function armKill(state: string, after: number): Promise<void> {
+  await withState(state, () => Deno.writeTextFile(killPlanPath(state), JSON.stringify({ after })));
+}
+
+/** Counts one program run against the armed crash; true: this run is the one that kills. */
+export async function takeKillTurn(state: string): Promise<boolean> {
+  return await withState(state, async () => {
+    const path = killPlanPath(state);
+    let plan: { after: number };
+    try {
+      plan = JSON.parse(await Deno.readTextFile(path));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
+    }
+    if (plan.after > 1) {
+      await Deno.writeTextFile(path, JSON.stringify({ after: plan.after - 1 }));
+      return false;
+    }
+    await Deno.remove(path);
+    return true;
+  });
+}
+
 export async function readLog(path: string): Promise<RecordedCommand[]> {
   let text: string;
   try {
