@@ -74,7 +74,7 @@ Deno.test({
   name: "a full state dir fails ADD and DEL with 5 and keeps every record; freed, DEL completes; " +
     "read-only, every verb fails with 5",
   ignore: !canMount,
-  async fn() {
+  async fn(): Promise<void> {
     await using w = await world();
     const live = w.config();
     ok(await cni(w, "ADD", { config: live }), "ADD before the fault");
