@@ -32,7 +32,14 @@ import { kubeControlPlane } from "../kube/kube_control_plane.ts";
 import type { KubeconfigSource } from "../kube/kubeconfig.ts";
 import { serveHealth } from "./health.ts";
 import { type Informer, type InformerTiming, longestQuietMs, startInformer } from "./informer.ts";
-import { type AgentRequest, type AgentResponse, readLines } from "./protocol.ts";
+import { AgentMetrics } from "./metrics.ts";
+import {
+  AGENT_OPS,
+  type AgentRequest,
+  type AgentResponse,
+  readLines,
+  REPORTED_VERBS,
+} from "./protocol.ts";
 import { writeThroughCache } from "./write_through.ts";
 
 /** How to run the agent. */
@@ -58,6 +65,8 @@ export interface RunningAgent {
   readonly healthUrl: string | undefined;
   /** Ready: every watch cache in sync. */
   ready(): boolean;
+  /** Its metrics (the stale-attachment reclaim counts what it reclaimed here). */
+  readonly metrics: AgentMetrics;
   /** Stops serving, watching and closes the client. */
   close(): Promise<void>;
 }
@@ -97,6 +106,31 @@ function cachedApi(
   };
 }
 
+/** `api` with every request counted in `metrics` (by verb, resource and outcome). */
+function countedApi(api: KubeApi, metrics: AgentMetrics): KubeApi {
+  async function counted<T>(verb: string, resource: Resource, call: Promise<T>): Promise<T> {
+    try {
+      const value = await call;
+      metrics.apiRequest(verb, resource.plural, "ok");
+      return value;
+    } catch (error) {
+      metrics.apiRequest(verb, resource.plural, "error");
+      throw error;
+    }
+  }
+  return {
+    server: api.server,
+    list: (r, o) => counted("list", r, api.list(r, o)),
+    get: (r, name, o) => counted("get", r, api.get(r, name, o)),
+    create: (r, object, o) => counted("create", r, api.create(r, object, o)),
+    replace: (r, object, o) => counted("update", r, api.replace(r, object, o)),
+    delete: (r, name, o) => counted("delete", r, api.delete(r, name, o)),
+    apiResources: (group, version, o) => api.apiResources(group, version, o),
+    apiGroups: (o) => api.apiGroups(o),
+    close: () => api.close(),
+  };
+}
+
 async function answer(plane: BgpControlPlane, request: AgentRequest): Promise<AgentResponse> {
   try {
     const key = () => ({ vpc: parseVpc(request.vpc ?? ""), node: request.node });
@@ -130,12 +164,26 @@ async function answer(plane: BgpControlPlane, request: AgentRequest): Promise<Ag
   }
 }
 
+/** Records a plugin's verb report (no answer); a malformed one is dropped. */
+function recordReport(request: Record<string, unknown>, metrics: AgentMetrics, log: Logger): void {
+  const { verb, code, seconds } = request;
+  if (
+    typeof verb !== "string" || !REPORTED_VERBS.has(verb) ||
+    typeof code !== "number" || !Number.isInteger(code) || code < 0 || code > 999 ||
+    typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0 || seconds > 3600
+  ) {
+    log.debug("agent: malformed verb report dropped", { verb, code, seconds });
+    return;
+  }
+  metrics.verbDone(verb, code, seconds);
+}
+
 async function serveConnection(
   conn: Deno.Conn,
   plane: BgpControlPlane,
-  options: { log: Logger; ready: () => boolean },
+  options: { log: Logger; ready: () => boolean; metrics: AgentMetrics },
 ): Promise<void> {
-  const { log } = options;
+  const { log, metrics } = options;
   const writer = conn.writable.getWriter();
   try {
     for await (const line of readLines(conn.readable)) {
@@ -149,6 +197,10 @@ async function serveConnection(
         log.warn("agent: undecodable request dropped", { line: line.slice(0, 200) });
         break;
       }
+      if ((request.op as string) === "report") {
+        recordReport(request as unknown as Record<string, unknown>, metrics, log);
+        continue;
+      }
       const started = performance.now();
       const response: AgentResponse = CACHED_OPS.has(request.op) && !options.ready()
         ? {
@@ -159,6 +211,10 @@ async function serveConnection(
           msg: "node agent not ready: its watch caches are out of sync",
         }
         : await answer(plane, request);
+      metrics.callServed(
+        (AGENT_OPS as readonly string[]).includes(request.op) ? request.op : "unknown",
+        response.ok ? "ok" : "unavailable" in response ? "unavailable" : "error",
+      );
       log.debug("agent call", {
         op: request.op,
         node: request.node,
@@ -193,7 +249,8 @@ async function claimSocket(path: string): Promise<void> {
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { log, source, node } = options;
   await claimSocket(options.socket);
-  const api = await openKubeApi(source);
+  const metrics = new AgentMetrics();
+  const api = countedApi(await openKubeApi(source), metrics);
   // Another cosmos API would fail every ADD obscurely: refuse to start, saying why.
   await checkCosmosApi(api, { deadline: startDeadline(options.timeoutMs) }).catch(
     async (error) => {
@@ -208,12 +265,17 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       ...(labelSelector !== undefined && { labelSelector }),
       log,
       listTimeoutMs: options.timeoutMs,
+      onRequest: (kind, outcome) => metrics.apiRequest(kind, resource.plural, outcome),
       ...options.watch,
     });
   const providers = watch(BGP_PROVIDERS, `${NODE_LABEL}=${node}`);
   const instances = watch(BGP_INSTANCES);
   const vrfs = watch(BGP_VRF_INSTANCES, `${LABELS.managedBy}=${MANAGER}`);
-  const informers = [providers, instances, vrfs];
+  const caches = [[BGP_PROVIDERS, providers], [BGP_INSTANCES, instances], [
+    BGP_VRF_INSTANCES,
+    vrfs,
+  ]] as const;
+  const informers = caches.map(([, informer]) => informer);
   const ready = (): boolean => informers.every((i) => i.synced());
   // Serve once the caches are filled (so the first ADD is already fast), or
   // after one API budget without: until then the plugin goes direct.
@@ -232,6 +294,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     port: options.healthPort,
     ready,
     informers,
+    metrics: () =>
+      metrics.render({
+        caches: caches.map(([r, i]) => ({ resource: r.plural, synced: i.synced() })),
+        ready: ready(),
+      }),
     // Twice what a healthy loop can take, so only a stuck one fails.
     livenessWindowMs: 2 * longestQuietMs({ listTimeoutMs: options.timeoutMs, ...options.watch }),
   });
@@ -250,7 +317,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       for await (const conn of listener) {
         connections.set(
           conn,
-          serveConnection(conn, plane, { log, ready }).finally(() => connections.delete(conn)),
+          serveConnection(conn, plane, { log, ready, metrics }).finally(() =>
+            connections.delete(conn)
+          ),
         );
       }
     } catch { /* listener closed */ }
@@ -258,6 +327,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   return {
     healthUrl: health?.url,
     ready,
+    metrics,
     async close(): Promise<void> {
       await health?.close();
       listener.close();

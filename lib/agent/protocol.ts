@@ -26,6 +26,26 @@ export interface AgentRequest {
   readonly vpc?: string;
 }
 
+/**
+ * A plugin process's report of a finished CNI verb, sent without waiting for
+ * an answer (none comes): the agent's metrics of verbs and their latency.
+ */
+export interface VerbReport {
+  /** Always 0: no response. */
+  readonly id: 0;
+  /** Marks a report. */
+  readonly op: "report";
+  /** CNI verb. */
+  readonly verb: string;
+  /** CNI error code; 0 for success. */
+  readonly code: number;
+  /** Duration of the verb in the plugin process. */
+  readonly seconds: number;
+}
+
+/** Verbs a report may name (anything else is dropped). */
+export const REPORTED_VERBS: ReadonlySet<string> = new Set(["ADD", "DEL", "CHECK", "GC", "STATUS"]);
+
 /** A response: the call's value, or the CNI error it failed with. */
 export type AgentResponse =
   | { readonly id: number; readonly ok: true; readonly value: unknown }

@@ -16,6 +16,7 @@ import { type CommandRunner, systemRunner, withTimeout } from "../iproute2/runne
 import { resolveNodeName } from "../kube/kubeconfig.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import type { Host, VerbContext, Verbs } from "../verbs/host.ts";
+import { reportVerb } from "../agent/report.ts";
 import { ControlPlaneSession, openControlPlane } from "./control_plane.ts";
 
 /** The process's side of an invocation. */
@@ -103,6 +104,7 @@ export async function runInvocation(
 ): Promise<number> {
   let raw: Record<string, unknown> | undefined;
   let log: Logger = createLogger({ stderr: io.writeStderr, level: "warn" });
+  let report: ((code: number) => Promise<void>) | undefined;
   try {
     const env = parseCniEnv(io.env);
     const stdin = await io.readStdin();
@@ -119,6 +121,14 @@ export async function runInvocation(
     const config = parseNetworkConfig(raw);
     requireVerb(env.command, config.cniVersion);
     log = invocationLogger(io, env, config);
+    const begun = performance.now();
+    // The node agent's metrics: a fire-and-forget line after the verb, bounded.
+    report = (code) =>
+      reportVerb(config.agentSocket, {
+        verb: env.command,
+        code,
+        seconds: (performance.now() - begun) / 1000,
+      });
     const verbs = await (options.loadVerbs ?? loadVerbs)();
     const session = new ControlPlaneSession(() => openControlPlane(config, { env: io.env }));
     const host: Host = {
@@ -136,11 +146,13 @@ export async function runInvocation(
     }
     if (document) io.writeStdout(JSON.stringify(document));
     log.info("done", { ms: Math.round(performance.now() - started) });
+    await report(0);
     return 0;
   } catch (error) {
     const document = errorDocument(error, versionOf(raw));
     log.error("failed", { code: document.code, msg: document.msg });
     io.writeStdout(JSON.stringify(document));
+    await report?.(Number(document.code));
     return 1;
   }
 }

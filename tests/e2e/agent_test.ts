@@ -246,6 +246,37 @@ Deno.test("an agent whose watches fail is not ready (but live), and ADDs go dire
   );
 });
 
+Deno.test("/metrics: the plugin's verb reports, the agent's API requests and sync state", async () => {
+  await using w = await world({ rbac: AGENT_RBAC });
+  await using agent = await startAgent(w);
+  const metrics = async (): Promise<string> =>
+    await (await fetch(`${agent.health}/metrics`)).text();
+  const config = w.config();
+  ok(await cni(w, "ADD", { config, containerId: "c1" }), "ADD");
+  ok(await cni(w, "DEL", { config, containerId: "c1" }), "DEL");
+  // Reports are fire-and-forget: they may land just after the process exits.
+  await eventually(
+    async () => (await metrics()).includes('galactic_cni_operations_total{verb="DEL",code="0"} 1'),
+    "the DEL's report",
+  );
+  const lines = new Set((await metrics()).split("\n"));
+  for (
+    const line of [
+      'galactic_cni_operations_total{verb="ADD",code="0"} 1',
+      'galactic_cni_operation_duration_seconds_count{verb="ADD"} 1',
+      'galactic_cni_operation_duration_seconds_bucket{verb="DEL",le="+Inf"} 1',
+      'galactic_agent_api_requests_total{verb="create",resource="bgpvrfinstances",outcome="ok"} 1',
+      'galactic_agent_api_requests_total{verb="delete",resource="bgpvrfinstances",outcome="ok"} 1',
+      'galactic_agent_calls_total{op="declareVrf",outcome="ok"} 1',
+      'galactic_agent_cache_synced{resource="bgpvrfinstances"} 1',
+      "galactic_agent_ready 1",
+      "galactic_reclaimed_attachments_total 0",
+    ]
+  ) {
+    assert.ok(lines.has(line), `missing: ${line}`);
+  }
+});
+
 Deno.test("without an agent (stale socket file), the plugin uses its own client", async () => {
   await using w = await world();
   await Deno.writeTextFile(`${w.dir}/agent.sock`, "");
