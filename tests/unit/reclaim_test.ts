@@ -13,6 +13,7 @@ import { createLogger } from "../../lib/log/logger.ts";
 import { netnsGone, reclaimStale, type SandboxProbe } from "../../lib/verbs/reclaim.ts";
 import { reclaimNode } from "../../lib/cli/gc_command.ts";
 import { runCli } from "../../lib/cli/cli.ts";
+import { reclaimPeriodically } from "../../lib/cli/agent_command.ts";
 import {
   cniInProcess as cni,
   leftovers,
@@ -229,4 +230,23 @@ Deno.test("galactic gc reclaims a vanished sandbox's attachment and reports it",
     code: 0,
     stdout: "nothing to reclaim: every recorded sandbox is alive\n",
   });
+});
+
+Deno.test("the agent's reclaim loop logs a failed round and runs the next", async () => {
+  let calls = 0;
+  let secondRan!: () => void;
+  const second = new Promise<void>((resolve) => secondRan = resolve);
+  const lines: string[] = [];
+  const loop = reclaimPeriodically(1, () => {
+    calls++;
+    if (calls === 1) return Promise.reject(new Error("API down"));
+    secondRan();
+    return Promise.resolve([]);
+  }, createLogger({ level: "info", stderr: (line) => lines.push(line) }));
+  await second;
+  await loop.stop();
+  assert.ok(
+    lines.some((l) => l.includes("reclaim round failed") && l.includes("API down")),
+    lines.join(""),
+  );
 });
