@@ -1,10 +1,11 @@
 /**
  * The node agent: a long-running process in the DaemonSet that holds the
- * Kubernetes client, keeps BGPProviders (of its node), BGPInstances and the
- * plugin's BGPVRFInstances in watch-backed caches, and answers the CNI
+ * Kubernetes client, keeps BGPProviders and the plugin's BGPVRFInstances of
+ * its own node, and the BGPInstances, in watch-backed caches (what it holds
+ * and watches does not grow with the number of nodes), and answers the CNI
  * processes' control-plane calls over a unix socket. An ADD then costs the
- * API only its write (create + the route-target re-check), or nothing in
- * steady state; a DEL one delete. Its own BGPVRFInstance writes count at once,
+ * API only its write (create + the cluster-wide route-target re-check), or
+ * nothing in steady state; a DEL one delete. Its own BGPVRFInstance writes count at once,
  * before their watch events arrive (`write_through.ts`). Loaded lazily (it
  * reaches the client).
  *
@@ -12,7 +13,7 @@
  */
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
-import { LABELS, MANAGER, parseVpc, routeNumber } from "../ids/mod.ts";
+import { LABELS, MANAGER, nodeLabelValue, parseVpc, routeNumber } from "../ids/mod.ts";
 import type { Logger } from "../log/logger.ts";
 import {
   BGP_INSTANCES,
@@ -270,7 +271,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     });
   const providers = watch(BGP_PROVIDERS, `${NODE_LABEL}=${node}`);
   const instances = watch(BGP_INSTANCES);
-  const vrfs = watch(BGP_VRF_INSTANCES, `${LABELS.managedBy}=${MANAGER}`);
+  // Only this node's objects: the agent's cost does not grow with the cluster.
+  const vrfs = watch(
+    BGP_VRF_INSTANCES,
+    `${LABELS.managedBy}=${MANAGER},${LABELS.node}=${nodeLabelValue(node)}`,
+  );
   const caches = [[BGP_PROVIDERS, providers], [BGP_INSTANCES, instances], [
     BGP_VRF_INSTANCES,
     vrfs,
@@ -285,6 +290,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const ownVrfs = writeThroughCache(vrfs, BGP_VRF_INSTANCES);
   const plane = kubeControlPlane(cachedApi(ownVrfs.wrap(api), { node, providers, instances }), {
     timeoutMs: options.timeoutMs,
+    // The guard's first look sees this node's holders only (no request); other
+    // nodes' are caught by the list after the write, which rolls a created
+    // object back (lib/kube/bgp_vrf_instance.ts): a first ADD stays at 2 requests.
     routeTargetHolders: (vpc) =>
       ownVrfs.list().filter((o) =>
         o.metadata.labels?.[LABELS.routeTarget] === String(routeNumber(vpc))

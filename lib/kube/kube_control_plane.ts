@@ -54,8 +54,10 @@ export interface KubeControlPlaneOptions {
   readonly retry?: RetryPolicy;
   /**
    * Where the route-target guard's first look comes from (the node agent
-   * passes its watch cache); default: a list request. The check after a
-   * write always asks the server.
+   * passes its watch cache of its own node's objects, so a collision with
+   * another node's object is found only by the check after the write, which
+   * rolls back what it created); default: a list request (cluster-wide). The
+   * check after a write always asks the server, cluster-wide.
    */
   readonly routeTargetHolders?: (vpc: Identifier) => KubeObject[];
 }
