@@ -55,3 +55,22 @@ export async function inspectLinks(
   const links = parseJsonLines<IpLink[]>(stdout).flat().map(toState);
   return new Map(links.map((link) => [link.name, link]));
 }
+
+/**
+ * Lines that delete `names` in one kernel call: each joins device group
+ * `group`, then `link del group` unregisters them together — one wait for
+ * the kernel's grace period instead of one per device (the longest wait of a
+ * DEL). `group` must be held by no other device (the caller's VRF table,
+ * under its lock); a name already gone fails only its own line
+ * ({@linkcode LINK_GONE}).
+ */
+export function linksDeleteLines(names: readonly string[], group: number): string[] {
+  // Group 0 is every device's default: deleting it would take the whole netns.
+  if (!Number.isInteger(group) || group < 1 || group > 0xffffffff) {
+    throw new RangeError(`device group ${group} is not in 1..4294967295`);
+  }
+  return [...names.map((name) => `link set dev ${name} group ${group}`), `link del group ${group}`];
+}
+
+/** What `ip` says for a device, or a group's last device, that is already gone. */
+export const LINK_GONE = [/Cannot find device/, /^Device .* does not exist/, /No such device/];

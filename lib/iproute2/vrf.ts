@@ -86,10 +86,15 @@ export async function createVrf(
 export function vrfDeleteLines(vrf: { name: string; table: number | undefined }): string[] {
   return [
     `link del ${vrf.name}`,
-    ...(vrf.table === undefined ? [] : [
-      `route del unreachable default metric ${UNREACHABLE_METRIC} table ${vrf.table}`,
-      `route del unreachable ::/0 metric ${UNREACHABLE_METRIC} table ${vrf.table}`,
-    ]),
+    ...(vrf.table === undefined ? [] : vrfTableDeleteLines(vrf.table)),
+  ];
+}
+
+/** Lines that remove what a deleted VRF leaves in its table: the unreachable defaults. */
+export function vrfTableDeleteLines(table: number): string[] {
+  return [
+    `route del unreachable default metric ${UNREACHABLE_METRIC} table ${table}`,
+    `route del unreachable ::/0 metric ${UNREACHABLE_METRIC} table ${table}`,
   ];
 }
 

@@ -15,10 +15,12 @@ import { hostDeviceConfig, runHostDevice } from "../delegate/host_device.ts";
 import {
   inspectLinks,
   ipBatch,
+  LINK_GONE,
+  linksDeleteLines,
   removeForwardAccept,
   ROUTE_GONE,
   srv6DeleteArgv,
-  vrfDeleteLines,
+  vrfTableDeleteLines,
 } from "../iproute2/mod.ts";
 import type { CommandRunner } from "../iproute2/runner.ts";
 import { type AttachmentPlan, withVpcSiblings } from "./attachment.ts";
@@ -66,23 +68,20 @@ export async function teardownAttachment(
       }));
   }
   await releasePodInterface(context, host, { plan, owner });
-  // Terminations route through the host veth: they go with it. The FORWARD
-  // rules match by name: they go in the same process round.
+  // Terminations route through the host veth: they go with it. The VRF's
+  // table is this attachment's alone: as a device group it takes the veth and
+  // the VRF in one kernel call. The FORWARD rules match by name: they go in
+  // the same process round.
+  const devices = [names.host, names.guest, names.vrf];
+  const lines = table === undefined
+    ? devices.map((name) => `link del ${name}`)
+    : [...linksDeleteLines(devices, table), ...vrfTableDeleteLines(table)];
   await together(
     () =>
-      step(`remove ${names.host} and ${names.vrf}`, () =>
-        ipBatch(
-          host.runner,
-          [
-            `link del ${names.host}`,
-            `link del ${names.guest}`,
-            ...vrfDeleteLines({
-              name: names.vrf,
-              table,
-            }),
-          ],
-          { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] },
-        )),
+      step(
+        `remove ${names.host} and ${names.vrf}`,
+        () => ipBatch(host.runner, lines, { tolerate: [...ROUTE_GONE, ...LINK_GONE] }),
+      ),
     () =>
       step(
         `remove the FORWARD accept rules for ${names.host}`,

@@ -132,7 +132,7 @@ Deno.test("DEL withdraws before tearing down, leaves nothing, and a second DEL s
   const lines = summarize(commands);
   const sidDel = lines.findIndex((l) => /ip -6 route del fc00:0:1::b04:10\/128/.test(l));
   const delegateDel = lines.findIndex((l) => /^host-device DEL/.test(l));
-  const linkDel = lines.findIndex((l) => /link del G0000000jU00GH/.test(l));
+  const linkDel = lines.findIndex((l) => /link (del|set dev) G0000000jU00GH/.test(l));
   assert.ok(sidDel >= 0 && sidDel < delegateDel && delegateDel < linkDel, lines.join("\n"));
   assert.equal(apiDeletes.length, 1);
   assert.ok(

@@ -174,6 +174,25 @@ Deno.test("the BGPVRFInstance is shared per (VPC, node) and removed with the las
   assert.deepEqual(await leftovers(w), []);
 });
 
+Deno.test("DEL unregisters the veth and the VRF in one kernel call, also when some are gone", async () => {
+  // One `link del` for all devices: the kernel's grace period is waited for
+  // once, not per device (issue 17: the teardown batch is DEL's longest step).
+  await using w = await world();
+  const config = w.config();
+  for (const gone of [[], [VRF]]) {
+    const add = ok(await cni(w, "ADD", { config }), "ADD");
+    for (const name of gone) await w.host.run(["ip", "link", "del", name]);
+    await w.host.clearLog();
+    ok(await cni(w, "DEL", { config: { ...config, prevResult: add.json } }), `DEL, gone: ${gone}`);
+    const deletions = (await w.host.commands()).flatMap((c) =>
+      (c.argv[0] === "ip" ? [c.argv.join(" "), ...(c.stdin ?? "").split("\n")] : [])
+        .filter((line) => /link del/.test(line))
+    );
+    assert.deepEqual(deletions, ["link del group 1000"]);
+    assert.deepEqual(await leftovers(w), []);
+  }
+});
+
 Deno.test("a late DEL of an old sandbox leaves the new sandbox's state alone", async () => {
   await using w = await world();
   const config = w.config();

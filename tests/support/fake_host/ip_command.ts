@@ -260,6 +260,17 @@ function findLink(kernel: Kernel, name: string): LinkRecord {
 function runLink(kernel: Kernel, args: string[], options: Options): Outcome {
   const [verb = "show", ...rest] = args;
   if (verb === "add") return linkAdd(kernel, rest);
+  if ((verb === "del" || verb === "delete") && rest[0] === "group") {
+    // rtnl_group_dellink: every device of the group in one call; none is ENODEV.
+    if (rest.length !== 2) throw unsupported(`ip link ${args.join(" ")}`);
+    const group = parseGroup(rest[1]!);
+    const members = kernel.links().filter((l) => (l.group ?? 0) === group);
+    if (members.length === 0) throw new IpFailure("RTNETLINK answers: No such device", 2);
+    for (const link of members) {
+      if (kernel.linkByIndex(link.ifindex)) kernel.deleteLink(link);
+    }
+    return ok();
+  }
   if (verb === "del" || verb === "delete") {
     const parsed = rest[0] === "dev" ? rest.slice(1) : rest;
     if (parsed.length !== 1) throw unsupported(`ip link ${args.join(" ")}`);
@@ -398,6 +409,7 @@ function linkSet(kernel: Kernel, args: string[]): Outcome {
   let name: string | undefined;
   let alias: string | undefined;
   let address: string | undefined;
+  let group: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "up") up = true;
@@ -417,7 +429,8 @@ function linkSet(kernel: Kernel, args: string[]): Outcome {
       if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(address)) {
         throw invarg(`"${address}" is invalid lladdr.`, address);
       }
-    } else if (arg === "dev") dev = need(args, ++i);
+    } else if (arg === "group") group = parseGroup(need(args, ++i));
+    else if (arg === "dev") dev = need(args, ++i);
     else if (
       [
         "netns",
@@ -428,7 +441,6 @@ function linkSet(kernel: Kernel, args: string[]): Outcome {
         "vf",
         "xdp",
         "type",
-        "group",
       ].includes(arg)
     ) {
       throw unsupported(`ip link set ${args.join(" ")}`);
@@ -452,9 +464,17 @@ function linkSet(kernel: Kernel, args: string[]): Outcome {
     }
     link.mac = address;
   }
+  if (group !== undefined) link.group = group;
   if (up !== undefined) kernel.setUp(link, up);
   if (master !== undefined) kernel.setMaster(link, master ?? undefined);
   return ok();
+}
+
+/** A device group: a number, or `default` (0). */
+function parseGroup(text: string): number {
+  if (text === "default") return 0;
+  if (!/^\d+$/.test(text) || Number(text) > 0xffffffff) throw invarg(`Invalid "group" value`, text);
+  return Number(text);
 }
 
 function linkFlags(kernel: Kernel, link: LinkRecord): string[] {
@@ -496,7 +516,7 @@ export function linkJson(
   if (master) out.master = master.name;
   out.operstate = operstate(kernel, link);
   out.linkmode = "DEFAULT";
-  out.group = "default";
+  out.group = link.group ? String(link.group) : "default";
   out.txqlen = 1000;
   out.link_type = link.kind === "loopback" ? "loopback" : "ether";
   out.address = link.mac;

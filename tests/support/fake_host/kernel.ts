@@ -61,6 +61,8 @@ export interface LinkRecord {
   master?: number;
   /** VRF table. */
   table?: number;
+  /** Device group (IFLA_GROUP); absent: 0, "default". */
+  group?: number;
   /** IFLA_IFALIAS (host-device keeps the original name here). */
   alias?: string;
   /** Addresses (CIDR) configured inside a pod by IPAM. */

@@ -20,8 +20,8 @@
  * - `ip [-json|-j] [-details|-d] [-4|-6] [-force] [-batch -] ...`, `ip -V`;
  *   `link add NAME [mtu N] [up] type veth [peer [name] P [mtu N]]`,
  *   `link add NAME type vrf table T`, `link add NAME type dummy`,
- *   `link del [dev] NAME`, `link set [dev] NAME [mtu N] [name N] [alias A]
- *   [address MAC] [up|down] [master M|nomaster]`, `link show [[dev] NAME] [type K] [master M] [up]`;
+ *   `link del [dev] NAME`, `link del group G`, `link set [dev] NAME [mtu N] [name N] [alias A]
+ *   [address MAC] [group G] [up|down] [master M|nomaster]`, `link show [[dev] NAME] [type K] [master M] [up]`;
  *   `route add|replace [unreachable|blackhole|prohibit] PREFIX|default [via A]
  *   [dev D] [onlink] [scope S] [metric N] [table T] [proto P]
  *   [encap seg6local action A [vrftable T|table T]]`, `route del ...` (same
