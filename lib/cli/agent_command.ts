@@ -130,6 +130,9 @@ export function registerAgentCommand(program: Command): void {
           runner: systemRunner(),
           env,
           log: log.with({ task: "reclaim" }),
+        }).then((reclaimed) => {
+          agent.metrics.reclaimedAttachments(reclaimed.length);
+          return reclaimed;
         }), log);
       await new Promise<void>((resolve) => {
         for (const signal of ["SIGTERM", "SIGINT"] as const) {
