@@ -114,7 +114,7 @@ async function startApiServer(
 
 async function cni(
   command: string,
-  context: { node: string; pod: string; config: Record<string, unknown> },
+  context: { node: string; pod: string; config: Record<string, unknown>; nodeConfig: string },
 ): Promise<Record<string, unknown> | undefined> {
   const env = {
     PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -125,10 +125,11 @@ async function cni(
     CNI_IFNAME: "net1",
     CNI_PATH,
     CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=demo",
+    GALACTIC_NODE_CONFIG: context.nodeConfig,
   };
   say(`\n━━ ${command} ━━`);
   say(
-    `  $ CNI_COMMAND=${command} CNI_CONTAINERID=${env.CNI_CONTAINERID} CNI_NETNS=${env.CNI_NETNS} CNI_IFNAME=net1 CNI_PATH=${CNI_PATH} \\`,
+    `  $ CNI_COMMAND=${command} CNI_CONTAINERID=${env.CNI_CONTAINERID} CNI_NETNS=${env.CNI_NETNS} CNI_IFNAME=net1 CNI_PATH=${CNI_PATH} GALACTIC_NODE_CONFIG=node.json \\`,
   );
   say(`      ip netns exec ${context.node} bin/galactic < config.json`);
   const started = performance.now();
@@ -203,11 +204,18 @@ async function demo(): Promise<void> {
         addresses: [{ address: "10.1.0.2/24" }, { address: "2001:db8:1::2/64" }],
         routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
       },
+    };
+    // The node's own settings: galactic install writes this file on a real node.
+    const nodeSettings = {
       kubeconfig: `${dir}/kubeconfig`,
       node_name: NODE,
       state_dir: `${dir}/state`,
       agent_socket: `${dir}/agent.sock`,
     };
+    const nodeConfig = `${dir}/node.json`;
+    await Deno.writeTextFile(nodeConfig, JSON.stringify(nodeSettings, null, 2), { mode: 0o644 });
+    say("\nnode.json (the node's settings, which a NetworkAttachmentDefinition cannot override):");
+    say(indent(JSON.stringify(nodeSettings, null, 2)));
     say("\nconfig.json (what Multus passes from the NetworkAttachmentDefinition):");
     say(indent(JSON.stringify(config, null, 2)));
     const explain = await sh([
@@ -227,7 +235,7 @@ async function demo(): Promise<void> {
     say("\nWhat the plugin derives (galactic explain):");
     say(indent(explain.stdout));
 
-    const result = await cni("ADD", { node, pod, config });
+    const result = await cni("ADD", { node, pod, config, nodeConfig });
     const table =
       JSON.parse(await Deno.readTextFile(`${dir}/state/attachments.json`)).attachments["b04.10"]
         .table;
@@ -293,10 +301,10 @@ async function demo(): Promise<void> {
     say(`  BGPVRFInstance galactic-vpc-b04-${NODE} in the API server:`);
     say(indent(await fetchObject(node, api.url, `galactic-vpc-b04-${NODE}`)));
 
-    await cni("CHECK", { node, pod, config: { ...config, prevResult: result } });
+    await cni("CHECK", { node, pod, config: { ...config, prevResult: result }, nodeConfig });
     say("  CHECK found no difference.");
 
-    await cni("DEL", { node, pod, config: { ...config, prevResult: result } });
+    await cni("DEL", { node, pod, config: { ...config, prevResult: result }, nodeConfig });
     say("\nWhat DEL left:");
     await show("galactic links", ["ip", "-n", node, "link", "show"]);
     await show(`table ${table}`, ["ip", "-n", node, "route", "show", "table", String(table)]);
@@ -304,7 +312,7 @@ async function demo(): Promise<void> {
     say(
       `  BGPVRFInstance: ${await fetchObject(node, api.url, `galactic-vpc-b04-${NODE}`)}`,
     );
-    await cni("DEL", { node, pod, config });
+    await cni("DEL", { node, pod, config, nodeConfig });
     say("  A second DEL succeeds too.\n\nDemo complete: ADD → CHECK → DEL on the real kernel.");
   } finally {
     if (api) {

@@ -53,6 +53,16 @@ export function invalidConfig(field: string, value: unknown, why: string): CniEr
   );
 }
 
+/** Longest rendering of one value in a message ({@linkcode show}). */
+export const MAX_SHOWN = 120;
+/** Longest message of an error document. */
+export const MAX_MESSAGE = 2048;
+
+/** `text` cut to `max` characters, an ellipsis marking the cut. */
+export function truncate(text: string, max: number = MAX_SHOWN): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
 /** Renders a value for an error message without letting it grow unbounded. */
 export function show(value: unknown): string {
   let text: string;
@@ -63,7 +73,7 @@ export function show(value: unknown): string {
   } catch {
     text = String(value);
   }
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  return truncate(text);
 }
 
 /**

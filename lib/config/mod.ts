@@ -5,4 +5,5 @@
  */
 
 export * from "./network_config.ts";
+export * from "./node_config.ts";
 export * from "./runtime_requests.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CniError, ErrorCode, invalidConfig } from "../cni/errors.ts";
+import { CniError, ErrorCode, invalidConfig, truncate } from "../cni/errors.ts";
 import { negotiateVersion } from "../cni/version.ts";
 import { parseRuntimeRequests, type RuntimeRequests } from "./runtime_requests.ts";
 import {
@@ -13,12 +13,12 @@ import {
   formatNetwork,
   type Identifier,
   type IpPrefix,
-  isObjectName,
   parseAttachment,
   parseIp,
   parsePrefix,
   parseVpc,
 } from "../ids/mod.ts";
+import { NODE_DEFAULTS, type NodeConfig, nodeOverrides } from "./node_config.ts";
 
 /** Log levels, least to most verbose. */
 export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
@@ -27,8 +27,8 @@ export type LogLevel = typeof LOG_LEVELS[number];
 
 /** Defaults of the optional fields this plugin adds (documented in the README). */
 export const DEFAULTS = {
-  stateDir: "/var/lib/cni/galactic",
-  agentSocket: "/run/galactic/agent.sock",
+  stateDir: NODE_DEFAULTS.stateDir,
+  agentSocket: NODE_DEFAULTS.agentSocket,
   logLevel: "info" as LogLevel,
   vrfTableMin: 1000,
   vrfTableMax: 999_999,
@@ -68,10 +68,11 @@ export interface NetworkConfig {
   readonly terminations: readonly Termination[];
   /** IPAM section, passed unchanged to host-device. */
   readonly ipam?: Record<string, unknown>;
-  /** Explicit kubeconfig path. */
+  /** Explicit kubeconfig path (node configuration). */
   readonly kubeconfig?: string;
+  /** Explicit node name (node configuration). */
   readonly nodeName?: string;
-  /** Directory holding the lock and attachment records. */
+  /** Directory holding the lock and attachment records (node configuration). */
   readonly stateDir: string;
   /** Node agent socket. */
   readonly agentSocket: string;
@@ -98,6 +99,8 @@ export interface NetworkConfig {
 }
 
 const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
+/** A plugin executable's name in `CNI_PATH`: no path separator, at most 255 bytes. */
+const PLUGIN_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,254}$/;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -108,23 +111,6 @@ function requireString(raw: Record<string, unknown>, field: string): string {
   if (value === undefined) throw invalidConfig(field, value, "is required");
   if (typeof value !== "string" || value === "") {
     throw invalidConfig(field, value, "must be a non-empty string");
-  }
-  return value;
-}
-
-function optionalString(raw: Record<string, unknown>, field: string): string | undefined {
-  const value = raw[field];
-  if (value === undefined) return undefined;
-  if (typeof value !== "string" || value === "") {
-    throw invalidConfig(field, value, "must be a non-empty string");
-  }
-  return value;
-}
-
-function optionalPath(raw: Record<string, unknown>, field: string): string | undefined {
-  const value = optionalString(raw, field);
-  if (value !== undefined && !value.startsWith("/")) {
-    throw invalidConfig(field, value, "must be an absolute path");
   }
   return value;
 }
@@ -214,6 +200,10 @@ function ipam(raw: Record<string, unknown>): Record<string, unknown> | undefined
   if (typeof value.type !== "string" || value.type === "") {
     throw invalidConfig("ipam.type", value.type, "must be a non-empty string");
   }
+  // host-device runs it from CNI_PATH as root: a plugin name, never a path.
+  if (!PLUGIN_NAME_PATTERN.test(value.type)) {
+    throw invalidConfig("ipam.type", value.type, "must be a plugin name (letters, digits, _ . -)");
+  }
   if (value.type !== "static") return value;
   // The static plugin's own errors are terse; catch the common mistakes here.
   const addresses = value.addresses ?? [];
@@ -254,9 +244,10 @@ export function decodeConfig(bytes: Uint8Array): Record<string, unknown> {
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
+    // The parser's message quotes the input; keep it short.
     throw new CniError(
       ErrorCode.DecodeFailure,
-      `failed to decode network configuration from stdin: ${(error as Error).message}`,
+      `failed to decode network configuration from stdin: ${truncate((error as Error).message)}`,
     );
   }
   if (!isRecord(value)) {
@@ -268,8 +259,15 @@ export function decodeConfig(bytes: Uint8Array): Record<string, unknown> {
   return value;
 }
 
-/** Parses and validates a network configuration object. */
-export function parseNetworkConfig(input: unknown): NetworkConfig {
+/**
+ * Parses and validates a network configuration object. The node-owned
+ * settings (paths, node name) come from `node`; the configuration may set them
+ * only when `node` allows overrides.
+ */
+export function parseNetworkConfig(
+  input: unknown,
+  node: NodeConfig = NODE_DEFAULTS,
+): NetworkConfig {
   if (!isRecord(input)) {
     throw new CniError(ErrorCode.DecodeFailure, "network configuration must be a JSON object");
   }
@@ -286,14 +284,7 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
   if (!(LOG_LEVELS as readonly unknown[]).includes(logLevel)) {
     throw invalidConfig("log_level", logLevel, `must be one of ${LOG_LEVELS.join(", ")}`);
   }
-  const nodeName = optionalString(raw, "node_name");
-  if (nodeName !== undefined && !isObjectName(nodeName)) {
-    throw invalidConfig(
-      "node_name",
-      nodeName,
-      "must be a lowercase RFC 1123 subdomain (a Kubernetes node name)",
-    );
-  }
+  const overrides = nodeOverrides(raw, node);
   const tableRange = { min: 1, max: 0xffffffff };
   const vrfTableMin = optionalInteger(raw, "vrf_table_min", tableRange) ?? DEFAULTS.vrfTableMin;
   const vrfTableMax = optionalInteger(raw, "vrf_table_max", tableRange) ?? DEFAULTS.vrfTableMax;
@@ -312,8 +303,9 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
     );
   }
   const mtu = optionalInteger(raw, "mtu", { min: 68, max: 65535 });
-  const kubeconfig = optionalString(raw, "kubeconfig");
-  const logFile = optionalPath(raw, "log_file");
+  const kubeconfig = overrides.kubeconfig ?? node.kubeconfig;
+  const nodeName = overrides.node_name ?? node.nodeName;
+  const logFile = overrides.log_file ?? node.logFile;
 
   return {
     cniVersion,
@@ -326,8 +318,8 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
     ...optionalEntry("ipam", ipam(raw)),
     ...optionalEntry("kubeconfig", kubeconfig),
     ...optionalEntry("nodeName", nodeName),
-    stateDir: optionalPath(raw, "state_dir") ?? DEFAULTS.stateDir,
-    agentSocket: optionalPath(raw, "agent_socket") ?? DEFAULTS.agentSocket,
+    stateDir: overrides.state_dir ?? node.stateDir,
+    agentSocket: overrides.agent_socket ?? node.agentSocket,
     ...optionalEntry("logFile", logFile),
     logLevel: logLevel as LogLevel,
     vrfTableMin,

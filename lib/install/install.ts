@@ -3,9 +3,12 @@
  * DaemonSet's init container with the host's CNI directories mounted, it
  *
  * 1. writes `<configDir>/kubeconfig` (API server URL, CA data and token of the
- *    plugin's least-privilege ServiceAccount, mode 0600) and
+ *    plugin's least-privilege ServiceAccount, mode 0600),
  *    `<configDir>/node-name`, which the plugin reads because kubelet runs it
- *    on the host without in-cluster env vars or `NODE_NAME`;
+ *    on the host without in-cluster env vars or `NODE_NAME`, and
+ *    `<configDir>/node.json`, the node configuration (node name; the paths
+ *    keep their defaults) that tenants' network configurations cannot
+ *    override (see `lib/config/node_config.ts`);
  * 2. copies delegate plugins (`host-device`, `static`) into the CNI bin dir
  *    when the host lacks them;
  * 3. copies the plugin binary itself to `<cniBinDir>/galactic`, last, so the
@@ -37,6 +40,8 @@ export const PLUGIN_BINARY_NAME = "galactic";
 export const KUBECONFIG_FILE_NAME = "kubeconfig";
 /** File name of the node name inside the config dir. */
 export const NODE_NAME_FILE_NAME = "node-name";
+/** File name of the node configuration inside the config dir. */
+export const NODE_CONFIG_FILE_NAME = "node.json";
 
 const BINARY_MODE = 0o755;
 const KUBECONFIG_MODE = 0o600;
@@ -85,7 +90,7 @@ export type InstallAction =
 /** One file the installer is responsible for. */
 export interface InstalledFile {
   /** What the file is. */
-  readonly role: "plugin" | "delegate" | "kubeconfig" | "node-name";
+  readonly role: "plugin" | "delegate" | "kubeconfig" | "node-name" | "node-config";
   /** Target path. */
   readonly path: string;
   /** What was done. */
@@ -157,6 +162,16 @@ export async function installPlugin(options: InstallOptions): Promise<InstallRep
     role: "node-name",
     path: nodeNamePath,
     action: await writeFileAtomic(nodeNamePath, encoder.encode(`${nodeName}\n`), NODE_NAME_MODE),
+  });
+  const nodeConfigPath = join(options.configDir, NODE_CONFIG_FILE_NAME);
+  files.push({
+    role: "node-config",
+    path: nodeConfigPath,
+    action: await writeFileAtomic(
+      nodeConfigPath,
+      encoder.encode(`${JSON.stringify({ node_name: nodeName }, null, 2)}\n`),
+      NODE_NAME_MODE,
+    ),
   });
 
   await ensureDir(options.cniBinDir);

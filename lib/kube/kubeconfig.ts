@@ -5,7 +5,8 @@
  * explicitly, first match wins:
  *
  * kubeconfig:
- * 1. network config field `kubeconfig` (must exist when given);
+ * 1. `kubeconfig` of the node configuration (must exist when given; see
+ *    `lib/config/node_config.ts`: never the tenant's network configuration);
  * 2. env `KUBECONFIG` (a `:`-separated list: the first existing file);
  *    for operator commands only (`homeConfig`), then `$HOME/.kube/config`;
  * 3. `<configDir>/kubeconfig`, written by `galactic install`;
@@ -14,7 +15,7 @@
  * 5. otherwise a CNI error (code 4) listing everything tried.
  *
  * node name:
- * 1. network config field `node_name`;
+ * 1. `node_name` of the node configuration;
  * 2. env `NODE_NAME`;
  * 3. `<configDir>/node-name`, written by `galactic install`;
  * 4. the host name, lowercased (kubelet's default node name).
@@ -27,7 +28,7 @@
  * @module
  */
 
-import { CniError, ErrorCode, invalidConfig } from "../cni/errors.ts";
+import { CniError, ErrorCode, show } from "../cni/errors.ts";
 import { isObjectName } from "../ids/mod.ts";
 
 /** The plugin's directory beside the runtime's network configurations. */
@@ -99,18 +100,21 @@ export function resolveKubeconfig(
 ): KubeconfigSource {
   if (config.kubeconfig !== undefined) {
     if (!isFile(config.kubeconfig)) {
-      throw invalidConfig("kubeconfig", config.kubeconfig, "names no readable file");
+      throw new CniError(
+        ErrorCode.IoFailure,
+        `node configuration "kubeconfig" names no readable file (${show(config.kubeconfig)})`,
+      );
     }
-    return { kind: "file", path: config.kubeconfig, origin: 'config field "kubeconfig"' };
+    return { kind: "file", path: config.kubeconfig, origin: 'node configuration "kubeconfig"' };
   }
-  const tried: string[] = ['config field "kubeconfig" (unset)'];
+  const tried: string[] = ['node configuration "kubeconfig" (unset)'];
 
   const fromEnv = options.env.KUBECONFIG;
   if (fromEnv) {
     const paths = fromEnv.split(":").filter((path) => path !== "");
     const found = paths.find(isFile);
     if (found) return { kind: "file", path: found, origin: "env KUBECONFIG" };
-    tried.push(`env KUBECONFIG=${fromEnv} (no such file)`);
+    tried.push(`env KUBECONFIG=${show(fromEnv)} (no such file)`);
   } else {
     tried.push("env KUBECONFIG (unset)");
     const home = options.homeConfig && options.env.HOME
@@ -153,7 +157,7 @@ function checkNodeName(name: string, origin: string): string {
   if (!isObjectName(name)) {
     throw new CniError(
       ErrorCode.InvalidEnvironment,
-      `node name ${JSON.stringify(name)} from ${origin} is not a lowercase RFC 1123 subdomain`,
+      `node name ${show(name)} from ${origin} is not a lowercase RFC 1123 subdomain`,
     );
   }
   return name;
@@ -165,7 +169,7 @@ export function resolveNodeName(
   options: ResolveOptions,
 ): string {
   if (config.nodeName !== undefined) {
-    return checkNodeName(config.nodeName, 'config field "node_name"');
+    return checkNodeName(config.nodeName, 'node configuration "node_name"');
   }
   const fromEnv = options.env.NODE_NAME;
   if (fromEnv) return checkNodeName(fromEnv, "env NODE_NAME");
@@ -188,6 +192,6 @@ export function resolveNodeName(
   const hostname = (options.hostname ?? Deno.hostname)().trim().toLowerCase();
   return checkNodeName(
     hostname,
-    `the host name (config field "node_name", env NODE_NAME and ${file} unset)`,
+    `the host name (node configuration "node_name", env NODE_NAME and ${file} unset)`,
   );
 }

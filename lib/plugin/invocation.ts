@@ -8,10 +8,15 @@
  */
 
 import { type CniEnv, parseCniEnv } from "../cni/env.ts";
-import { CniError, ErrorCode } from "../cni/errors.ts";
+import { CniError, ErrorCode, MAX_MESSAGE, truncate } from "../cni/errors.ts";
 import { formatResult } from "../cni/result.ts";
 import { isSupported, LATEST_VERSION, requireVerb, SUPPORTED_VERSIONS } from "../cni/version.ts";
-import { decodeConfig, type NetworkConfig, parseNetworkConfig } from "../config/mod.ts";
+import {
+  decodeConfig,
+  loadNodeConfig,
+  type NetworkConfig,
+  parseNetworkConfig,
+} from "../config/mod.ts";
 import { type CommandRunner, systemRunner, withTimeout } from "../iproute2/runner.ts";
 import { resolveNodeName } from "../kube/kubeconfig.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
@@ -46,17 +51,22 @@ function versionOf(raw: Record<string, unknown> | undefined): string {
   return typeof requested === "string" && isSupported(requested) ? requested : LATEST_VERSION;
 }
 
+/** The error document; every message bounded (the last guard against echoing input). */
 function errorDocument(error: unknown, cniVersion: string): Record<string, unknown> {
   if (error instanceof CniError) {
     return {
       cniVersion,
       code: error.code,
-      msg: error.message,
-      ...(error.details !== undefined && { details: error.details }),
+      msg: truncate(error.message, MAX_MESSAGE),
+      ...(error.details !== undefined && { details: truncate(error.details, MAX_MESSAGE) }),
     };
   }
   const message = error instanceof Error ? error.message : String(error);
-  return { cniVersion, code: ErrorCode.IoFailure, msg: `internal error: ${message}` };
+  return {
+    cniVersion,
+    code: ErrorCode.IoFailure,
+    msg: truncate(`internal error: ${message}`, MAX_MESSAGE),
+  };
 }
 
 function invocationLogger(io: InvocationIo, env: CniEnv, config: NetworkConfig): Logger {
@@ -118,7 +128,7 @@ export async function runInvocation(
       return 0;
     }
     raw = decodeConfig(stdin);
-    const config = parseNetworkConfig(raw);
+    const config = parseNetworkConfig(raw, loadNodeConfig(io.env));
     requireVerb(env.command, config.cniVersion);
     log = invocationLogger(io, env, config);
     const begun = performance.now();

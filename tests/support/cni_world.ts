@@ -1,7 +1,9 @@
 /**
  * A node for verb tests: the fake host (fake `ip`, `sysctl`, `iptables`,
  * `host-device`), the fake API server seeded with this node's BGPProvider and
- * BGPInstance, a kubeconfig, a state dir, and two ways to call the plugin:
+ * BGPInstance, a kubeconfig, a state dir, the node configuration naming them
+ * (`node.json`, passed through `GALACTIC_NODE_CONFIG` as a lab would), and
+ * two ways to call the plugin:
  * {@linkcode cni} execs `bin/galactic` the way a CNI runtime does;
  * {@linkcode cniInProcess} runs the same dispatcher in this process with the
  * fake host's runner (no Deno start per call, the real Kubernetes client over
@@ -32,6 +34,8 @@ export interface World extends AsyncDisposable {
   api: FakeApiServer;
   dir: string;
   kubeconfig: string;
+  /** The node configuration file (state dir, agent socket, kubeconfig, node name). */
+  nodeConfig: string;
   config(overrides?: Record<string, unknown>): Record<string, unknown>;
 }
 
@@ -42,11 +46,23 @@ export async function world(options: FakeApiServerOptions = {}): Promise<World> 
   seedNode(api, NODE);
   const dir = await Deno.makeTempDir({ prefix: "galactic-e2e-" });
   const kubeconfig = await api.writeKubeconfig(dir);
+  const nodeConfig = `${dir}/node.json`;
+  await Deno.writeTextFile(
+    nodeConfig,
+    JSON.stringify({
+      kubeconfig,
+      node_name: NODE,
+      state_dir: `${dir}/state`,
+      agent_socket: `${dir}/agent.sock`,
+    }),
+    { mode: 0o644 },
+  );
   return {
     host,
     api,
     dir,
     kubeconfig,
+    nodeConfig,
     config: (overrides = {}) => ({
       cniVersion: "1.1.0",
       name: "tenant-a",
@@ -65,10 +81,6 @@ export async function world(options: FakeApiServerOptions = {}): Promise<World> 
         addresses: [{ address: "10.1.0.2/24" }, { address: "2001:db8:1::2/64" }],
         routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
       },
-      kubeconfig,
-      node_name: NODE,
-      state_dir: `${dir}/state`,
-      agent_socket: `${dir}/agent.sock`,
       api_timeout_seconds: 3,
       log_level: "debug",
       ...overrides,
@@ -112,6 +124,7 @@ async function runtimeEnv(
     CNI_IFNAME: call.ifname ?? "net1",
     CNI_PATH: w.host.cniDir,
     CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-a",
+    GALACTIC_NODE_CONFIG: w.nodeConfig,
     ...call.env,
   };
 }

@@ -12,6 +12,7 @@ import {
   DEFAULTS,
   type NetworkConfig,
   parseNetworkConfig,
+  parseNodeConfig,
 } from "../../lib/config/mod.ts";
 
 /** CNI spec well-known codes (SPEC §2). */
@@ -96,19 +97,25 @@ Deno.test("a full valid configuration parses to typed values", () => {
       addresses: [{ address: "10.0.0.2/24", gateway: "10.0.0.1" }, { address: "2001:db8::2/64" }],
       routes: [{ dst: "0.0.0.0/0", gw: "10.0.0.1" }, { dst: "2001:db8:ffff::/48" }],
     },
-    kubeconfig: "/etc/cni/net.d/galactic.d/kubeconfig",
-    node_name: "node-a",
-    log_file: "/var/log/galactic.log",
     log_level: "debug",
-    state_dir: "/var/lib/galactic-test",
-    agent_socket: "/run/galactic-test/agent.sock",
     vrf_table_min: 2000,
     vrf_table_max: 3000,
     api_timeout_seconds: 5,
     prevResult: { cniVersion: "1.1.0", ips: [] },
   };
   const snapshot = structuredClone(input);
-  const config: NetworkConfig = parseNetworkConfig(input);
+  // The node's settings come from its own file (node_config_test.ts covers it).
+  const node = parseNodeConfig(
+    JSON.stringify({
+      kubeconfig: "/etc/cni/net.d/galactic.d/kubeconfig",
+      node_name: "node-a",
+      log_file: "/var/log/galactic.log",
+      state_dir: "/var/lib/galactic-test",
+      agent_socket: "/run/galactic-test/agent.sock",
+    }),
+    "/etc/cni/net.d/galactic.d/node.json",
+  );
+  const config: NetworkConfig = parseNetworkConfig(input, node);
 
   assert.equal(config.cniVersion, "1.1.0");
   assert.equal(config.name, "tenant-a.net_1");
@@ -206,9 +213,6 @@ Deno.test("boundary values that are valid are accepted", async (t) => {
     ["static ipam with no routes", {
       ipam: { type: "static", addresses: [{ address: "10.0.0.2/24" }] },
     }, (c) => assert.equal(c.ipam?.type, "static")],
-    ["253-char node name", {
-      node_name: `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`,
-    }, (c) => assert.equal(c.nodeName?.length, 253)],
     ["log level error", { log_level: "error" }, (c) => assert.equal(c.logLevel, "error")],
     ["log level warn", { log_level: "warn" }, (c) => assert.equal(c.logLevel, "warn")],
     ["log level info", { log_level: "info" }, (c) => assert.equal(c.logLevel, "info")],
@@ -552,27 +556,6 @@ const INVALID: readonly InvalidCase[] = [
     fields: ["ipam", "gw"],
     value: "bad",
   },
-  // node_name
-  {
-    label: "node_name uppercase",
-    patch: { node_name: "Node-A" },
-    fields: ["node_name"],
-    value: "Node-A",
-  },
-  {
-    label: "node_name underscore",
-    patch: { node_name: "node_a" },
-    fields: ["node_name"],
-    value: "node_a",
-  },
-  { label: "node_name empty", patch: { node_name: "" }, fields: ["node_name"], value: '""' },
-  { label: "node_name a number", patch: { node_name: 5 }, fields: ["node_name"], value: "5" },
-  {
-    label: "node_name trailing -",
-    patch: { node_name: "node-" },
-    fields: ["node_name"],
-    value: "node-",
-  },
   // logging
   {
     label: "log_level unknown",
@@ -581,34 +564,6 @@ const INVALID: readonly InvalidCase[] = [
     value: "verbose",
   },
   { label: "log_level a number", patch: { log_level: 3 }, fields: ["log_level"], value: "3" },
-  {
-    label: "log_file relative",
-    patch: { log_file: "galactic.log" },
-    fields: ["log_file"],
-    value: "galactic.log",
-  },
-  { label: "log_file empty", patch: { log_file: "" }, fields: ["log_file"], value: '""' },
-  { label: "log_file a number", patch: { log_file: 5 }, fields: ["log_file"], value: "5" },
-  // paths
-  {
-    label: "state_dir relative",
-    patch: { state_dir: "var/lib/galactic" },
-    fields: ["state_dir"],
-    value: "var/lib/galactic",
-  },
-  {
-    label: "state_dir dot",
-    patch: { state_dir: "./state" },
-    fields: ["state_dir"],
-    value: "./state",
-  },
-  {
-    label: "agent_socket relative",
-    patch: { agent_socket: "run/agent.sock" },
-    fields: ["agent_socket"],
-    value: "run/agent.sock",
-  },
-  { label: "kubeconfig a number", patch: { kubeconfig: 5 }, fields: ["kubeconfig"], value: "5" },
   // VRF table range
   {
     label: "vrf_table_min > vrf_table_max",

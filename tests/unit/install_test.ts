@@ -12,6 +12,7 @@ import {
   resolveServerUrl,
 } from "../../lib/install/mod.ts";
 import { registerInstallCommand } from "../../lib/cli/install_command.ts";
+import { NODE_DEFAULTS, parseNodeConfig } from "../../lib/config/mod.ts";
 
 const CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
 
@@ -102,6 +103,7 @@ Deno.test("fresh install writes binary, kubeconfig and node-name and creates dir
     assert.deepEqual(report.files.map((file) => [file.role, file.action]), [
       ["kubeconfig", "created"],
       ["node-name", "created"],
+      ["node-config", "created"],
       ["plugin", "created"],
     ]);
     assert.deepEqual(
@@ -109,6 +111,14 @@ Deno.test("fresh install writes binary, kubeconfig and node-name and creates dir
       await Deno.readFile(f.source),
     );
     assert.equal(await Deno.readTextFile(join(f.configDir, "node-name")), "node-a\n");
+    // The node configuration the plugin reads (paths keep their defaults).
+    const node = parseNodeConfig(
+      await Deno.readTextFile(join(f.configDir, "node.json")),
+      join(f.configDir, "node.json"),
+    );
+    assert.equal(node.nodeName, "node-a");
+    assert.equal(node.allowConfigOverrides, false);
+    assert.equal(node.stateDir, NODE_DEFAULTS.stateDir);
 
     const kubeconfig = parse(await Deno.readTextFile(join(f.configDir, "kubeconfig")));
     assert.equal(kubeconfig.kind, "Config");
@@ -120,7 +130,7 @@ Deno.test("fresh install writes binary, kubeconfig and node-name and creates dir
       cluster: kubeconfig.clusters[0].name,
       user: kubeconfig.users[0].name,
     });
-    assert.match(formatInstallReport(report), /3 of 3 files changed/);
+    assert.match(formatInstallReport(report), /4 of 4 files changed/);
   } finally {
     await cleanup(f);
   }
@@ -142,7 +152,7 @@ Deno.test("second run changes nothing and leaves the files untouched", async () 
         .map((path) => Deno.stat(path)),
     );
     assert.deepEqual(after.map((info) => info.ino), before.map((info) => info.ino));
-    assert.match(formatInstallReport(report), /0 of 3 files changed/);
+    assert.match(formatInstallReport(report), /0 of 4 files changed/);
   } finally {
     await cleanup(f);
   }
@@ -172,6 +182,7 @@ Deno.test("a new binary and a new node name are rewritten", async () => {
     const report = await installPlugin({ ...f.options, nodeName: "node-b" });
     assert.equal(actionOf(report, "plugin"), "updated");
     assert.equal(actionOf(report, "node-name"), "updated");
+    assert.equal(actionOf(report, "node-config"), "updated");
     assert.equal(actionOf(report, "kubeconfig"), "unchanged");
     assert.deepEqual(
       await Deno.readFile(join(f.binDir, "galactic")),
@@ -190,6 +201,7 @@ Deno.test("file modes: binary 0755, kubeconfig 0600, node-name 0644; wrong modes
     assert.equal(await modeOf(join(f.binDir, "galactic")), 0o755);
     assert.equal(await modeOf(join(f.configDir, "kubeconfig")), 0o600);
     assert.equal(await modeOf(join(f.configDir, "node-name")), 0o644);
+    assert.equal(await modeOf(join(f.configDir, "node.json")), 0o644);
 
     await Deno.chmod(join(f.configDir, "kubeconfig"), 0o644);
     await Deno.chmod(join(f.binDir, "galactic"), 0o644);
@@ -210,7 +222,7 @@ Deno.test("no temporary files are left behind, after success or a failed rename"
     await Deno.writeTextFile(join(f.saDir, "token"), "tok-2");
     await installPlugin(f.options);
     assert.deepEqual(await listDir(f.binDir), ["galactic"]);
-    assert.deepEqual(await listDir(f.configDir), ["kubeconfig", "node-name"]);
+    assert.deepEqual(await listDir(f.configDir), ["kubeconfig", "node-name", "node.json"]);
 
     // A directory where the binary should go makes the final rename fail.
     await Deno.remove(join(f.binDir, "galactic"));
@@ -340,6 +352,7 @@ Deno.test("delegates are installed when absent, kept when the host has its own, 
     assert.deepEqual(actions(report), {
       [`kubeconfig:${join(f.configDir, "kubeconfig")}`]: "created",
       [`node-name:${join(f.configDir, "node-name")}`]: "created",
+      [`node-config:${join(f.configDir, "node.json")}`]: "created",
       [`delegate:${join(f.binDir, "host-device")}`]: "created",
       [`delegate:${join(f.binDir, "static")}`]: "kept",
       [`plugin:${join(f.binDir, "galactic")}`]: "created",

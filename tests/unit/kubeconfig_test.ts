@@ -20,7 +20,7 @@ function codeOf(error: unknown): number | undefined {
   return (error as { code?: number }).code;
 }
 
-Deno.test("kubeconfig: the config field wins and must exist", () =>
+Deno.test("kubeconfig: the node configuration's wins and must exist", () =>
   withDirs(async ({ root, config }) => {
     await Deno.writeTextFile(`${root}/explicit`, "");
     await Deno.writeTextFile(`${config}/kubeconfig`, "");
@@ -30,13 +30,13 @@ Deno.test("kubeconfig: the config field wins and must exist", () =>
       {
         kind: "file",
         path: `${root}/explicit`,
-        origin: 'config field "kubeconfig"',
+        origin: 'node configuration "kubeconfig"',
       },
     );
     assert.throws(
       () => resolveKubeconfig({ kubeconfig: `${root}/missing` }, { env, configDir: config }),
       (error: Error) =>
-        codeOf(error) === ErrorCode.InvalidConfig && error.message.includes(`${root}/missing`),
+        codeOf(error) === ErrorCode.IoFailure && error.message.includes(`${root}/missing`),
     );
   }));
 
@@ -91,8 +91,8 @@ Deno.test("kubeconfig: nothing found lists everything tried (code 4)", () =>
       (error: Error) => {
         assert.equal(codeOf(error), ErrorCode.InvalidEnvironment);
         assert.match(error.message, /no kubeconfig/);
-        assert.match(error.message, /config field "kubeconfig" \(unset\)/);
-        assert.match(error.message, /env KUBECONFIG=\/nonexistent\/kc \(no such file\)/);
+        assert.match(error.message, /node configuration "kubeconfig" \(unset\)/);
+        assert.match(error.message, /env KUBECONFIG="\/nonexistent\/kc" \(no such file\)/);
         assert.ok(error.message.includes(`${config}/kubeconfig (no such file)`));
         assert.ok(
           error.message.includes(`in-cluster service account (${account}/token: no such file)`),

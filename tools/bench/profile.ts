@@ -260,7 +260,8 @@ export async function profilePairs(
             pod,
             cid: `bench-profile-${run}`,
             straceFile: `${base}.strace`,
-            extra: { log_file: `${base}.log`, log_level: "debug" },
+            extra: { log_level: "debug" },
+            nodeExtra: { log_file: `${base}.log` },
             ...(prevResult !== undefined && { prevResult }),
           });
           prevResult = inv.result;

@@ -51,8 +51,10 @@ export interface Call {
   readonly prevResult?: unknown;
   readonly rssFile?: string;
   readonly straceFile?: string;
-  /** Extra galactic config fields (the profile's debug log). */
+  /** Extra galactic config fields (the profile's debug level). */
   readonly extra?: Record<string, unknown>;
+  /** Extra node configuration fields (the profile's log file). */
+  readonly nodeExtra?: Record<string, unknown>;
 }
 
 /** One finished invocation. */
@@ -84,12 +86,7 @@ export interface Node {
 
 const runner = systemRunner();
 
-function galacticConfig(
-  node: Node,
-  subject: Mode | "compare",
-  call: Call,
-): Record<string, unknown> {
-  const mode = subject === "compare" ? "agent" : subject;
+function galacticConfig(subject: Mode | "compare", call: Call): Record<string, unknown> {
   return {
     cniVersion: "1.0.0",
     name: "bench",
@@ -100,14 +97,42 @@ function galacticConfig(
     mtu: 1400,
     terminations: [{ network: "10.20.0.0/16", via: "10.1.0.2" }, { network: "2001:db8:20::/48" }],
     ipam: IPAM,
+    api_timeout_seconds: API_TIMEOUT_SECONDS,
+    ...call.extra,
+  };
+}
+
+/** The node's settings of one galactic call (the node configuration). */
+function nodeSettings(node: Node, subject: Mode | "compare", call: Call): Record<string, unknown> {
+  const mode = subject === "compare" ? "agent" : subject;
+  return {
     // Agent mode: the kubeconfig is the fallback server's, which must see no request.
     kubeconfig: node.kubeconfigs[mode === "agent" ? "fallback" : "no-agent"],
     node_name: NODE_NAME,
     state_dir: `${node.tmp}/state-${subject}`,
     agent_socket: `${node.tmp}/${mode === "agent" ? "agent" : "absent"}.sock`,
-    api_timeout_seconds: API_TIMEOUT_SECONDS,
-    ...call.extra,
+    ...call.nodeExtra,
   };
+}
+
+/**
+ * Writes the node configuration of one galactic call, which the plugin finds
+ * through `GALACTIC_NODE_CONFIG`. `compare` may be a checkout from before node
+ * configurations: it also gets the settings in its network configuration,
+ * which this one then allows.
+ */
+async function nodeConfigFile(
+  node: Node,
+  subject: Mode | "compare",
+  call: Call,
+): Promise<string> {
+  const settings = {
+    ...nodeSettings(node, subject, call),
+    ...(subject === "compare" && { allow_config_overrides: true }),
+  };
+  const path = `${node.tmp}/node-${subject}-${crypto.randomUUID()}.json`;
+  await Deno.writeTextFile(path, JSON.stringify(settings), { mode: 0o644 });
+  return path;
 }
 
 function subjectConfig(node: Node, subject: Subject, call: Call): Record<string, unknown> {
@@ -116,7 +141,9 @@ function subjectConfig(node: Node, subject: Subject, call: Call): Record<string,
     ? { ...base, type: "host-device", device: VETH.go[1] }
     : subject === "floor"
     ? { ...base, type: "floor", host: VETH.floor[0], guest: VETH.floor[1] }
-    : galacticConfig(node, subject, call);
+    : subject === "compare"
+    ? { ...galacticConfig(subject, call), ...nodeSettings(node, subject, call) }
+    : galacticConfig(subject, call);
   return { ...config, ...(call.prevResult !== undefined && { prevResult: call.prevResult }) };
 }
 
@@ -156,15 +183,16 @@ export async function invoke(
     CNI_PATH,
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${call.pod}`,
   };
+  const nodeConfig = galactic ? await nodeConfigFile(node, subject, call) : undefined;
   const server = galactic ? node.servers[subject === "compare" ? "agent" : subject] : undefined;
   const mark = server?.requests.length ?? 0;
   const fallbackMark = node.servers.fallback.requests.length;
   const out = await timedExec(argv, {
-    env,
+    env: { ...env, ...(nodeConfig !== undefined && { GALACTIC_NODE_CONFIG: nodeConfig }) },
     stdin: JSON.stringify(subjectConfig(node, subject, call)),
     ...(call.rssFile && { rssFile: call.rssFile }),
     ...(call.straceFile && { straceFile: call.straceFile }),
-  });
+  }).finally(() => nodeConfig !== undefined && Deno.remove(nodeConfig).catch(() => {}));
   let result: unknown;
   try {
     result = JSON.parse(out.stdout);

@@ -46,8 +46,36 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
+/** The settings that belong to the node, not to the network configuration. */
+const NODE_FIELDS = ["state_dir", "agent_socket", "kubeconfig", "node_name", "log_file"];
+
+/**
+ * The suites describe a node and an attachment in one object
+ * ({@linkcode attachmentConfig}); as on a real node, the node's part goes to
+ * the plugin as its node configuration (a file named by
+ * `GALACTIC_NODE_CONFIG`, beside the state dir) and only the rest on stdin.
+ */
+async function splitNodeConfig(
+  config: Record<string, unknown>,
+): Promise<{ network: Record<string, unknown>; nodeConfigPath: string }> {
+  const network = { ...config };
+  const node: Record<string, unknown> = {};
+  for (const field of NODE_FIELDS) {
+    if (network[field] === undefined) continue;
+    node[field] = network[field];
+    delete network[field];
+  }
+  assert.equal(typeof node.state_dir, "string", "the suites always name a state dir");
+  const nodeConfigPath = `${node.state_dir}.node.json`;
+  const temp = `${nodeConfigPath}.${crypto.randomUUID()}.tmp`;
+  await Deno.writeTextFile(temp, JSON.stringify(node), { mode: 0o644 });
+  await Deno.rename(temp, nodeConfigPath);
+  return { network, nodeConfigPath };
+}
+
 /** Runs bin/galactic once in the node netns. */
 export async function invoke(call: Invocation): Promise<Outcome> {
+  const { network, nodeConfigPath } = await splitNodeConfig(call.config);
   const env: Record<string, string> = {
     ...baseEnv(),
     CNI_COMMAND: call.command,
@@ -56,10 +84,11 @@ export async function invoke(call: Invocation): Promise<Outcome> {
     CNI_IFNAME: call.ifname ?? "net1",
     CNI_PATH,
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${call.containerId}`,
+    GALACTIC_NODE_CONFIG: nodeConfigPath,
   };
   const started = performance.now();
   const output = await run(["ip", "netns", "exec", call.node.name, `${REPO}/bin/galactic`], {
-    stdin: JSON.stringify(call.config),
+    stdin: JSON.stringify(network),
     env,
     clearEnv: true,
   });
@@ -132,7 +161,7 @@ export interface AttachmentOptions {
   readonly apiTimeoutSeconds?: number;
 }
 
-/** A galactic network configuration for one attachment. */
+/** A galactic network configuration for one attachment, with its node's settings (see `invoke`). */
 export function attachmentConfig(options: AttachmentOptions): Record<string, unknown> {
   return {
     cniVersion: "1.1.0",
