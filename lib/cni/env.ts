@@ -1,11 +1,14 @@
 /**
  * The CNI invocation environment: `CNI_COMMAND`, `CNI_CONTAINERID`,
- * `CNI_NETNS`, `CNI_IFNAME`, `CNI_ARGS`, `CNI_PATH`.
+ * `CNI_NETNS`, `CNI_IFNAME`, `CNI_ARGS`, `CNI_PATH`. Validated at least as
+ * strictly as libcni (`pkg/utils` and `types.LoadArgs`): the plugin runs as
+ * root and part of `CNI_ARGS` comes from whoever created the pod. Every error
+ * is code 4, names the variable, and shows a bounded value.
  *
  * @module
  */
 
-import { CniError, ErrorCode } from "./errors.ts";
+import { CniError, ErrorCode, show } from "./errors.ts";
 
 /** Verbs of the CNI protocol. */
 export const COMMANDS = ["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"] as const;
@@ -52,35 +55,66 @@ const REQUIRED: Record<Command, readonly string[]> = {
   VERSION: [],
 };
 
+/** libcni's container id (and network name) rule. */
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
-const IFNAME_FORBIDDEN = /[/:\s]/;
+/** IFNAMSIZ - 1, in bytes. */
+const MAX_IFNAME_BYTES = 15;
+/** '/', ':' and what Go's `unicode.IsSpace` calls whitespace (libcni's test). */
+const IFNAME_FORBIDDEN =
+  /[/:\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
+/** Longest `CNI_ARGS` and `CNI_PATH` accepted (runtimes send a few hundred bytes). */
+const MAX_LIST_BYTES = 16 * 1024;
+/** Longest `CNI_NETNS` path accepted (PATH_MAX). */
+const MAX_PATH_BYTES = 4096;
 
 function invalidEnv(name: string, value: string | undefined, why: string): CniError {
   return new CniError(
     ErrorCode.InvalidEnvironment,
-    `invalid environment variable ${name}: ${why} (got ${JSON.stringify(value ?? "")})`,
+    `invalid environment variable ${name}: ${why} (got ${show(value ?? "")})`,
   );
 }
 
-/** Parses `K1=V1;K2=V2`; unknown keys are refused unless `IgnoreUnknown` is true. */
+function byteLength(text: string): number {
+  return new TextEncoder().encode(text).length;
+}
+
+/**
+ * Why `name` is not a valid interface name (libcni `ValidateInterfaceName`:
+ * non-empty, at most 15 bytes, not `.` or `..`, no `/`, `:` or whitespace),
+ * or undefined when it is.
+ */
+export function interfaceNameProblem(name: string): string | undefined {
+  if (name === "") return "is empty";
+  if (byteLength(name) > MAX_IFNAME_BYTES) return `is longer than ${MAX_IFNAME_BYTES} bytes`;
+  if (name === "." || name === "..") return "must not be . or ..";
+  if (IFNAME_FORBIDDEN.test(name)) return "must not contain /, : or whitespace";
+  return undefined;
+}
+
+/**
+ * Parses `K1=V1;K2=V2` as libcni does: every `;`-separated pair is exactly
+ * one `K=V` (so no empty pair and no second `=`); unknown keys are refused
+ * unless `IgnoreUnknown` is true.
+ */
 export function parseCniArgs(text: string): Map<string, string> {
   const args = new Map<string, string>();
-  if (text.trim() === "") return args;
+  if (text === "") return args;
+  if (byteLength(text) > MAX_LIST_BYTES) {
+    throw invalidEnv("CNI_ARGS", text, `is longer than ${MAX_LIST_BYTES} bytes`);
+  }
   for (const pair of text.split(";")) {
-    if (pair === "") continue;
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw invalidEnv("CNI_ARGS", text, `"${pair}" is not KEY=VALUE`);
-    args.set(pair.slice(0, eq), pair.slice(eq + 1));
+    const kv = pair.split("=");
+    if (kv.length !== 2) throw invalidEnv("CNI_ARGS", pair, "has a pair that is not KEY=VALUE");
+    const [key, value] = kv as [string, string];
+    if (key === "") throw invalidEnv("CNI_ARGS", pair, "has a pair with an empty key");
+    if (args.has(key)) throw invalidEnv("CNI_ARGS", pair, "repeats a key");
+    args.set(key, value);
   }
   const ignoreUnknown = ["1", "true"].includes((args.get("IgnoreUnknown") ?? "").toLowerCase());
   if (!ignoreUnknown) {
     const unknown = [...args.keys()].filter((key) => !KNOWN_ARGS.has(key));
     if (unknown.length > 0) {
-      throw invalidEnv(
-        "CNI_ARGS",
-        text,
-        `unknown key(s) ${unknown.join(", ")} without IgnoreUnknown=1`,
-      );
+      throw invalidEnv("CNI_ARGS", unknown.join(", "), "has unknown keys without IgnoreUnknown=1");
     }
   }
   return args;
@@ -101,22 +135,26 @@ export function parseCniEnv(env: Readonly<Record<string, string | undefined>>): 
     throw invalidEnv("CNI_CONTAINERID", containerId, "must be alphanumeric with . _ -");
   }
   const ifname = env.CNI_IFNAME ?? "";
-  if (
-    ifname !== "" &&
-    (ifname.length > 15 || IFNAME_FORBIDDEN.test(ifname) || ifname === "." || ifname === "..")
-  ) {
+  const ifnameProblem = ifname === "" ? undefined : interfaceNameProblem(ifname);
+  if (ifnameProblem !== undefined) throw invalidEnv("CNI_IFNAME", ifname, ifnameProblem);
+  const netns = env.CNI_NETNS ?? "";
+  if (netns !== "" && (!netns.startsWith("/") || byteLength(netns) > MAX_PATH_BYTES)) {
     throw invalidEnv(
-      "CNI_IFNAME",
-      ifname,
-      "must be a valid interface name of at most 15 characters",
+      "CNI_NETNS",
+      netns,
+      `must be an absolute path of at most ${MAX_PATH_BYTES} bytes`,
     );
+  }
+  const cniPath = env.CNI_PATH ?? "";
+  if (byteLength(cniPath) > MAX_LIST_BYTES) {
+    throw invalidEnv("CNI_PATH", cniPath, `is longer than ${MAX_LIST_BYTES} bytes`);
   }
   return {
     command: verb,
     containerId,
-    netns: env.CNI_NETNS ?? "",
+    netns,
     ifname,
     args: parseCniArgs(env.CNI_ARGS ?? ""),
-    path: (env.CNI_PATH ?? "").split(":").filter((dir) => dir !== ""),
+    path: cniPath.split(":").filter((dir) => dir !== ""),
   };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CniError, ErrorCode, wrap } from "../cni/errors.ts";
+import { CniError, ErrorCode, show, wrap } from "../cni/errors.ts";
 import type { CniEnv } from "../cni/env.ts";
 import { DEFAULTS } from "../config/network_config.ts";
 import { compareVersions } from "../cni/version.ts";
@@ -49,6 +49,13 @@ export function hostDeviceConfig(
 
 /** Finds an executable plugin in the `CNI_PATH` directories. */
 export async function findPlugin(name: string, path: readonly string[]): Promise<string> {
+  // A name with a separator would reach outside CNI_PATH (libcni refuses it too).
+  if (name.includes("/") || name === "." || name === "..") {
+    throw new CniError(
+      ErrorCode.InvalidConfig,
+      `invalid plugin name ${show(name)}: not a file name`,
+    );
+  }
   for (const dir of path) {
     const candidate = `${dir}/${name}`;
     try {

@@ -81,6 +81,33 @@ function loadLibrary(): Promise<Library> {
   return library;
 }
 
+/** Reasons js-yaml gives are fixed phrases; anything else might quote the file. */
+const SAFE_REASON = /^[a-zA-Z ,'-]{1,80}$/;
+/** Client-side validation messages that name a key, never a value. */
+const SAFE_MESSAGE = /^[\w.\[\]]{1,80} is missing$/;
+
+/**
+ * Why a kubeconfig did not load, without its contents: the YAML parser's
+ * message quotes the offending lines (a token among them), so only the line
+ * number and the parser's fixed reason are kept.
+ */
+export function describeKubeconfigError(error: unknown): string {
+  const e = error as { name?: unknown; reason?: unknown; mark?: { line?: unknown } };
+  if (e?.name === "YAMLException") {
+    const line = typeof e.mark?.line === "number" ? ` at line ${e.mark.line + 1}` : "";
+    const reason = typeof e.reason === "string" && SAFE_REASON.test(e.reason)
+      ? ` (${e.reason})`
+      : "";
+    return `invalid YAML${line}${reason}`;
+  }
+  const message = error instanceof Error ? error.message : "";
+  if (SAFE_MESSAGE.test(message)) return message;
+  if (error instanceof Deno.errors.NotFound) return "no such file";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  const name = error instanceof Error ? error.name : typeof error;
+  return `not a usable kubeconfig (${/^\w{1,40}$/.test(name) ? name : "error"})`;
+}
+
 function loadConfig(lib: Library, source: KubeconfigSource): KubeConfig {
   const kc = new lib.KubeConfig();
   try {
@@ -106,7 +133,7 @@ function loadConfig(lib: Library, source: KubeconfigSource): KubeConfig {
     const where = source.kind === "file" ? `${source.path} (${source.origin})` : source.origin;
     throw new CniError(
       ErrorCode.InvalidEnvironment,
-      `failed to load kubeconfig ${where}: ${(error as Error).message}`,
+      `failed to load kubeconfig ${where}: ${describeKubeconfigError(error)}`,
       { cause: error },
     );
   }

@@ -140,13 +140,70 @@ Deno.test("parseCniEnv: CNI_IFNAME must be a valid interface name of at most 15 
         "a".repeat(15),
       ),
   );
-  for (const ifname of ["a".repeat(16), "net/1", "net 1", "net:1", ".", ".."]) {
+  await t.step(
+    "15 bytes of UTF-8 accepted",
+    () =>
+      assert.equal(
+        parseCniEnv(fullEnv("ADD", { CNI_IFNAME: `${"é".repeat(7)}a` })).ifname.length,
+        8,
+      ),
+  );
+  const refused = [
+    "a".repeat(16),
+    "é".repeat(8), // 8 characters, 16 bytes: IFNAMSIZ counts bytes
+    "net/1",
+    "net 1",
+    "net:1",
+    "net\t1",
+    "net\u00a01", // Go's unicode.IsSpace, as libcni tests
+    "net\u00851",
+    "net\u20281",
+    ".",
+    "..",
+  ];
+  for (const ifname of refused) {
     await t.step(`${JSON.stringify(ifname)} refused`, () => {
       assertCniError(
         () => parseCniEnv(fullEnv("ADD", { CNI_IFNAME: ifname })),
         INVALID_ENVIRONMENT,
         ["CNI_IFNAME"],
       );
+    });
+  }
+});
+
+Deno.test("parseCniEnv: CNI_NETNS must be an absolute path", async (t) => {
+  for (const netns of ["netns/c1", "../../proc/1/ns/net", "/".repeat(4097)]) {
+    await t.step(JSON.stringify(netns.slice(0, 20)), () => {
+      assertCniError(
+        () => parseCniEnv(fullEnv("ADD", { CNI_NETNS: netns })),
+        INVALID_ENVIRONMENT,
+        ["CNI_NETNS"],
+      );
+    });
+  }
+  assert.equal(parseCniEnv(fullEnv("DEL", { CNI_NETNS: "" })).netns, "");
+});
+
+Deno.test("parseCniEnv: errors echo at most a bounded part of the value", async (t) => {
+  const secret = "SECRET-".repeat(2000);
+  const cases: Record<string, string>[] = [
+    { CNI_CONTAINERID: `bad id ${secret}` },
+    { CNI_IFNAME: secret },
+    { CNI_NETNS: `x${secret}` },
+    { CNI_ARGS: `K8S_POD_NAME=${secret}=x` },
+    { CNI_ARGS: `IgnoreUnknown=1;A=${secret}`.repeat(3) },
+    { CNI_PATH: `/${secret}`.repeat(3) },
+    { CNI_COMMAND: secret },
+  ];
+  for (const overrides of cases) {
+    const name = Object.keys(overrides)[0]!;
+    await t.step(name, () => {
+      assert.throws(() => parseCniEnv(fullEnv("ADD", overrides)), (error: Error) => {
+        assert.ok(error.message.includes(name), error.message);
+        assert.ok(error.message.length < 400, `${error.message.length} chars`);
+        return true;
+      });
     });
   }
 });
@@ -201,7 +258,13 @@ Deno.test("parseCniArgs: K=V pairs, IgnoreUnknown, unknown keys, malformed pairs
     ["IgnoreUnknown=false;FOO=bar", "FOO"],
     ["K8S_POD_NAME", "K8S_POD_NAME"],
     ["=value", "=value"],
+    ["IgnoreUnknown=1;=value", "=value"],
     ["IgnoreUnknown=1;novalue", "novalue"],
+    // libcni: every ;-separated piece is exactly one K=V
+    ["IgnoreUnknown=1;K8S_POD_NAME=a=b", "K8S_POD_NAME=a=b"],
+    ["IgnoreUnknown=1;K8S_POD_NAME=p;", '""'],
+    ["IgnoreUnknown=1;;K8S_POD_NAME=p", '""'],
+    ["K8S_POD_NAME=p;K8S_POD_NAME=q", "K8S_POD_NAME=q"],
   ];
   for (const [text, mention] of bad) {
     await t.step(`refuses ${JSON.stringify(text)}`, () => {
