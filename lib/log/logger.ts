@@ -1,9 +1,17 @@
 /**
  * Logging for a process whose stdout belongs to the CNI protocol: lines go to
- * stderr and, when configured, are appended to a log file. Never stdout.
+ * stderr and, when configured, are appended to a log file. Never stdout. The
+ * log file is never opened through a symlink (the plugin runs as root), and
+ * every field value is bounded.
  *
  * @module
  */
+
+import { truncate } from "../cni/errors.ts";
+import { openNoFollow } from "../state/no_follow.ts";
+
+/** Longest rendering of one field value. */
+const MAX_FIELD = 2048;
 
 /** Severity, least to most verbose. */
 export type Level = "error" | "warn" | "info" | "debug";
@@ -40,8 +48,11 @@ export interface LoggerOptions {
 const encoder = new TextEncoder();
 
 function render(value: unknown): string {
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  return /^[\w.:/@-]*$/.test(text ?? "") ? String(text) : JSON.stringify(text);
+  const text = truncate(
+    String(typeof value === "string" ? value : JSON.stringify(value)),
+    MAX_FIELD,
+  );
+  return /^[\w.:/@-]*$/.test(text) ? text : JSON.stringify(text);
 }
 
 /** Creates a logger. Failing to open the log file degrades to stderr only. */
@@ -51,7 +62,12 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   let file: Deno.FsFile | undefined;
   if (options.file) {
     try {
-      file = Deno.openSync(options.file, { append: true, create: true, mode: 0o640 });
+      file = openNoFollow(options.file, {
+        append: true,
+        create: true,
+        mode: 0o640,
+        what: "log file",
+      });
     } catch (error) {
       stderr(`galactic: cannot open log file ${options.file}: ${(error as Error).message}\n`);
     }

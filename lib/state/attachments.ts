@@ -6,12 +6,29 @@
  *
  * Lock order (never the reverse): attachment lock → VPC lock → node lock.
  *
+ * The directory is the node's (see `lib/config/node_config.ts`); running as
+ * root it must be a real directory owned by root that nobody else can write,
+ * and no file in it is opened through a symlink (`no_follow.ts`).
+ *
  * @module
  */
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import type { Identifier } from "../ids/mod.ts";
 import { type LockOptions, withLock } from "./lock.ts";
+import { openNoFollow } from "./no_follow.ts";
+import { requireRootOwned } from "./ownership.ts";
+
+/** The records file is read whole; far beyond any node's attachments. */
+const MAX_RECORDS_BYTES = 16 * 1024 * 1024;
+
+/** A Kubernetes pod, as the runtime names it in `CNI_ARGS`. */
+export interface PodRef {
+  /** `K8S_POD_NAMESPACE`. */
+  readonly namespace: string;
+  /** `K8S_POD_NAME`. */
+  readonly name: string;
+}
 
 /** One owned attachment. */
 export interface AttachmentRecord {
@@ -49,6 +66,8 @@ export interface AttachmentRecord {
    * DEL or GC to finish.
    */
   readonly phase?: AttachmentPhase;
+  /** The owner's pod, when the runtime named it (only its new sandboxes may take over). */
+  readonly pod?: PodRef;
 }
 
 /** An unfinished ADD or DEL (see {@linkcode AttachmentRecord.phase}). */
@@ -138,7 +157,7 @@ export class AttachmentStore {
     return `${this.#dir}/vpc-${vpcHex}.lock`;
   }
 
-  /** Creates the directory; code 5 naming it when that fails. */
+  /** Creates the directory and verifies it; code 5 naming it when that fails. */
   async ensureDir(): Promise<void> {
     try {
       await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
@@ -148,6 +167,14 @@ export class AttachmentStore {
         `cannot create state dir ${this.#dir}: ${(error as Error).message}`,
       );
     }
+    const info = await Deno.lstat(this.#dir);
+    if (!info.isDirectory) {
+      throw new CniError(
+        ErrorCode.IoFailure,
+        `refusing state dir ${this.#dir}: not a directory (a symbolic link?)`,
+      );
+    }
+    requireRootOwned(this.#dir, info, { what: "state dir" });
   }
 
   /** Path of the records file. */
@@ -165,13 +192,11 @@ export class AttachmentStore {
     const path = this.recordsFile;
     let text: string;
     try {
-      text = await Deno.readTextFile(path);
+      text = await readBounded(path);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return {};
-      throw new CniError(
-        ErrorCode.IoFailure,
-        `cannot read ${path}: ${(error as Error).message}`,
-      );
+      if (error instanceof CniError) throw error;
+      throw new CniError(ErrorCode.IoFailure, `cannot read ${path}: ${(error as Error).name}`);
     }
     const parsed = parseStateFile(text);
     if (typeof parsed === "string") {
@@ -225,14 +250,47 @@ export class AttachmentStore {
 
   async #write(records: Record<string, AttachmentRecord>): Promise<void> {
     const path = this.recordsFile;
-    const temp = `${path}.${Deno.pid}.tmp`;
+    // Unpredictable and created exclusively: nothing planted can stand in for it.
+    const random = Array.from(crypto.getRandomValues(new Uint8Array(12)))
+      .map((byte) => byte.toString(16).padStart(2, "0")).join("");
+    const temp = `${path}.${random}.tmp`;
     const body: StateFile = { version: 1, attachments: records };
     try {
-      await Deno.writeTextFile(temp, JSON.stringify(body, null, 1), { mode: 0o600 });
+      const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
+      try {
+        const bytes = new TextEncoder().encode(JSON.stringify(body, null, 1));
+        for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+        await file.sync();
+      } finally {
+        file.close();
+      }
       await Deno.rename(temp, path);
     } catch (error) {
       await Deno.remove(temp).catch(() => {});
       throw new CniError(ErrorCode.IoFailure, `cannot write ${path}: ${(error as Error).message}`);
     }
+  }
+}
+
+async function readBounded(path: string): Promise<string> {
+  const file = openNoFollow(path, { read: true, what: "attachment records" });
+  try {
+    const size = (await file.stat()).size;
+    if (size > MAX_RECORDS_BYTES) {
+      throw new CniError(
+        ErrorCode.IoFailure,
+        `refusing ${path}: larger than ${MAX_RECORDS_BYTES} bytes`,
+      );
+    }
+    const buffer = new Uint8Array(size);
+    let length = 0;
+    while (length < size) {
+      const n = await file.read(buffer.subarray(length));
+      if (n === null) break;
+      length += n;
+    }
+    return new TextDecoder().decode(buffer.subarray(0, length));
+  } finally {
+    file.close();
   }
 }

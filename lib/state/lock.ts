@@ -11,6 +11,7 @@
  */
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
+import { openNoFollow } from "./no_follow.ts";
 
 /** A held lock; release it in `finally`. */
 export interface HeldLock {
@@ -42,11 +43,17 @@ interface HolderRecord {
   since: string;
 }
 
-/** Describes the current holder from its record in the lock file. */
-async function describeHolder(path: string): Promise<string> {
+/**
+ * Describes the current holder from its record in the lock file, read through
+ * the descriptor already opened (never the path again: it could be swapped).
+ */
+async function describeHolder(file: Deno.FsFile): Promise<string> {
   let record: HolderRecord;
   try {
-    record = JSON.parse((await Deno.readTextFile(path)).slice(0, 1024)) as HolderRecord;
+    await file.seek(0, Deno.SeekMode.Start);
+    const buffer = new Uint8Array(1024);
+    const n = await file.read(buffer);
+    record = JSON.parse(new TextDecoder().decode(buffer.subarray(0, n ?? 0))) as HolderRecord;
   } catch {
     return "a holder that left no record";
   }
@@ -63,8 +70,10 @@ async function describeHolder(path: string): Promise<string> {
 export async function lockFile(path: string, options: LockOptions = {}): Promise<HeldLock> {
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+    // Never through a symlink: a planted one would make root create or lock a file elsewhere.
+    file = openNoFollow(path, { read: true, write: true, create: true, what: "lock file" });
   } catch (error) {
+    if (error instanceof CniError) throw error;
     throw new CniError(
       ErrorCode.IoFailure,
       `cannot open lock file ${path}: ${(error as Error).message}`,
@@ -76,7 +85,7 @@ export async function lockFile(path: string, options: LockOptions = {}): Promise
   while (!(await file.tryLock(true))) {
     const left = deadline - Date.now();
     if (left <= 0) {
-      const holder = await describeHolder(path);
+      const holder = await describeHolder(file);
       file.close();
       throw new CniError(
         ErrorCode.TryAgainLater,

@@ -9,12 +9,14 @@
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { HOST_DEVICE } from "../delegate/host_device.ts";
 import { delegateNodeVerb } from "../delegate/node_verbs.ts";
+import { AttachmentStore } from "../state/attachments.ts";
 import type { Host, VerbContext } from "./host.ts";
 
 async function stateDirWritable(dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const probe = `${dir}/.status-${Deno.pid}`;
-  await Deno.writeTextFile(probe, "");
+  await new AttachmentStore(dir).ensureDir();
+  // Created exclusively under an unpredictable name: never through a planted link.
+  const probe = `${dir}/.status-${crypto.randomUUID()}`;
+  (await Deno.open(probe, { write: true, createNew: true, mode: 0o600 })).close();
   await Deno.remove(probe);
 }
 

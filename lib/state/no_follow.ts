@@ -1,0 +1,83 @@
+/**
+ * Opening the plugin's own files (locks, records, the log) without following
+ * symlinks. Deno has no `O_NOFOLLOW`, so:
+ *
+ * - a file is created with `O_CREAT|O_EXCL` (`createNew`), which never
+ *   follows a symlink: a planted link makes it fail, nothing is created
+ *   through it;
+ * - an existing file is `lstat`ed (must be a regular file, not a link),
+ *   opened without creating, and the opened descriptor's device and inode
+ *   must equal the `lstat`'s: a link swapped in between is detected and the
+ *   descriptor closed before any byte is read or written.
+ *
+ * Failures are code 5 and name the path.
+ *
+ * @module
+ */
+
+import { CniError, ErrorCode, show } from "../cni/errors.ts";
+
+/** How to open. */
+export interface NoFollowOptions {
+  /** Read access. */
+  readonly read?: boolean;
+  /** Write access. */
+  readonly write?: boolean;
+  /** Append (implies write). */
+  readonly append?: boolean;
+  /** Create the file (with `mode`) when it does not exist. */
+  readonly create?: boolean;
+  /** Mode of a created file. */
+  readonly mode?: number;
+  /** What the file is, for messages ("lock file", "log file"). */
+  readonly what: string;
+}
+
+function refuse(path: string, options: NoFollowOptions, why: string): CniError {
+  return new CniError(ErrorCode.IoFailure, `refusing ${options.what} ${show(path)}: ${why}`);
+}
+
+function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * Opens `path` without following a symlink at its last component. Throws
+ * `Deno.errors.NotFound` when it does not exist and `create` is not set.
+ */
+export function openNoFollow(path: string, options: NoFollowOptions): Deno.FsFile {
+  const access = {
+    read: options.read ?? false,
+    write: options.write ?? false,
+    append: options.append ?? false,
+  };
+  if (options.create) {
+    try {
+      return Deno.openSync(path, { ...access, createNew: true, mode: options.mode ?? 0o600 });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) {
+        throw refuse(path, options, `cannot create: ${(error as Error).name}`);
+      }
+    }
+  }
+  const before = Deno.lstatSync(path); // NotFound propagates
+  if (before.isSymlink) throw refuse(path, options, "is a symbolic link");
+  if (!before.isFile) throw refuse(path, options, "is not a regular file");
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, access);
+  } catch (error) {
+    throw refuse(path, options, `cannot open: ${(error as Error).name}`);
+  }
+  try {
+    const opened = file.statSync();
+    const after = Deno.lstatSync(path);
+    if (!sameFile(opened, before) || !sameFile(after, before)) {
+      throw refuse(path, options, "was replaced while being opened");
+    }
+  } catch (error) {
+    file.close();
+    throw error instanceof CniError ? error : refuse(path, options, (error as Error).name);
+  }
+  return file;
+}
