@@ -47,6 +47,7 @@ import {
   withVpcSiblings,
 } from "./attachment.ts";
 import type { Host, VerbContext } from "./host.ts";
+import { podOf, requireSamePod } from "./pod_owner.ts";
 import { attachmentResult } from "./result.ts";
 import { Rollback } from "./rollback.ts";
 import { step, together } from "./steps.ts";
@@ -128,6 +129,8 @@ interface Intent extends Found {
 async function inspect(add: Adding): Promise<Found> {
   const { host, plan } = add;
   const { names } = plan;
+  // Before anything runs: another pod's attachment is refused untouched.
+  requireSamePod((await plan.store.read())[plan.key], add.context.env);
   // strict_mode fails while the vrf module is not loaded, or while foreign
   // VRFs share a table; either way ensureVrf turns it on after creating a VRF
   // and reports a failure there.
@@ -184,6 +187,7 @@ async function recordIntent(add: Adding, found: Found): Promise<Intent> {
         locator: `${formatIp(config.locator)}/${config.locator.length}`,
         ...(config.ipam !== undefined && { ipam: config.ipam }),
         cniVersion: config.cniVersion,
+        ...(podOf(env) && { pod: podOf(env) }),
         phase: "adding",
       };
       records[plan.key] = next;
