@@ -118,7 +118,7 @@ function addExplain(program: Command, io: CliIo): void {
               "drop --vpc/--attachment/--locator",
           );
         }
-        const { config } = await readConfigFile(flags.file);
+        const { config } = await readConfigFile(flags.file, io.env);
         explanation = derive(inputsFromConfig(config, flags));
       } else {
         explanation = explain(flags);
@@ -186,7 +186,7 @@ function addStatus(program: Command, io: CliIo): void {
     )
     .option("--json", "machine-readable output")
     .action(async (options: { file: string; cniPath?: string; json?: boolean }) => {
-      const source = await readConfigFile(options.file);
+      const source = await readConfigFile(options.file, io.env);
       const status = await nodeStatus(source, {
         cniPath: options.cniPath ?? io.env.CNI_PATH ?? "/opt/cni/bin",
         env: io.env,

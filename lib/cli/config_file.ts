@@ -9,7 +9,7 @@
  */
 
 import { parseAllDocuments } from "yaml";
-import { type NetworkConfig, parseNetworkConfig } from "../config/mod.ts";
+import { loadNodeConfig, type NetworkConfig, parseNetworkConfig } from "../config/mod.ts";
 
 /** Larger files are refused unread: a NAD is a few KiB. */
 export const MAX_CONFIG_FILE_BYTES = 1 << 20;
@@ -68,8 +68,14 @@ function documentsOf(text: string, path: string): unknown[] {
   return list.map((document) => document.toJS());
 }
 
-/** Reads the one galactic configuration of `path`. */
-export async function readConfigFile(path: string): Promise<ConfigFromFile> {
+/**
+ * Reads the one galactic configuration of `path`, with the node's settings
+ * from the node configuration `env` names (as the plugin would).
+ */
+export async function readConfigFile(
+  path: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<ConfigFromFile> {
   let bytes: Uint8Array;
   try {
     const info = await Deno.stat(path);
@@ -93,7 +99,7 @@ export async function readConfigFile(path: string): Promise<ConfigFromFile> {
   }
   const raw = configs[0]!;
   try {
-    return { raw, config: parseNetworkConfig(raw) };
+    return { raw, config: parseNetworkConfig(raw, loadNodeConfig(env)) };
   } catch (error) {
     throw new Error(`${path}: ${(error as Error).message}`);
   }

@@ -23,14 +23,18 @@ const NO_HOST: CommandRunner = {
   run: (argv) => Promise.reject(new Error(`unexpected command ${argv.join(" ")}`)),
 };
 
-async function cli(args: string[], runner: CommandRunner = NO_HOST): Promise<Run> {
+async function cli(
+  args: string[],
+  runner: CommandRunner = NO_HOST,
+  env: Record<string, string> = {},
+): Promise<Run> {
   let stdout = "";
   let stderr = "";
   const io: CliIo = {
     runner,
     stdout: (text) => stdout += text,
     stderr: (text) => stderr += text,
-    env: {},
+    env,
   };
   const code = await runCli(args, io);
   return { code, stdout, stderr };
@@ -257,14 +261,25 @@ Deno.test("CLI: status -f reports not ready with the STATUS error, typed, and ex
         vpc: "jU",
         vpcattachment: "G",
         srv6_locator: "fc00:0:1::/48",
+        api_timeout_seconds: 1,
+      }),
+    );
+    // The node's own settings, where the plugin and the CLI both find them.
+    const nodeConfig = join(dir, "node.json");
+    await Deno.writeTextFile(
+      nodeConfig,
+      JSON.stringify({
         kubeconfig: join(dir, "no-kubeconfig"),
         node_name: "node-a",
         state_dir: join(dir, "state"),
         agent_socket: join(dir, "agent.sock"),
-        api_timeout_seconds: 1,
       }),
     );
-    const run = await cli(["status", "-f", config, "--cni-path", join(dir, "empty"), "--json"]);
+    const run = await cli(
+      ["status", "-f", config, "--cni-path", join(dir, "empty"), "--json"],
+      NO_HOST,
+      { GALACTIC_NODE_CONFIG: nodeConfig },
+    );
     assert.equal(run.code, 1, run.stderr);
     const document = json(run) as Record<string, unknown> & {
       error: { code: number; msg: string };
