@@ -12,7 +12,7 @@
  * @module
  */
 
-import { CniError, ErrorCode } from "../cni/errors.ts";
+import { CniError, ErrorCode, show } from "../cni/errors.ts";
 import { LABELS, MANAGER, nodeLabelValue, parseVpc, routeNumber } from "../ids/mod.ts";
 import type { Logger } from "../log/logger.ts";
 import {
@@ -38,6 +38,7 @@ import {
   AGENT_OPS,
   type AgentRequest,
   type AgentResponse,
+  MAX_REQUEST_CHARS,
   readLines,
   REPORTED_VERBS,
 } from "./protocol.ts";
@@ -59,7 +60,11 @@ export interface AgentOptions {
   readonly healthPort?: number;
   /** Watch timing (tests shorten it). */
   readonly watch?: InformerTiming;
+  /** A connection with no complete request for this long is closed (default 120 s). */
+  readonly idleTimeoutMs?: number;
 }
+
+const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 
 export interface RunningAgent {
   /** The health endpoint's URL, when it serves one. */
@@ -132,9 +137,27 @@ function countedApi(api: KubeApi, metrics: AgentMetrics): KubeApi {
   };
 }
 
-async function answer(plane: BgpControlPlane, request: AgentRequest): Promise<AgentResponse> {
+/**
+ * Answers one call. The agent acts only for its own node: a client naming
+ * another (a confused or hostile process on the host) is refused before any
+ * API call, so it can neither write nor delete another node's objects.
+ */
+async function answer(
+  plane: BgpControlPlane,
+  request: AgentRequest,
+  node: string,
+): Promise<AgentResponse> {
   try {
-    const key = () => ({ vpc: parseVpc(request.vpc ?? ""), node: request.node });
+    if (!(AGENT_OPS as readonly string[]).includes(request.op)) {
+      throw new CniError(ErrorCode.InvalidConfig, `node agent: unknown call ${show(request.op)}`);
+    }
+    if (request.node !== node) {
+      throw new CniError(
+        ErrorCode.InvalidConfig,
+        `node agent of ${show(node)} does not act for node ${show(request.node)}`,
+      );
+    }
+    const key = () => ({ vpc: parseVpc(request.vpc ?? ""), node });
     let value: unknown;
     switch (request.op) {
       case "declareVrf":
@@ -147,16 +170,11 @@ async function answer(plane: BgpControlPlane, request: AgentRequest): Promise<Ag
         value = await plane.verifyVrf(key());
         break;
       case "listNodeVrfs":
-        value = await plane.listNodeVrfs(request.node);
+        value = await plane.listNodeVrfs(node);
         break;
       case "probe":
-        value = await plane.probe(request.node);
+        value = await plane.probe(node);
         break;
-      default:
-        throw new CniError(
-          ErrorCode.InvalidConfig,
-          `node agent: unknown call ${JSON.stringify(request.op)}`,
-        );
     }
     return { id: request.id, ok: true, value: value ?? null };
   } catch (error) {
@@ -179,19 +197,46 @@ function recordReport(request: Record<string, unknown>, metrics: AgentMetrics, l
   metrics.verbDone(verb, code, seconds);
 }
 
+/**
+ * Serves one client: request lines are bounded in size
+ * ({@linkcode MAX_REQUEST_CHARS}) and a client that sends no complete line
+ * for `idleMs` is disconnected, so a stuck or hostile client holds nothing.
+ */
 async function serveConnection(
   conn: Deno.Conn,
   plane: BgpControlPlane,
-  options: { log: Logger; ready: () => boolean; metrics: AgentMetrics },
+  options: {
+    log: Logger;
+    ready: () => boolean;
+    metrics: AgentMetrics;
+    node: string;
+    idleMs: number;
+  },
 ): Promise<void> {
   const { log, metrics } = options;
   const writer = conn.writable.getWriter();
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  const arm = (): void => {
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      log.debug("agent: idle connection closed");
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }, options.idleMs);
+  };
   try {
-    for await (const line of readLines(conn.readable)) {
+    arm();
+    for await (const line of readLines(conn.readable, { maxChars: MAX_REQUEST_CHARS })) {
+      clearTimeout(idle);
       let request: AgentRequest;
       try {
         request = JSON.parse(line) as AgentRequest;
-        if (typeof request !== "object" || request === null || typeof request.id !== "number") {
+        if (
+          typeof request !== "object" || request === null ||
+          !Number.isSafeInteger(request.id) || typeof request.op !== "string" ||
+          (request.vpc !== undefined && typeof request.vpc !== "string")
+        ) {
           throw new Error("not a request object with a numeric id");
         }
       } catch {
@@ -200,6 +245,7 @@ async function serveConnection(
       }
       if ((request.op as string) === "report") {
         recordReport(request as unknown as Record<string, unknown>, metrics, log);
+        arm();
         continue;
       }
       const started = performance.now();
@@ -211,7 +257,7 @@ async function serveConnection(
           code: ErrorCode.TryAgainLater,
           msg: "node agent not ready: its watch caches are out of sync",
         }
-        : await answer(plane, request);
+        : await answer(plane, request, options.node);
       metrics.callServed(
         (AGENT_OPS as readonly string[]).includes(request.op) ? request.op : "unknown",
         response.ok ? "ok" : "unavailable" in response ? "unavailable" : "error",
@@ -224,10 +270,12 @@ async function serveConnection(
         ms: Math.round(performance.now() - started),
       });
       await writer.write(new TextEncoder().encode(JSON.stringify(response) + "\n"));
+      arm();
     }
   } catch (error) {
     log.debug("agent: connection ended", { error: (error as Error).message });
   } finally {
+    clearTimeout(idle);
     try {
       conn.close();
     } catch { /* closed by the peer */ }
@@ -243,7 +291,25 @@ async function claimSocket(path: string): Promise<void> {
     if (error instanceof CniError) throw error;
   }
   await Deno.remove(path).catch(() => {});
-  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true });
+  await privateDirectory(path.slice(0, path.lastIndexOf("/")) || "/");
+}
+
+/**
+ * Makes the socket's directory the agent's own (mode 0700, not a link,
+ * owned by this user) before the socket exists, so the socket is never
+ * reachable by others, not even between `listen` and its chmod.
+ */
+async function privateDirectory(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await Deno.lstat(dir);
+  const uid = Deno.uid();
+  if (!info.isDirectory || (uid !== null && info.uid !== uid)) {
+    throw new CniError(
+      ErrorCode.IoFailure,
+      `refusing socket directory ${dir}: not a directory owned by uid ${uid}`,
+    );
+  }
+  if (((info.mode ?? 0) & 0o077) !== 0) await Deno.chmod(dir, 0o700);
 }
 
 /** Starts the agent: caches first (so the first ADD is already fast), then the socket. */
@@ -325,9 +391,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       for await (const conn of listener) {
         connections.set(
           conn,
-          serveConnection(conn, plane, { log, ready, metrics }).finally(() =>
-            connections.delete(conn)
-          ),
+          serveConnection(conn, plane, {
+            log,
+            ready,
+            metrics,
+            node,
+            idleMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+          }).finally(() => connections.delete(conn)),
         );
       }
     } catch { /* listener closed */ }

@@ -58,8 +58,27 @@ export type AgentResponse =
     readonly unavailable?: boolean;
   };
 
-/** Splits a byte stream into lines (JSON documents). */
-export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+/** Longest request line the agent reads (a request is a few dozen bytes). */
+export const MAX_REQUEST_CHARS = 4096;
+
+/** A line longer than the reader's limit: the connection is dropped unread. */
+export class LineTooLong extends Error {
+  constructor(limit: number) {
+    super(`line longer than ${limit} characters`);
+    this.name = "LineTooLong";
+  }
+}
+
+/**
+ * Splits a byte stream into lines (JSON documents). With `maxChars`, a line
+ * (or unterminated rest) longer than that throws {@linkcode LineTooLong}
+ * before more is buffered.
+ */
+export async function* readLines(
+  stream: ReadableStream<Uint8Array>,
+  options: { maxChars?: number } = {},
+): AsyncGenerator<string> {
+  const limit = options.maxChars ?? Infinity;
   let buffered = "";
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     buffered += chunk;
@@ -67,7 +86,9 @@ export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGener
     while ((newline = buffered.indexOf("\n")) >= 0) {
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
+      if (line.length > limit) throw new LineTooLong(limit);
       if (line.trim() !== "") yield line;
     }
+    if (buffered.length > limit) throw new LineTooLong(limit);
   }
 }
