@@ -20,6 +20,6 @@ export const AGENT_RBAC: readonly RbacRule[] = [
   {
     apiGroup: "bgp.miloapis.com",
     resource: "bgpvrfinstances",
-    verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
+    verbs: ["get", "list", "watch", "create", "update", "delete"],
   },
 ];

@@ -23,6 +23,6 @@ export const PLUGIN_RBAC: readonly RbacRule[] = [
   {
     apiGroup: "bgp.miloapis.com",
     resource: "bgpvrfinstances",
-    verbs: ["get", "list", "create", "update", "patch", "delete"],
+    verbs: ["get", "list", "create", "update", "delete"],
   },
 ];

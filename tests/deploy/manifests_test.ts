@@ -475,6 +475,16 @@ Deno.test("DaemonSet init container runs `install` with flags the CLI defines, i
   assert.ok(socketMount, `agent must mount ${socketDir}`);
   assert.equal(at(volumes.get(String(at(socketMount, "name"))), "hostPath", "path"), socketDir);
 
+  // Hardening: the runtime's default seccomp profile; of the host, only the plugin's own config
+  // dir, the CNI bin dir it installs into and the agent's socket dir are writable.
+  assert.equal(at(pod, "securityContext", "seccompProfile", "type"), "RuntimeDefault");
+  const writableHostPaths = [init, agent].flatMap((c) => list(at(c, "volumeMounts")))
+    .filter((m) => at(m, "readOnly") !== true)
+    .map((m) => at(volumes.get(String(at(m, "name"))), "hostPath", "path"))
+    .filter((path) => typeof path === "string")
+    .sort();
+  assert.deepEqual(writableHostPaths, [DEFAULT_CNI_BIN_DIR, DEFAULT_CONFIG_DIR, socketDir].sort());
+
   for (const container of [init, agent]) {
     for (const kind of ["requests", "limits"]) {
       for (const resource of ["cpu", "memory"]) {

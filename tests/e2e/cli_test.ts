@@ -17,7 +17,12 @@ async function galactic(w: World, args: string[]): Promise<Run> {
   const out = await new Deno.Command(LAUNCHER, {
     args,
     clearEnv: true,
-    env: { ...w.host.env, HOME: Deno.env.get("HOME") ?? "/root" },
+    // The node configuration the plugin reads, as on a node galactic install set up.
+    env: {
+      ...w.host.env,
+      HOME: Deno.env.get("HOME") ?? "/root",
+      GALACTIC_NODE_CONFIG: w.nodeConfig,
+    },
     stdout: "piped",
     stderr: "piped",
   }).output();
