@@ -8,7 +8,8 @@
  * - an existing file is `lstat`ed (must be a regular file, not a link),
  *   opened without creating, and the opened descriptor's device and inode
  *   must equal the `lstat`'s: a link swapped in between is detected and the
- *   descriptor closed before any byte is read or written.
+ *   descriptor closed before any byte is read or written (then it looks
+ *   again, a few times: a record file renamed over is legitimate).
  *
  * Failures are code 5 and name the path.
  *
@@ -41,6 +42,9 @@ function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
   return a.dev === b.dev && a.ino === b.ino;
 }
 
+/** Attempts when the file is replaced between `lstat` and `open` (records are renamed over). */
+const ATTEMPTS = 5;
+
 /**
  * Opens `path` without following a symlink at its last component. Throws
  * `Deno.errors.NotFound` when it does not exist and `create` is not set.
@@ -60,6 +64,20 @@ export function openNoFollow(path: string, options: NoFollowOptions): Deno.FsFil
       }
     }
   }
+  for (let attempt = 1;; attempt++) {
+    const file = openExisting(path, options, access);
+    if (file !== undefined) return file;
+    // A legitimate atomic replacement (attachments.json) lands here too: look again.
+    if (attempt === ATTEMPTS) throw refuse(path, options, "was replaced while being opened");
+  }
+}
+
+/** The opened file, or undefined when what was opened is not what `lstat` saw. */
+function openExisting(
+  path: string,
+  options: NoFollowOptions,
+  access: { read: boolean; write: boolean; append: boolean },
+): Deno.FsFile | undefined {
   const before = Deno.lstatSync(path); // NotFound propagates
   if (before.isSymlink) throw refuse(path, options, "is a symbolic link");
   if (!before.isFile) throw refuse(path, options, "is not a regular file");
@@ -67,17 +85,15 @@ export function openNoFollow(path: string, options: NoFollowOptions): Deno.FsFil
   try {
     file = Deno.openSync(path, access);
   } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw error;
     throw refuse(path, options, `cannot open: ${(error as Error).name}`);
   }
   try {
-    const opened = file.statSync();
-    const after = Deno.lstatSync(path);
-    if (!sameFile(opened, before) || !sameFile(after, before)) {
-      throw refuse(path, options, "was replaced while being opened");
-    }
+    if (sameFile(file.statSync(), before)) return file;
   } catch (error) {
     file.close();
-    throw error instanceof CniError ? error : refuse(path, options, (error as Error).name);
+    throw refuse(path, options, (error as Error).name);
   }
-  return file;
+  file.close();
+  return undefined;
 }
