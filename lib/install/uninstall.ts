@@ -38,6 +38,7 @@ import { readNodeState } from "../cli/node_state.ts";
 import {
   InstallError,
   KUBECONFIG_FILE_NAME,
+  NODE_CONFIG_FILE_NAME,
   NODE_NAME_FILE_NAME,
   PLUGIN_BINARY_NAME,
 } from "./install.ts";
@@ -46,6 +47,7 @@ import {
 export const INSTALLED_CONFIG_FILES: readonly string[] = [
   KUBECONFIG_FILE_NAME,
   NODE_NAME_FILE_NAME,
+  NODE_CONFIG_FILE_NAME,
 ];
 
 /** Where the node's pieces are. */

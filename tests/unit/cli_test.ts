@@ -317,7 +317,7 @@ Deno.test("CLI: uninstall refuses while attachments have kernel objects (recorde
     for (const file of [join(binDir, "galactic"), join(binDir, "host-device")]) {
       await Deno.writeTextFile(file, "binary");
     }
-    for (const file of ["kubeconfig", "node-name"]) {
+    for (const file of ["kubeconfig", "node-name", "node.json"]) {
       await Deno.writeTextFile(join(configDir, file), "x");
     }
     const socket = join(dir, "agent.sock");
@@ -364,6 +364,7 @@ Deno.test("CLI: uninstall refuses while attachments have kernel objects (recorde
         ["plugin", "removed"],
         ["kubeconfig", "removed"],
         ["node-name", "removed"],
+        ["node.json", "removed"],
         ["config dir", "removed"],
         ["state dir", "removed"],
         ["agent socket", "removed"],
