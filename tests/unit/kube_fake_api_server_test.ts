@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { PLUGIN_RBAC } from "../../lib/kube/rbac.ts";
 import { FAKE_TOKEN, FakeApiServer, type StoredObject } from "../support/fake_api_server.ts";
 import { matchesLabelQuery, parseLabelQuery } from "../support/label_query.ts";
 import { provider, vrfInstance } from "../support/kube_fixtures.ts";
@@ -109,7 +110,12 @@ Deno.test("fake API server: authentication, RBAC and not-found answer with Statu
 });
 
 Deno.test("fake API server: create, optimistic update, merge patch and conditional delete", async () => {
-  await using server = new FakeApiServer();
+  // The plugin never patches (its RBAC has no patch); the fake still serves it when granted.
+  await using server = new FakeApiServer({
+    rbac: PLUGIN_RBAC.map((rule) =>
+      rule.resource === "bgpvrfinstances" ? { ...rule, verbs: [...rule.verbs, "patch"] } : rule
+    ),
+  });
   const created = await call(server, VRFS, {
     method: "POST",
     body: vrf("a", { status: { ignored: true } }),
