@@ -60,7 +60,7 @@ export function openNoFollow(path: string, options: NoFollowOptions): Deno.FsFil
       return Deno.openSync(path, { ...access, createNew: true, mode: options.mode ?? 0o600 });
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) {
-        throw refuse(path, options, `cannot create: ${(error as Error).name}`);
+        throw refuse(path, options, `cannot create: ${(error as Error).message}`);
       }
     }
   }
@@ -86,7 +86,7 @@ function openExisting(
     file = Deno.openSync(path, access);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) throw error;
-    throw refuse(path, options, `cannot open: ${(error as Error).name}`);
+    throw refuse(path, options, `cannot open: ${(error as Error).message}`);
   }
   try {
     if (sameFile(file.statSync(), before)) return file;

@@ -29,7 +29,7 @@
  */
 
 import type { CniEnv } from "../cni/env.ts";
-import { parseNetworkConfig } from "../config/mod.ts";
+import { NODE_DEFAULTS, type NodeConfig, parseNetworkConfig } from "../config/mod.ts";
 import type { Logger } from "../log/logger.ts";
 import { type AttachmentRecord, AttachmentStore } from "../state/attachments.ts";
 import { planAttachment, withAttachmentLock } from "./attachment.ts";
@@ -116,8 +116,17 @@ function recordContext(
   record: AttachmentRecord & { locator: string },
   options: ReclaimOptions,
 ): VerbContext {
+  // The operator's own settings: the node's part goes where the plugin reads it.
+  const { kubeconfig, node_name, ...settings } = options.settings ?? {};
+  const node: NodeConfig = {
+    ...NODE_DEFAULTS,
+    stateDir: options.stateDir,
+    ...(typeof kubeconfig === "string" && { kubeconfig }),
+    ...(typeof node_name === "string" && { nodeName: node_name }),
+    origin: "the reclaim's settings",
+  };
   const config = parseNetworkConfig({
-    ...options.settings,
+    ...settings,
     cniVersion: record.cniVersion ?? "1.0.0",
     name: record.network,
     type: "galactic",
@@ -125,8 +134,7 @@ function recordContext(
     vpcattachment: record.attachment,
     srv6_locator: record.locator,
     ...(record.ipam && { ipam: record.ipam }),
-    state_dir: options.stateDir,
-  });
+  }, node);
   const env: CniEnv = {
     command: "DEL",
     containerId: record.containerId,

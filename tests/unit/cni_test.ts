@@ -851,11 +851,16 @@ Deno.test("runInvocation: verb logs and error logs never reach stdout", async ()
 Deno.test("runInvocation: the verb's host has one control-plane session; its open failure is the verb's error", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const config = JSON.stringify({
-      ...CONFIG,
-      kubeconfig: `${dir}/missing.kubeconfig`,
-      agent_socket: `${dir}/no-agent.sock`,
-    });
+    const config = JSON.stringify(CONFIG);
+    // The node's settings, where the plugin reads them.
+    const nodeConfig = `${dir}/node.json`;
+    await Deno.writeTextFile(
+      nodeConfig,
+      JSON.stringify({
+        kubeconfig: `${dir}/missing.kubeconfig`,
+        agent_socket: `${dir}/no-agent.sock`,
+      }),
+    );
     const stub = stubVerbs();
     let sameSession = false;
     const verbs: Verbs = {
@@ -866,7 +871,7 @@ Deno.test("runInvocation: the verb's host has one control-plane session; its ope
         await first;
       },
     };
-    const process = fakeProcess(fullEnv("DEL"), config);
+    const process = fakeProcess({ ...fullEnv("DEL"), GALACTIC_NODE_CONFIG: nodeConfig }, config);
     assert.equal(await runInvocation(process.io, { loadVerbs: () => Promise.resolve(verbs) }), 1);
     assert.ok(sameSession, "a second call returns the session opened by the first");
     const document = onlyDocument(process);

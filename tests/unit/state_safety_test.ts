@@ -74,7 +74,17 @@ Deno.test("record writes use an unpredictable temporary file, synced and renamed
     await Deno.symlink(`${outside}/stolen`, `${state}/attachments.json.${Deno.pid}.tmp`);
     const store = new AttachmentStore(state);
     await store.update((records) => {
-      records["b04.10"] = { containerId: "c1" } as never;
+      records["b04.10"] = {
+        network: "n",
+        vpc: "0000000jU",
+        attachment: "00G",
+        vpcHex: "b04",
+        containerId: "c1",
+        ifname: "net1",
+        netns: "/var/run/netns/c1",
+        table: 1000,
+        node: "node-a",
+      };
     });
     await assert.rejects(() => Deno.lstat(`${outside}/stolen`), Deno.errors.NotFound);
     assert.deepEqual(Object.keys(await store.read()), ["b04.10"]);
