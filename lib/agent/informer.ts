@@ -92,6 +92,9 @@ export class BadApiData extends Error {
 /** The watch's resourceVersion is too old: list again (not a fault). */
 class Expired extends Error {}
 
+/** Longest watch event accepted (a BGPVRFInstance is about a kilobyte). */
+export const MAX_EVENT_CHARS = 4 * 1024 * 1024;
+
 const EVENT_TYPES = new Set(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -330,6 +333,11 @@ export function startInformer(api: RawApi, options: InformerOptions): Informer {
         arm();
         step();
         buffered += value;
+        if (buffered.length > MAX_EVENT_CHARS && !buffered.includes("\n")) {
+          throw new BadApiData(
+            `watch of ${resource.plural} sent an event longer than ${MAX_EVENT_CHARS} characters`,
+          );
+        }
         let newline;
         while ((newline = buffered.indexOf("\n")) >= 0) {
           const line = buffered.slice(0, newline);

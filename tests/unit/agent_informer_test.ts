@@ -3,6 +3,7 @@ import {
   BadApiData,
   checkList,
   type Informer,
+  MAX_EVENT_CHARS,
   parseWatchLine,
   startInformer,
 } from "../../lib/agent/informer.ts";
@@ -125,6 +126,13 @@ Deno.test("informer: a watch stream cut inside an event counts as truncated", as
   await survives(
     { verb: "watch", body: '{"type":"ADDED","object":{"metadata":{"name":"half"' },
     /ended inside an event/,
+  );
+});
+
+Deno.test("informer: an endless line on a watch is cut at the event size bound", async () => {
+  await survives(
+    { verb: "watch", body: "x".repeat(MAX_EVENT_CHARS + 1024) },
+    /an event longer than 4194304 characters/,
   );
 });
 
