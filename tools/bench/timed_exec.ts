@@ -31,7 +31,9 @@ export function parseTimeOutput(text: string): number | undefined {
   return /^\d+$/.test(last) ? Number(last) : undefined;
 }
 
-const runner = systemRunner();
+// A measured plugin process takes seconds under the lab's TCG emulation: the
+// plugin's per-command default (10 s) would kill a slow no-agent ADD there.
+const runner = systemRunner({ timeoutMs: 10 * 60_000 });
 
 /** Execs `argv` with exactly `env` (nothing inherited) and `stdin`, and measures it. */
 export async function timedExec(

@@ -19,7 +19,10 @@ export const REPO = new URL("../../..", import.meta.url).pathname.replace(/\/$/,
 /** Where the standard CNI plugins (host-device, static) are installed. */
 export const CNI_PATH = "/usr/lib/cni";
 
-const hostRunner = systemRunner();
+// The suites' own commands include whole plugin processes, which take far
+// longer than the plugin's per-command default under the lab's TCG emulation
+// (an ADD there runs 4-20 s): the lab's LAB_TIMEOUT bounds them instead.
+const hostRunner = systemRunner({ timeoutMs: 20 * 60_000 });
 
 /** Runs argv (never through a shell); a program that cannot start gives code 127. */
 export async function run(
