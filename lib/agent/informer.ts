@@ -230,12 +230,17 @@ export function startInformer(api: RawApi, options: InformerOptions): Informer {
   /**
    * Starts a GET bounded by stop and by `timeoutMs` (until `end` is called,
    * or for a stream only until its headers arrive); `end` releases it (and
-   * aborts it if still open).
+   * aborts it if still open); `timeout` is the budget's error once it ran out.
    */
   async function request(
     path: string,
     options: { timeoutMs: number; stream?: boolean },
-  ): Promise<{ response: RawResponse; end: () => void }> {
+  ): Promise<{
+    response: RawResponse;
+    end: () => void;
+    timeout: () => Error | undefined;
+    aborted: Promise<never>;
+  }> {
     const { timeoutMs } = options;
     const controller = new AbortController();
     const abort = (): void => controller.abort();
@@ -257,7 +262,18 @@ export function startInformer(api: RawApi, options: InformerOptions): Informer {
         const text = await response.text().catch(() => "");
         throw new Error(`HTTP ${response.status}: ${brief(text)}`);
       }
-      return { response, end };
+      // Why a later read of the body failed, if it was this budget.
+      const timeout = (): Error | undefined => {
+        const reason: unknown = controller.signal.reason;
+        return !stopping.signal.aborted && reason instanceof Error ? reason : undefined;
+      };
+      const aborted = new Promise<never>((_, reject) => {
+        const fail = (): void => reject(controller.signal.reason);
+        if (controller.signal.aborted) fail();
+        else controller.signal.addEventListener("abort", fail, { once: true });
+      });
+      aborted.catch(() => {});
+      return { response, end, timeout, aborted };
     } catch (error) {
       const timedOut = controller.signal.aborted && !stopping.signal.aborted;
       const reason: unknown = controller.signal.reason;
@@ -267,12 +283,18 @@ export function startInformer(api: RawApi, options: InformerOptions): Informer {
   }
 
   async function relist(): Promise<string> {
-    const { response, end } = await request(selector ? `${base}?${selector}` : base, {
-      timeoutMs: listTimeoutMs,
-    });
+    const { response, end, timeout, aborted } = await request(
+      selector ? `${base}?${selector}` : base,
+      {
+        timeoutMs: listTimeoutMs,
+      },
+    );
     let text: string;
     try {
-      text = await response.text();
+      // Raced with the abort: undici under Deno may not end a body read on it.
+      text = await Promise.race([response.text(), aborted]);
+    } catch (error) {
+      throw timeout() ?? error;
     } finally {
       end();
     }
