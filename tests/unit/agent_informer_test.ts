@@ -41,7 +41,12 @@ interface Watched extends AsyncDisposable {
   names(): string[];
 }
 
-async function watched(): Promise<Watched> {
+/**
+ * An informer of the fake's BGPInstances. The server ends each watch after
+ * 1 s; a watch counts as stalled only `stallGraceMs` later (long by default,
+ * so a loaded machine's late stream end is not taken for a stall).
+ */
+async function watched(options: { stallGraceMs?: number } = {}): Promise<Watched> {
   const kube = await kubeFixture({ rbac: AGENT_RBAC });
   kube.server.seed(instance("first"));
   const raw = await openRawApi({ kind: "file", path: kube.kubeconfig, origin: "test" });
@@ -56,7 +61,7 @@ async function watched(): Promise<Watched> {
     }),
     listTimeoutMs: 500,
     watchSeconds: 1,
-    stallGraceMs: 300,
+    stallGraceMs: options.stallGraceMs ?? 10_000,
     backoffMs: 20,
     maxBackoffMs: 100,
   });
@@ -78,12 +83,16 @@ async function watched(): Promise<Watched> {
  * After `fault` hits the next request (the fake ends each watch after the
  * informer's `timeoutSeconds=1`, so a new one comes soon), the cache recovers.
  */
-async function survives(fault: FaultSpec, expected: RegExp): Promise<void> {
+async function survives(
+  fault: FaultSpec,
+  expected: RegExp,
+  options: { stallGraceMs?: number } = {},
+): Promise<void> {
   // A list fault needs a list: the next watch answers 410, which re-lists quietly.
   const relist: FaultSpec[] = fault.verb === "list"
     ? [{ verb: "watch", status: 410, times: 1 }]
     : [];
-  await using w = await watched();
+  await using w = await watched(options);
   assert.deepEqual(w.names(), ["first"]);
   const lists = () => w.kube.server.requests.filter((r) => r.verb === "list").length;
   const listed = lists();
@@ -163,7 +172,7 @@ Deno.test("informer: a list that stalls past its budget is abandoned and retried
 });
 
 Deno.test("informer: a watch that stalls (open, silent past the server's timeout) is restarted", async () => {
-  await survives({ verb: "watch", stall: true }, /stalled: no data/);
+  await survives({ verb: "watch", stall: true }, /stalled: no data/, { stallGraceMs: 300 });
 });
 
 Deno.test("informer: 410 Gone on a stale resourceVersion re-lists without a warning", async () => {
