@@ -5,8 +5,9 @@
  * `host-device` + `static` plugins, and the embedded fake Kubernetes API
  * server, printing what it did at every step.
  *
- * Needs root (network namespaces). When this kernel has no VRF support it
- * re-runs itself inside the lab VM (`tests/lab/run.sh`).
+ * Runs on this kernel as root when it has VRF support; otherwise (no VRF, or
+ * not root: network namespaces need root) it re-runs itself inside the lab
+ * VM (`tests/lab/run.sh`), where it is the guest's root.
  *
  * @module
  */
@@ -327,16 +328,23 @@ async function demo(): Promise<void> {
   }
 }
 
+/**
+ * Why the demo must run in the lab VM, if it must: network namespaces need
+ * root, and the guest's job runs as root while qemu under TCG needs no
+ * privileges, so a normal user gets the VM too.
+ */
+async function labReason(): Promise<string | undefined> {
+  if (Deno.args.includes("--inside-lab")) return undefined;
+  if (Deno.uid() !== 0) return "not running as root";
+  if (!(await kernelHasVrf())) return "this kernel has no VRF support";
+  return undefined;
+}
+
 async function main(): Promise<number> {
-  if (Deno.uid() !== 0) {
-    console.error(
-      "demo: needs root (it creates network namespaces); run it as root or in the lab VM",
-    );
-    return 1;
-  }
-  if (!Deno.args.includes("--inside-lab") && !(await kernelHasVrf())) {
+  const reason = await labReason();
+  if (reason) {
     say(
-      "This kernel has no VRF support: running the demo inside the lab VM (Debian's kernel, see tests/lab/README.md).",
+      `${reason}: running the demo inside the lab VM (Debian's kernel, see tests/lab/README.md).`,
     );
     const lab = new Deno.Command("bash", {
       args: [

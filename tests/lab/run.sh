@@ -57,6 +57,8 @@ apt_install() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
   done
   ((${#missing[@]})) || return 0
+  # A normal user can run the VM mode once the packages are there.
+  [[ $(id -u) == 0 ]] || die "missing packages: ${missing[*]} (install them as root: apt-get install ${missing[*]})"
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
@@ -77,7 +79,7 @@ ensure_vm_tools() {
   apt_install qemu-system-x86 busybox-static cpio kmod
 }
 
-require_root() { [[ $(id -u) == 0 ]] || die "must run as root (creates netns, VRFs, routes)"; }
+require_root() { [[ $(id -u) == 0 ]] || die "host mode must run as root (creates netns, VRFs, routes); a normal user gets the VM, where the job runs as root"; }
 
 # ------------------------------------------------------------ host probe
 
@@ -356,14 +358,14 @@ write_job() {
 
 main() {
   (($#)) || set -- node_modules/.bin/deno test --allow-all --cached-only tests/privileged/
-  require_root
   trap cleanup EXIT
   trap 'on_signal 130' INT
   trap 'on_signal 143' TERM
   ensure_test_tools
   local mode=$LAB_MODE
   if [[ $mode == auto ]]; then
-    if host_kernel_ok; then mode=host; else
+    # Only root can use the host's kernel (netns); anyone else gets the VM.
+    if [[ $(id -u) == 0 ]] && host_kernel_ok; then mode=host; else
       mode=vm; log "host kernel $(uname -r) lacks VRF or End.DT46 vrftable: using a VM"
     fi
   fi
