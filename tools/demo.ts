@@ -205,6 +205,9 @@ async function demo(): Promise<void> {
         addresses: [{ address: "10.1.0.2/24" }, { address: "2001:db8:1::2/64" }],
         routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
       },
+      // The lab VM emulates its CPU (TCG, 10-100x slower, often beside other
+      // VMs): one iptables call there can outlast the 10 s default deadline.
+      ...(Deno.args.includes("--inside-lab") && { command_timeout_seconds: 120 }),
     };
     // The node's own settings: galactic install writes this file on a real node.
     const nodeSettings = {
