@@ -1,14 +1,16 @@
 /**
- * Twenty simultaneous ADDs on one node — twenty `bin/galactic` processes in
- * the node's netns, as a runtime starting twenty pods would run them — must
- * all succeed with twenty distinct VRF tables (allocation is guarded by a
- * file lock across processes, not an in-process mutex); then twenty
+ * Fifty simultaneous ADDs on one node — fifty `bin/galactic` processes in
+ * the node's netns, as a runtime starting fifty pods would run them — must
+ * all succeed with fifty distinct VRF tables (allocation is guarded by a
+ * file lock across processes, not an in-process mutex); then fifty
  * simultaneous DELs must leave the node clean: no VRFs, veths, routes,
  * FORWARD rules, records or BGPVRFInstances.
  *
- * The attachments belong to two VPCs, so ten processes race on each
+ * The attachments belong to five VPCs, so ten processes race on each
  * (VPC, node) BGPVRFInstance: one object per VPC after the ADDs, none after
  * the DELs. The node agent answers the control-plane calls, as on a real node.
+ * Fifty plugin processes at once need some 3 GB: the lab VM gets 4 GB
+ * (`LAB_MEM` in .ci/run).
  *
  * Needs VRF: ignored (never passed) on a kernel without it; run it through
  * `bash tests/lab/run.sh`.
@@ -30,11 +32,12 @@ import { type IpLinkJson, Ledger, Netns, tempDir, vrfSkipReason } from "./suppor
 
 const ledger = new Ledger("concurrency_test");
 const skip = await vrfSkipReason();
-if (skip) ledger.skipped("20 concurrent ADDs and DELs", `needs VRF: ${skip}`);
+if (skip) ledger.skipped(`${50} concurrent ADDs and DELs`, `needs VRF: ${skip}`);
 
 const NODE = "node-c";
 const LOCATOR = "fc00:0:c::/48";
-const COUNT = 20;
+const COUNT = 50;
+const VPCS = ["Cat", "Dog", "Eel", "Fox", "Gnu"];
 
 interface Attachment {
   readonly vpc: string;
@@ -46,7 +49,7 @@ interface Attachment {
 
 Deno.test({
   name:
-    "concurrency: 20 simultaneous ADDs get 20 distinct tables; 20 DELs leave the node clean (needs VRF)",
+    "concurrency: 50 simultaneous ADDs of 5 VPCs get 50 distinct tables; 50 DELs leave the node clean (needs VRF)",
   ignore: skip !== null,
   // The in-process node agent keeps watch connections until closed in finally.
   sanitizeOps: false,
@@ -67,14 +70,14 @@ Deno.test({
       for (let i = 0; i < COUNT; i++) {
         const pod = await Netns.create("gccpod");
         made.push(pod);
-        const vpc = i % 2 === 0 ? "Cat" : "Dog";
-        const n = Math.floor(i / 2) + 1;
+        const vpc = VPCS[i % VPCS.length]!;
+        const n = Math.floor(i / VPCS.length) + 1;
         attachments.push({
           vpc,
           attachment: n.toString(36).toUpperCase(), // 1..9, A: valid base62
           containerId: `race-${i}`,
           pod,
-          address: `10.40.${i % 2}.${n}/24`,
+          address: `10.40.${i % VPCS.length}.${n}/24`,
         });
       }
       const configOf = (a: Attachment): Record<string, unknown> =>
@@ -95,19 +98,23 @@ Deno.test({
           ),
         );
 
-      // ---- 20 ADDs at once
+      // ---- all ADDs at once
       let started = performance.now();
       const added = await all("ADD");
       const addSeconds = (performance.now() - started) / 1000;
       added.forEach((outcome, i) => expectSuccess(outcome, `ADD ${attachments[i]!.containerId}`));
-      ledger.ran(`20 simultaneous ADD processes all exit 0 (${addSeconds.toFixed(1)} s wall)`);
+      ledger.ran(
+        `${COUNT} simultaneous ADD processes all exit 0 (${addSeconds.toFixed(1)} s wall)`,
+      );
 
       const recorded = await records(stateDir);
       assert.equal(Object.keys(recorded).length, COUNT);
       const tables = Object.values(recorded).map((r) => r.table as number);
       assert.equal(new Set(tables).size, COUNT, `tables ${tables.sort((a, b) => a - b)}`);
       assert.ok(tables.every((t) => t >= 1000 && !RESERVED_TABLES.has(t)), `${tables}`);
-      ledger.ran(`20 records with 20 distinct tables: ${tables.sort((a, b) => a - b).join(" ")}`);
+      ledger.ran(
+        `${COUNT} records with ${COUNT} distinct tables: ${tables.sort((a, b) => a - b).join(" ")}`,
+      );
 
       // One dump each (a loaded VM makes every `ip` process count).
       const links = await node.ipJson<IpLinkJson[]>("-d", "link", "show");
@@ -136,23 +143,21 @@ Deno.test({
       assert.equal((await node.forwardRules("iptables")).length, COUNT);
       assert.equal((await node.forwardRules("ip6tables")).length, COUNT);
       ledger.ran(
-        "kernel: 20 VRFs, each on its recorded table, host veth enslaved, End.DT46 SID decapsulating into that table, net1 up in each pod; 20 FORWARD rules per family",
+        `kernel: ${COUNT} VRFs, each on its recorded table, host veth enslaved, End.DT46 SID decapsulating into that table, net1 up in each pod; ${COUNT} FORWARD rules per family`,
       );
 
       const objects = api.server.objects("bgpvrfinstances").map((o) => o.metadata.name).sort();
-      assert.deepEqual(
-        objects,
-        [bgpVrfInstanceName(parseVpc("Cat"), NODE), bgpVrfInstanceName(parseVpc("Dog"), NODE)]
-          .sort(),
-      );
+      assert.deepEqual(objects, VPCS.map((v) => bgpVrfInstanceName(parseVpc(v), NODE)).sort());
       ledger.ran("API: exactly one BGPVRFInstance per VPC after 10 racing ADDs each");
 
-      // ---- 20 DELs at once
+      // ---- all DELs at once
       started = performance.now();
       const deleted = await all("DEL");
       const delSeconds = (performance.now() - started) / 1000;
       deleted.forEach((outcome, i) => expectSuccess(outcome, `DEL ${attachments[i]!.containerId}`));
-      ledger.ran(`20 simultaneous DEL processes all exit 0 (${delSeconds.toFixed(1)} s wall)`);
+      ledger.ran(
+        `${COUNT} simultaneous DEL processes all exit 0 (${delSeconds.toFixed(1)} s wall)`,
+      );
 
       assert.deepEqual(await node.linkNames(), ["lo"]);
       const podNames = await Promise.all(attachments.map((a) => a.pod.linkNames()));
@@ -170,7 +175,7 @@ Deno.test({
       assert.deepEqual(await records(stateDir), {});
       assert.deepEqual(api.server.objects("bgpvrfinstances"), []);
       ledger.ran(
-        "after the DELs: node has only lo, pods only lo, the 20 tables empty (v4+v6), no SRv6 routes, no FORWARD rules, no records, no BGPVRFInstances",
+        `after the DELs: node has only lo, pods only lo, the ${COUNT} tables empty (v4+v6), no SRv6 routes, no FORWARD rules, no records, no BGPVRFInstances`,
       );
     } finally {
       await api.close();

@@ -27,6 +27,8 @@ export interface Invocation {
   readonly ifname?: string;
   /** Network configuration (stdin). */
   readonly config: Record<string, unknown>;
+  /** Environment overrides (e.g. PATH and CNI_PATH with wrapped programs first). */
+  readonly env?: Record<string, string>;
 }
 
 /** What the plugin returned. */
@@ -85,6 +87,7 @@ export async function invoke(call: Invocation): Promise<Outcome> {
     CNI_PATH,
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${call.containerId}`,
     GALACTIC_NODE_CONFIG: nodeConfigPath,
+    ...call.env,
   };
   const started = performance.now();
   const output = await run(["ip", "netns", "exec", call.node.name, `${REPO}/bin/galactic`], {

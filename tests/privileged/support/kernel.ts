@@ -284,6 +284,7 @@ export interface IpRouteJson {
   action?: string;
   vrftable?: number | string;
   table?: number | string;
+  protocol?: string;
   segs?: string[];
   mode?: string;
 }
