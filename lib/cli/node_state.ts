@@ -15,6 +15,7 @@ import {
   AttachmentStore,
   UNKNOWN_OWNER,
 } from "../state/attachments.ts";
+import { currentHolder } from "../state/lock.ts";
 
 /** One record and what the kernel has of it. */
 export interface AttachmentView extends AttachmentRecord {
@@ -32,10 +33,18 @@ export interface AttachmentView extends AttachmentRecord {
   };
 }
 
-/** The node's records, checked. */
+/** A lock some process holds now (a hung holder makes waiters fail with 11). */
+export interface HeldLock {
+  readonly file: string;
+  /** pid, verb and container, and since when. */
+  readonly holder: string;
+}
+
+/** The node's records, checked, and the locks held right now. */
 export interface NodeState {
   readonly stateDir: string;
   readonly attachments: readonly AttachmentView[];
+  readonly locks: readonly HeldLock[];
 }
 
 /** Reads the records; a missing state directory is an error, not "nothing recorded". */
@@ -77,11 +86,30 @@ export async function readNodeState(
       },
     };
   });
-  return { stateDir, attachments };
+  return { stateDir, attachments, locks: await heldLocks(stateDir) };
 }
 
-/** The human form: one line per attachment, with what is missing. */
+async function heldLocks(stateDir: string): Promise<HeldLock[]> {
+  const held: HeldLock[] = [];
+  for await (const entry of Deno.readDir(stateDir)) {
+    if (!entry.isFile || !entry.name.endsWith(".lock")) continue;
+    const file = `${stateDir}/${entry.name}`;
+    const holder = await currentHolder(file);
+    if (holder !== undefined) held.push({ file, holder });
+  }
+  return held.sort((a, b) => a.file.localeCompare(b.file));
+}
+
+/** The human form: one line per attachment, with what is missing, then the held locks. */
 export function formatNodeState(state: NodeState): string {
+  const locks = state.locks.map((l) =>
+    `lock ${l.file} held by ${l.holder} (if it hangs, waiters fail with 11 after ` +
+    `lock_timeout_seconds: end that process and its lock goes)`
+  );
+  return [formatAttachments(state), ...locks].join("\n");
+}
+
+function formatAttachments(state: NodeState): string {
   if (state.attachments.length === 0) return `no attachments recorded in ${state.stateDir}`;
   return state.attachments.map((a) => {
     const missing = [

@@ -118,6 +118,26 @@ export async function lockFile(path: string, options: LockOptions = {}): Promise
   };
 }
 
+/**
+ * Who holds the lock on `path` right now, or undefined when nobody does (or
+ * the file does not exist). Probes without waiting; a free lock is taken and
+ * dropped at once.
+ */
+export async function currentHolder(path: string): Promise<string | undefined> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    if (await file.tryLock(true)) return undefined;
+    return await describeHolder(path);
+  } finally {
+    file.close();
+  }
+}
+
 /** Runs `body` while holding the lock on `path`. */
 export async function withLock<T>(
   path: string,

@@ -11,6 +11,7 @@
 
 import assert from "node:assert/strict";
 import { type CliIo, runCli } from "../../lib/cli/cli.ts";
+import { holdLock } from "../support/lock_holder.ts";
 import {
   cniInProcess as cni,
   leftovers,
@@ -140,5 +141,51 @@ Deno.test("two DELs of one VPC, the first killed after its withdrawal decision: 
   assert.equal(check.json?.code, 104);
   assert.match(String(check.json?.msg), /DEL did not complete/);
   ok(await cni(w, "DEL", { config: first }), "the runtime's retried DEL");
+  assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("a hung VPC lock holder: DEL and a sibling's ADD fail with 11 naming it, no record lost; state shows the holder; once it ends, DEL completes", async () => {
+  await using w = await world();
+  const live = w.config({ lock_timeout_seconds: 1 });
+  ok(await cni(w, "ADD", { config: live }), "ADD");
+  const file = `${w.dir}/state/attachments.json`;
+  const before = JSON.parse(await Deno.readTextFile(file)).attachments;
+  const [record] = Object.values(before) as { vpcHex: string }[];
+  const lock = `${w.dir}/state/vpc-${record!.vpcHex}.lock`;
+  await using holder = await holdLock(lock, "ADD container c-hung");
+
+  const runner = w.host.runner();
+  const shown = await cli(["state", "--state-dir", `${w.dir}/state`], { runner });
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.ok(
+    shown.stdout.includes(`lock ${lock} held by pid ${holder.pid} (ADD container c-hung) since`),
+    shown.stdout,
+  );
+  const json = JSON.parse(
+    (await cli(["state", "--state-dir", `${w.dir}/state`, "--json"], {
+      runner,
+    })).stdout,
+  );
+  assert.deepEqual(json.locks.map((l: { file: string }) => l.file), [lock]);
+
+  const del = await cni(w, "DEL", { config: live });
+  assert.equal(del.json?.code, 11, del.stdout);
+  assert.match(
+    String(del.json?.msg),
+    new RegExp(`waiting for lock ${lock}, held by pid ${holder.pid}`),
+  );
+  const sibling = w.config({
+    lock_timeout_seconds: 1,
+    vpcattachment: "H",
+    ipam: { type: "static", addresses: [{ address: "10.9.0.2/24" }] },
+  });
+  const add = await cni(w, "ADD", { config: sibling, containerId: "c2" });
+  assert.equal(add.json?.code, 11, add.stdout);
+  assert.equal((await w.host.kernel()).link("G0000000jU00HV"), undefined, "the ADD rolled back");
+  assert.deepEqual(JSON.parse(await Deno.readTextFile(file)).attachments, before, "records intact");
+  assert.ok((await w.host.kernel()).link(VRF), "the live VRF stays");
+
+  await holder.release();
+  ok(await cni(w, "DEL", { config: live }), "the runtime's retried DEL");
   assert.deepEqual(await leftovers(w), []);
 });
