@@ -11,7 +11,11 @@
  * calls, as on a real node.
  *
  * Needs VRF: ignored (never passed) on a kernel without it; run it through
- * `bash tests/lab/run.sh`.
+ * `bash tests/lab/run.sh` with GALACTIC_LAB_CRASH=1 (and LAB_PASSENV naming
+ * it): some 75 plugin processes, 10-40 min under TCG. Its one lab run so far
+ * passed every ADD step (11 commands, ADD+DEL and DEL alone after each);
+ * the test process was then killed at the start of the DEL sweep, cause not
+ * yet known, so it stays opt-in.
  */
 
 import assert from "node:assert/strict";
@@ -28,8 +32,10 @@ import {
 } from "./support/kernel.ts";
 
 const ledger = new Ledger("crash_test");
-const skip = await vrfSkipReason();
-if (skip) ledger.skipped("SIGKILL at each step of ADD and DEL", `needs VRF: ${skip}`);
+const skip = Deno.env.get("GALACTIC_LAB_CRASH") === "1"
+  ? await vrfSkipReason()
+  : "opt-in: GALACTIC_LAB_CRASH=1";
+if (skip) ledger.skipped("SIGKILL at each step of ADD and DEL", skip);
 
 const NODE = "node-k";
 const LOCATOR = "fc00:0:e::/48";
