@@ -132,7 +132,7 @@ export async function currentHolder(path: string): Promise<string | undefined> {
   }
   try {
     if (await file.tryLock(true)) return undefined;
-    return await describeHolder(path);
+    return await describeHolder(file);
   } finally {
     file.close();
   }
