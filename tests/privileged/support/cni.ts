@@ -48,6 +48,9 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
+/** Inside the lab's TCG VM (`tests/lab/run.sh` exports LAB_MODE=vm to the job). */
+const IN_LAB_VM = Deno.env.get("LAB_MODE") === "vm";
+
 /** The settings that belong to the node, not to the network configuration. */
 const NODE_FIELDS = ["state_dir", "agent_socket", "kubeconfig", "node_name", "log_file"];
 
@@ -181,7 +184,16 @@ export function attachmentConfig(options: AttachmentOptions): Record<string, unk
     ...(options.kubeconfig !== undefined && { kubeconfig: options.kubeconfig }),
     log_level: "info",
     vrf_table_min: options.tableMin ?? 1000,
-    api_timeout_seconds: options.apiTimeoutSeconds ?? 20,
+    // The deadlines' defaults are sized for hardware. The lab VM emulates its
+    // CPU (TCG, 10-100x slower): there 20 plugins at once (and the in-process
+    // API server and node agent beside them) wait on each other's locks, on
+    // iptables and on the API for minutes, which is what the suites test.
+    api_timeout_seconds: options.apiTimeoutSeconds ?? (IN_LAB_VM ? 120 : 20),
+    ...(IN_LAB_VM && {
+      command_timeout_seconds: 120,
+      delegate_timeout_seconds: 120,
+      lock_timeout_seconds: 300,
+    }),
     ...(options.terminations && { terminations: options.terminations }),
     ...((options.ipam || options.addresses) && {
       ipam: options.ipam ?? {
