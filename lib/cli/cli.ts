@@ -21,7 +21,7 @@ import { absolutePath, integerIn } from "./flag_values.ts";
 import { registerInstallCommand } from "./install_command.ts";
 import { registerMigrateCommand } from "./migrate_command.ts";
 import { AttachmentStore, parseStateFile } from "../state/attachments.ts";
-import { formatNodeState, readNodeState, rebuildRecords } from "./node_state.ts";
+import { formatNodeState, readNodeState, rebuildRecords } from "../state/node_state.ts";
 import { formatNodeStatus, nodeStatus } from "./node_status.ts";
 import { registerUninstallCommand } from "./uninstall_command.ts";
 

@@ -13,7 +13,7 @@
 import { runInvocation } from "../plugin/invocation.ts";
 import type { NetworkConfig } from "../config/mod.ts";
 import type { CommandRunner } from "../iproute2/mod.ts";
-import { readNodeState } from "./node_state.ts";
+import { readNodeStateIfPresent } from "../state/node_state.ts";
 
 /** The status report; keys are stable. */
 export interface NodeStatus {
@@ -66,16 +66,6 @@ async function socketPresent(path: string): Promise<boolean> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /** Runs every check. */
 export async function nodeStatus(
   source: { raw: Record<string, unknown>; config: NetworkConfig },
@@ -85,8 +75,8 @@ export async function nodeStatus(
   const present = await socketPresent(source.config.agentSocket);
   let attachments = { recorded: 0, missingKernelObjects: 0 };
   // No state dir: nothing recorded (STATUS has reported it if it cannot be created).
-  if (await exists(source.config.stateDir)) {
-    const state = await readNodeState(source.config.stateDir, options.runner);
+  const state = await readNodeStateIfPresent(source.config.stateDir, options.runner);
+  if (state) {
     attachments = {
       recorded: state.attachments.length,
       missingKernelObjects: state.attachments.filter((a) => !a.kernel.ok).length,

@@ -29,12 +29,13 @@ import {
 import {
   type CommandRunner,
   ipBatch,
+  LINK_GONE,
   parseJsonLines,
   removeForwardAccept,
   ROUTE_GONE,
-  vrfDeleteLines,
+  vrfWithMembersDeleteLines,
 } from "../iproute2/mod.ts";
-import { readNodeState } from "../cli/node_state.ts";
+import { readNodeStateIfPresent } from "../state/node_state.ts";
 import {
   InstallError,
   KUBECONFIG_FILE_NAME,
@@ -150,9 +151,8 @@ async function ourLinks(runner: CommandRunner): Promise<Map<string, number | und
 
 /** The recorded attachments plus the links of the plugin's naming that no record explains. */
 async function findLeftovers(options: UninstallOptions): Promise<Leftover[]> {
-  const recorded = await exists(options.stateDir)
-    ? (await readNodeState(options.stateDir, options.runner)).attachments
-    : [];
+  const recorded = (await readNodeStateIfPresent(options.stateDir, options.runner))?.attachments ??
+    [];
   const links = await ourLinks(options.runner);
   const found: Leftover[] = recorded.map((record) => {
     const key = `${record.vpc}.${record.attachment}`;
@@ -192,24 +192,14 @@ async function removeAttachments(options: UninstallOptions): Promise<{ removed: 
   }
   for (const { names, table } of leftovers) {
     // The SRv6 route and the termination routes go with the host veth and the VRF.
-    await ipBatch(options.runner, [
-      `link del ${names.host}`,
-      `link del ${names.guest}`,
-      ...vrfDeleteLines({ name: names.vrf, table }),
-    ], { tolerate: [...ROUTE_GONE, /^Device .* does not exist/] });
+    await ipBatch(
+      options.runner,
+      vrfWithMembersDeleteLines({ name: names.vrf, table }, [names.host, names.guest]),
+      { tolerate: [...ROUTE_GONE, ...LINK_GONE] },
+    );
     await removeForwardAccept(options.runner, names.host);
   }
   return { removed: leftovers.map((l) => l.key) };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /** Uninstalls galactic from this node; safe to repeat. */

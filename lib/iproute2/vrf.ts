@@ -5,6 +5,7 @@
  */
 
 import { BatchError, ipBatch } from "./batch.ts";
+import { linksDeleteLines } from "./links.ts";
 import { ROUTE_GONE } from "./routes.ts";
 import type { CommandRunner } from "./runner.ts";
 
@@ -88,6 +89,22 @@ export function vrfDeleteLines(vrf: { name: string; table: number | undefined })
     `link del ${vrf.name}`,
     ...(vrf.table === undefined ? [] : vrfTableDeleteLines(vrf.table)),
   ];
+}
+
+/**
+ * Lines that remove a VRF, the devices enslaved to it (an attachment's veth
+ * ends) and what it leaves in its table. With the table known, the devices
+ * and the VRF go in one kernel call as device group `table` (see
+ * {@linkcode linksDeleteLines}); run with tolerance of routes and links
+ * already gone.
+ */
+export function vrfWithMembersDeleteLines(
+  vrf: { name: string; table: number | undefined },
+  members: readonly string[],
+): string[] {
+  const devices = [...members, vrf.name];
+  if (vrf.table === undefined) return devices.map((name) => `link del ${name}`);
+  return [...linksDeleteLines(devices, vrf.table), ...vrfTableDeleteLines(vrf.table)];
 }
 
 /** Lines that remove what a deleted VRF leaves in its table: the unreachable defaults. */

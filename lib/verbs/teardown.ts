@@ -16,11 +16,10 @@ import {
   inspectLinks,
   ipBatch,
   LINK_GONE,
-  linksDeleteLines,
   removeForwardAccept,
   ROUTE_GONE,
   srv6DeleteArgv,
-  vrfTableDeleteLines,
+  vrfWithMembersDeleteLines,
 } from "../iproute2/mod.ts";
 import type { CommandRunner } from "../iproute2/runner.ts";
 import { type AttachmentPlan, withVpcSiblings } from "./attachment.ts";
@@ -72,10 +71,7 @@ export async function teardownAttachment(
   // table is this attachment's alone: as a device group it takes the veth and
   // the VRF in one kernel call. The FORWARD rules match by name: they go in
   // the same process round.
-  const devices = [names.host, names.guest, names.vrf];
-  const lines = table === undefined
-    ? devices.map((name) => `link del ${name}`)
-    : [...linksDeleteLines(devices, table), ...vrfTableDeleteLines(table)];
+  const lines = vrfWithMembersDeleteLines({ name: names.vrf, table }, [names.host, names.guest]);
   await together(
     () =>
       step(

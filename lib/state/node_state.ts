@@ -2,7 +2,8 @@
  * What this node holds: the attachment records of the state directory, each
  * checked against the kernel (its VRF with the recorded table, and its host
  * veth enslaved to that VRF), through the plugin's own command runner and
- * one `ip` process for all records. Shared by `state` and `status`.
+ * one `ip` process for all records. Shared by the `state`, `status` and
+ * `uninstall` commands.
  *
  * @module
  */
@@ -14,8 +15,8 @@ import {
   type AttachmentRecord,
   AttachmentStore,
   UNKNOWN_OWNER,
-} from "../state/attachments.ts";
-import { currentHolder } from "../state/lock.ts";
+} from "./attachments.ts";
+import { currentHolder } from "./lock.ts";
 
 /** One record and what the kernel has of it. */
 export interface AttachmentView extends AttachmentRecord {
@@ -87,6 +88,20 @@ export async function readNodeState(
     };
   });
   return { stateDir, attachments, locks: await heldLocks(stateDir) };
+}
+
+/** {@linkcode readNodeState}, or `undefined` when the state directory does not exist (no ADD ran yet). */
+export async function readNodeStateIfPresent(
+  stateDir: string,
+  runner: CommandRunner,
+): Promise<NodeState | undefined> {
+  try {
+    await Deno.stat(stateDir);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  return await readNodeState(stateDir, runner);
 }
 
 async function heldLocks(stateDir: string): Promise<HeldLock[]> {
