@@ -476,14 +476,19 @@ Deno.test("DaemonSet init container runs `install` with flags the CLI defines, i
   assert.equal(at(volumes.get(String(at(socketMount, "name"))), "hostPath", "path"), socketDir);
 
   // Hardening: the runtime's default seccomp profile; of the host, only the plugin's own config
-  // dir, the CNI bin dir it installs into and the agent's socket dir are writable.
+  // dir, the CNI bin dir it installs into, the agent's socket dir, the state dir the agent's
+  // reclaim updates and the xtables lock are writable.
   assert.equal(at(pod, "securityContext", "seccompProfile", "type"), "RuntimeDefault");
   const writableHostPaths = [init, agent].flatMap((c) => list(at(c, "volumeMounts")))
     .filter((m) => at(m, "readOnly") !== true)
     .map((m) => at(volumes.get(String(at(m, "name"))), "hostPath", "path"))
     .filter((path) => typeof path === "string")
     .sort();
-  assert.deepEqual(writableHostPaths, [DEFAULT_CNI_BIN_DIR, DEFAULT_CONFIG_DIR, socketDir].sort());
+  assert.deepEqual(
+    writableHostPaths,
+    [DEFAULT_CNI_BIN_DIR, DEFAULT_CONFIG_DIR, socketDir, DEFAULTS.stateDir, "/run/xtables.lock"]
+      .sort(),
+  );
 
   for (const container of [init, agent]) {
     for (const kind of ["requests", "limits"]) {
@@ -494,6 +499,42 @@ Deno.test("DaemonSet init container runs `install` with flags the CLI defines, i
         );
       }
     }
+  }
+});
+
+Deno.test("DaemonSet lets the agent's reclaim act: state dir, netns dir, delegates, NET_ADMIN", () => {
+  const pod = at(DAEMONSET.value, "spec", "template", "spec");
+  const agent = list(at(pod, "containers"))[0];
+  const volumes = new Map(list(at(pod, "volumes")).map((v) => [String(at(v, "name")), v]));
+  const mounts = new Map(
+    list(at(agent, "volumeMounts")).map((m) => [String(at(m, "mountPath")), m]),
+  );
+  function hostPathAt(mountPath: string): unknown {
+    const mount = mounts.get(mountPath);
+    assert.ok(mount, `agent must mount ${mountPath}`);
+    return at(volumes.get(String(at(mount, "name"))), "hostPath", "path");
+  }
+  // The records and locks the plugin uses, at the path the agent's --state-dir defaults to.
+  assert.equal(hostPathAt(DEFAULTS.stateDir), DEFAULTS.stateDir);
+  assert.notEqual(at(mounts.get(DEFAULTS.stateDir), "readOnly"), true);
+  // A sandbox's netns bind mount: without HostToContainer, namespaces created after the
+  // agent started would be invisible and their attachments taken for gone.
+  assert.equal(hostPathAt("/run/netns"), "/run/netns");
+  assert.equal(at(mounts.get("/run/netns"), "mountPropagation"), "HostToContainer");
+  assert.equal(at(mounts.get("/run/netns"), "readOnly"), true);
+  // host-device's DEL, where --cni-path defaults.
+  assert.equal(hostPathAt(DEFAULT_CNI_BIN_DIR), DEFAULT_CNI_BIN_DIR);
+  assert.equal(at(mounts.get(DEFAULT_CNI_BIN_DIR), "readOnly"), true);
+  assert.equal(hostPathAt("/run/xtables.lock"), "/run/xtables.lock");
+  assert.deepEqual(at(agent, "securityContext", "capabilities"), {
+    drop: ["ALL"],
+    add: ["NET_ADMIN"],
+  });
+  // The commands the reclaim runs are in the image.
+  const containerfile = Deno.readTextFileSync(join(ROOT, "manifests", "Containerfile"));
+  const runtimeStage = containerfile.slice(containerfile.lastIndexOf("\nFROM "));
+  for (const pkg of ["iproute2", "iptables", "containernetworking-plugins"]) {
+    assert.match(runtimeStage, new RegExp(`apt-get install [^\\n]*\\b${pkg}\\b`), pkg);
   }
 });
 
