@@ -46,7 +46,13 @@ interface Watched extends AsyncDisposable {
  * 1 s; a watch counts as stalled only `stallGraceMs` later (long by default,
  * so a loaded machine's late stream end is not taken for a stall).
  */
-async function watched(options: { stallGraceMs?: number } = {}): Promise<Watched> {
+/** Budgets of the informer under test; short ones only where a test is about them (load-proof). */
+interface Budgets {
+  stallGraceMs?: number;
+  listTimeoutMs?: number;
+}
+
+async function watched(options: Budgets = {}): Promise<Watched> {
   const kube = await kubeFixture({ rbac: AGENT_RBAC });
   kube.server.seed(instance("first"));
   const raw = await openRawApi({ kind: "file", path: kube.kubeconfig, origin: "test" });
@@ -59,7 +65,7 @@ async function watched(options: { stallGraceMs?: number } = {}): Promise<Watched
         if (/ WARN /.test(line)) warnings.push(line);
       },
     }),
-    listTimeoutMs: 500,
+    listTimeoutMs: options.listTimeoutMs ?? 10_000,
     watchSeconds: 1,
     stallGraceMs: options.stallGraceMs ?? 10_000,
     backoffMs: 20,
@@ -86,7 +92,7 @@ async function watched(options: { stallGraceMs?: number } = {}): Promise<Watched
 async function survives(
   fault: FaultSpec,
   expected: RegExp,
-  options: { stallGraceMs?: number } = {},
+  options: Budgets = {},
 ): Promise<void> {
   // A list fault needs a list: the next watch answers 410, which re-lists quietly.
   const relist: FaultSpec[] = fault.verb === "list"
@@ -166,9 +172,11 @@ Deno.test("informer: a non-200 watch answer and a dropped connection re-list", a
 });
 
 Deno.test("informer: a list that stalls past its budget is abandoned and retried", async () => {
-  await survives({ verb: "list", delayMs: 60_000 }, /no answer within 500 ms/);
+  await survives({ verb: "list", delayMs: 60_000 }, /no answer within 500 ms/, {
+    listTimeoutMs: 500,
+  });
   // Headers, then nothing: the body read runs into the same budget.
-  await survives({ verb: "list", stall: true }, /no answer within 500 ms/);
+  await survives({ verb: "list", stall: true }, /no answer within 500 ms/, { listTimeoutMs: 500 });
 });
 
 Deno.test("informer: a watch that stalls (open, silent past the server's timeout) is restarted", async () => {
