@@ -24,6 +24,7 @@ import {
   type ListOptions,
   NODE_LABEL,
   type Resource,
+  SERVICE_ACCOUNT_TOKENS,
 } from "../kube/api.ts";
 import { openKubeApi, openRawApi } from "../kube/client.ts";
 import type { BgpControlPlane } from "../kube/control_plane.ts";
@@ -108,6 +109,8 @@ function cachedApi(
     delete: (resource, name, options) => api.delete(resource, name, options),
     apiResources: (group, version, options) => api.apiResources(group, version, options),
     apiGroups: (options) => api.apiGroups(options),
+    requestToken: (namespace, account, spec, options) =>
+      api.requestToken(namespace, account, spec, options),
     close: () => api.close(),
   };
 }
@@ -133,6 +136,8 @@ function countedApi(api: KubeApi, metrics: AgentMetrics): KubeApi {
     delete: (r, name, o) => counted("delete", r, api.delete(r, name, o)),
     apiResources: (group, version, o) => api.apiResources(group, version, o),
     apiGroups: (o) => api.apiGroups(o),
+    requestToken: (namespace, account, spec, o) =>
+      counted("create", SERVICE_ACCOUNT_TOKENS, api.requestToken(namespace, account, spec, o)),
     close: () => api.close(),
   };
 }

@@ -119,6 +119,8 @@ export function writeThroughCache(
         },
         apiResources: (group, version, o) => api.apiResources(group, version, o),
         apiGroups: (o) => api.apiGroups(o),
+        requestToken: (namespace, account, spec, o) =>
+          api.requestToken(namespace, account, spec, o),
         close: () => api.close(),
       };
     },

@@ -48,9 +48,40 @@ export const BGP_VRF_INSTANCES: Resource = {
 /** Label on a BGPProvider naming the node it runs on. */
 export const NODE_LABEL = "bgp.miloapis.com/node";
 
-/** `plural.group`, the resource's name in RBAC messages (`bgpvrfinstances.bgp.miloapis.com`). */
+/**
+ * `plural.group`, the resource's name in RBAC messages
+ * (`bgpvrfinstances.bgp.miloapis.com`); the core group's are bare (`serviceaccounts/token`).
+ */
 export function qualifiedName(resource: Resource): string {
-  return `${resource.plural}.${resource.group}`;
+  return resource.group === "" ? resource.plural : `${resource.plural}.${resource.group}`;
+}
+
+/**
+ * `serviceaccounts/token` (core v1): the TokenRequest subresource, through
+ * which the node agent issues the plugin's expiring token
+ * ({@linkcode KubeApi.requestToken}).
+ */
+export const SERVICE_ACCOUNT_TOKENS: Resource = {
+  group: "",
+  version: "v1",
+  plural: "serviceaccounts/token",
+  kind: "TokenRequest",
+};
+
+/** `spec` of an `authentication.k8s.io/v1` TokenRequest. */
+export interface TokenRequestSpec {
+  /** Requested lifetime; the server may shorten it (never below 600). */
+  readonly expirationSeconds: number;
+  /** Audiences; empty or absent: the API server's own (what it accepts as a bearer token). */
+  readonly audiences?: readonly string[];
+}
+
+/** `status` of an issued TokenRequest. */
+export interface IssuedToken {
+  /** The bearer token (a secret: never log or echo it). */
+  readonly token: string;
+  /** When the server stops accepting it (may differ from the requested lifetime). */
+  readonly expirationTimestamp: Date;
 }
 
 /** `group/version`, the `apiVersion` of the resource's objects. */
@@ -147,6 +178,18 @@ export interface KubeApi {
   ): Promise<ApiResource[] | undefined>;
   /** Discovery (`GET /apis`): each served API group with its versions. */
   apiGroups(options: CallOptions): Promise<Map<string, string[]>>;
+  /**
+   * Issues a token of ServiceAccount `namespace/serviceAccount`: `POST
+   * /api/v1/namespaces/{namespace}/serviceaccounts/{serviceAccount}/token`
+   * with an `authentication.k8s.io/v1` TokenRequest (RBAC: `create` on
+   * `serviceaccounts/token`). Not retried on 4xx like every call.
+   */
+  requestToken(
+    namespace: string,
+    serviceAccount: string,
+    spec: TokenRequestSpec,
+    options: CallOptions,
+  ): Promise<IssuedToken>;
   /** Releases connections; safe to call twice. */
   close(): Promise<void>;
 }

@@ -18,6 +18,7 @@
 import type {
   ApisApi,
   ConfigurationOptions,
+  CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
   RequestContext,
@@ -29,10 +30,13 @@ import {
   type CallOptions,
   type DeleteOptions,
   isApiStatus,
+  type IssuedToken,
   type KubeApi,
   type KubeObject,
   type ListOptions,
   type Resource,
+  SERVICE_ACCOUNT_TOKENS,
+  type TokenRequestSpec,
 } from "./api.ts";
 import { classifyFailure, failureToError, isTransient, type Operation } from "./api_errors.ts";
 import { type Deadline, remainingMs, sleep } from "./deadline.ts";
@@ -179,6 +183,7 @@ class CustomObjectsClient implements KubeApi {
   readonly #lib: Library;
   readonly #api: CustomObjectsApi;
   readonly #apis: ApisApi;
+  readonly #core: CoreV1Api;
   readonly #retry: RetryPolicy;
   /** One TLS agent for every request (the library makes one per request). */
   #dispatcher: Closable | undefined;
@@ -188,6 +193,7 @@ class CustomObjectsClient implements KubeApi {
     this.#lib = lib;
     this.#api = kc.makeApiClient(lib.CustomObjectsApi);
     this.#apis = kc.makeApiClient(lib.ApisApi);
+    this.#core = kc.makeApiClient(lib.CoreV1Api);
     this.#retry = retry;
     this.server = kc.getCurrentCluster()!.server;
   }
@@ -382,11 +388,64 @@ class CustomObjectsClient implements KubeApi {
     return new Map(list.groups.map((g) => [g.name, g.versions.map((v) => v.version)]));
   }
 
+  async requestToken(
+    namespace: string,
+    serviceAccount: string,
+    spec: TokenRequestSpec,
+    options: CallOptions,
+  ): Promise<IssuedToken> {
+    const answer = await this.#call(
+      { verb: "create", resource: SERVICE_ACCOUNT_TOKENS, name: serviceAccount },
+      options.deadline,
+      (request) =>
+        this.#core.createNamespacedServiceAccountToken({
+          namespace,
+          name: serviceAccount,
+          body: {
+            apiVersion: "authentication.k8s.io/v1",
+            kind: "TokenRequest",
+            spec: {
+              expirationSeconds: spec.expirationSeconds,
+              audiences: [...(spec.audiences ?? [])],
+            },
+          },
+        }, request),
+    );
+    return issuedToken(answer.status, `${namespace}/${serviceAccount}`, this.server);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#dispatcher?.close().catch(() => {});
   }
+}
+
+/**
+ * The status of a TokenRequest answer, checked: a server that answers 201
+ * without a usable token or expiry is an error (never a token of "").
+ */
+export function issuedToken(
+  status: { token?: unknown; expirationTimestamp?: unknown } | undefined,
+  account: string,
+  server: string,
+): IssuedToken {
+  const token = status?.token;
+  const expiry = status?.expirationTimestamp;
+  const expirationTimestamp = expiry instanceof Date ? expiry : new Date(String(expiry));
+  if (typeof token !== "string" || !/^[\x21-\x7e]{1,16384}$/.test(token)) {
+    throw new CniError(
+      ErrorCode.Kubernetes,
+      `token request for ServiceAccount ${account} on ${server} returned no usable token`,
+    );
+  }
+  if (Number.isNaN(expirationTimestamp.getTime())) {
+    throw new CniError(
+      ErrorCode.Kubernetes,
+      `token request for ServiceAccount ${account} on ${server} returned no expirationTimestamp`,
+    );
+  }
+  return { token, expirationTimestamp };
 }
 
 /** Stands for discovery calls in error messages (their `path` is named instead). */

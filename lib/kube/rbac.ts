@@ -14,6 +14,10 @@ export interface RbacRule {
   readonly resource: string;
   /** Verbs the plugin calls on it. */
   readonly verbs: readonly string[];
+  /** Only these objects (RBAC `resourceNames`); absent: every object. */
+  readonly resourceNames?: readonly string[];
+  /** Only in this namespace (a Role, not the ClusterRole); absent: cluster-wide. */
+  readonly namespace?: string;
 }
 
 /** Least-privilege rules of the CNI plugin's identity. */

@@ -214,25 +214,33 @@ function labelsOf(object: K8sObject): Record<string, string> {
     : {};
 }
 
-/** ClusterRole rules expanded to one entry per (group, resource), verbs sorted. */
+/**
+ * (Cluster)Role rules expanded to one entry per (group, resource), verbs
+ * sorted, resourceNames (when a rule has them) sorted after a `@`.
+ */
 function expandRules(role: K8sObject): string[] {
   return list(at(role.value, "rules")).flatMap((rule) => {
     assert.ok(isRecord(rule), `${role.name}: rule is not an object`);
+    const keys = Object.keys(rule).filter((k) => k !== "resourceNames").sort();
     assert.deepEqual(
-      Object.keys(rule).sort(),
+      keys,
       ["apiGroups", "resources", "verbs"],
-      `${role.name}: rules may only name apiGroups, resources and verbs (no resourceNames, no URLs)`,
+      `${role.name}: rules may only name apiGroups, resources, verbs and resourceNames (no URLs)`,
     );
     const verbs = list(rule.verbs).map(String).sort().join(",");
+    const names = rule.resourceNames === undefined
+      ? ""
+      : ` @${list(rule.resourceNames).map(String).sort().join(",")}`;
     return list(rule.apiGroups).flatMap((group) =>
-      list(rule.resources).map((resource) => `${group}/${resource}: ${verbs}`)
+      list(rule.resources).map((resource) => `${group}/${resource}: ${verbs}${names}`)
     );
   }).sort();
 }
 
 function expectedRules(rules: readonly RbacRule[]): string[] {
   return rules.map((rule) =>
-    `${rule.apiGroup}/${rule.resource}: ${[...rule.verbs].sort().join(",")}`
+    `${rule.apiGroup}/${rule.resource}: ${[...rule.verbs].sort().join(",")}` +
+    (rule.resourceNames ? ` @${[...rule.resourceNames].sort().join(",")}` : "")
   )
     .sort();
 }
@@ -327,15 +335,35 @@ Deno.test("every Kubernetes object has apiVersion, kind and a valid name and nam
 Deno.test("ClusterRoles equal PLUGIN_RBAC and AGENT_RBAC exactly, bound to their ServiceAccounts", () => {
   const roles = ofKind(MANIFEST_OBJECTS, "ClusterRole");
   assert.deepEqual(roles.map((r) => r.name).sort(), ["galactic-agent", "galactic-cni"]);
-  assert.deepEqual(ofKind(MANIFEST_OBJECTS, "Role"), [], "no namespaced Roles expected");
+  // Namespaced rules live in a Role of galactic's namespace, never in the ClusterRole.
+  assert.deepEqual(ofKind(MANIFEST_OBJECTS, "Role").map((r) => r.name), ["galactic-agent"]);
+  assert.ok(PLUGIN_RBAC.every((rule) => rule.namespace === undefined));
+  assert.ok(AGENT_RBAC.every((rule) => [undefined, NAMESPACE].includes(rule.namespace)));
   assert.deepEqual(
     expandRules(one(MANIFEST_OBJECTS, "ClusterRole", "galactic-cni")),
     expectedRules(PLUGIN_RBAC),
   );
   assert.deepEqual(
     expandRules(one(MANIFEST_OBJECTS, "ClusterRole", "galactic-agent")),
-    expectedRules(AGENT_RBAC),
+    expectedRules(AGENT_RBAC.filter((rule) => rule.namespace === undefined)),
   );
+  const agentRole = one(MANIFEST_OBJECTS, "Role", "galactic-agent");
+  assert.equal(agentRole.namespace, NAMESPACE);
+  assert.deepEqual(
+    expandRules(agentRole),
+    expectedRules(AGENT_RBAC.filter((rule) => rule.namespace === NAMESPACE)),
+  );
+  assert.deepEqual(expandRules(agentRole), ["/serviceaccounts/token: create @galactic-cni"]);
+  const roleBinding = one(MANIFEST_OBJECTS, "RoleBinding", "galactic-agent");
+  assert.equal(roleBinding.namespace, NAMESPACE);
+  assert.deepEqual(at(roleBinding.value, "roleRef"), {
+    apiGroup: "rbac.authorization.k8s.io",
+    kind: "Role",
+    name: "galactic-agent",
+  });
+  assert.deepEqual(at(roleBinding.value, "subjects"), [
+    { kind: "ServiceAccount", name: "galactic-agent", namespace: NAMESPACE },
+  ]);
   // The agent can do everything the plugin can (it may act on its behalf), plus watch.
   for (const rule of PLUGIN_RBAC) {
     const agent = AGENT_RBAC.find((r) =>

@@ -5,7 +5,9 @@
  * (labelSelector, limit/continue), get,
  * create, update (PUT with resourceVersion), merge-patch, delete (with uid
  * preconditions); `Status` bodies like the real apiserver's; bearer-token
- * authentication; an RBAC table (default `PLUGIN_RBAC`); API discovery of
+ * authentication, plus the expiring tokens of its TokenRequest endpoint
+ * (`fake_tokens.ts`); an RBAC table (default `PLUGIN_RBAC`; `resourceNames`
+ * honoured); API discovery of
  * the CRDs it holds; watch streams, whose events a test can hold back and
  * release later ({@linkcode FakeApiServer.holdWatches}) and that end after
  * `timeoutSeconds`; injectable faults (error statuses, dropped connections,
@@ -33,7 +35,9 @@
  *
  * The `/_fake/...` endpoints (no auth, not logged) control a standalone
  * instance: `GET|DELETE /_fake/requests`, `POST|DELETE /_fake/faults`,
- * `GET|POST /_fake/objects`, `POST /_fake/rbac/deny`, `POST /_fake/rbac/reset`.
+ * `GET|POST /_fake/objects`, `POST /_fake/rbac/deny`, `POST /_fake/rbac/reset`,
+ * `POST /_fake/clock` (`{advanceSeconds}`: issued tokens expire by it),
+ * `POST /_fake/tokens/revoke` (`{account?}`).
  *
  * @module
  */
@@ -42,6 +46,7 @@ import { PLUGIN_RBAC, type RbacRule } from "../../lib/kube/rbac.ts";
 import { matchesLabelQuery, parseLabelQuery } from "./label_query.ts";
 import { admit, describeErrors, type FieldError } from "./cosmos/admission.ts";
 import { COSMOS_CRDS, type Crd, type CrdVersion } from "./cosmos/crds.ts";
+import { TokenIssuer } from "./fake_tokens.ts";
 
 /** Default bearer token of the fake. */
 export const FAKE_TOKEN = "galactic-fake-token";
@@ -135,6 +140,10 @@ export interface FakeApiServerOptions {
   readonly rbac?: readonly RbacRule[];
   /** The CRDs installed (default: cosmos's, {@linkcode COSMOS_CRDS}). */
   readonly crds?: readonly Crd[];
+  /** ServiceAccounts (`namespace/name`) tokens can be requested for (default: galactic's two). */
+  readonly serviceAccounts?: readonly string[];
+  /** The server's longest token lifetime, seconds (longer requests are shortened). */
+  readonly maxTokenSeconds?: number;
 }
 
 /** A change of a stored object, as a watch stream sends it. */
@@ -184,6 +193,8 @@ interface Route {
   readonly version?: string;
   /** The path is not served for this resource's scope (404 like the real server). */
   readonly wrongScope?: boolean;
+  /** A TokenRequest: `POST /api/v1/namespaces/{namespace}/serviceaccounts/{name}/token`. */
+  readonly token?: { readonly namespace: string; readonly name: string };
 }
 
 interface RelayPair {
@@ -299,6 +310,8 @@ export class FakeApiServer {
   readonly token: string;
   /** Every API request, oldest first. */
   readonly requests: RequestRecord[] = [];
+  /** The tokens its TokenRequest endpoint issued, and the clock they expire by. */
+  readonly tokens: TokenIssuer;
 
   readonly #user: string;
   readonly #defs: readonly ResourceDef[];
@@ -311,6 +324,8 @@ export class FakeApiServer {
   /** Index in `#events` of the first event not yet delivered (while held). */
   #heldFrom: number | undefined;
   readonly #rbac = new Map<string, Set<string>>();
+  /** `resourceNames` of a rule, by the same key as `#rbac` (absent: every name). */
+  readonly #rbacNames = new Map<string, Set<string>>();
   readonly #defaultRbac: readonly RbacRule[];
   #faults: { spec: FaultSpec; left: number }[] = [];
   #hooks: RequestHook[] = [];
@@ -327,6 +342,10 @@ export class FakeApiServer {
     this.#user = options.user ?? FAKE_USER;
     this.#defaultRbac = options.rbac ?? PLUGIN_RBAC;
     this.#defs = resourceDefs(options.crds ?? COSMOS_CRDS);
+    this.tokens = new TokenIssuer({
+      ...(options.serviceAccounts && { accounts: options.serviceAccounts }),
+      ...(options.maxTokenSeconds !== undefined && { maxSeconds: options.maxTokenSeconds }),
+    });
     this.resetRbac();
     for (const def of this.#defs) {
       if (this.#store.has(def.plural)) continue;
@@ -548,15 +567,20 @@ export class FakeApiServer {
 
   /** Withdraws `verb` on `resource` (plural) from the client's identity. */
   deny(verb: string, resource: string): void {
-    const def = this.#def(resource);
-    this.#rbac.get(qualified(def))?.delete(verb);
+    const key = resource === "serviceaccounts/token"
+      ? "serviceaccounts/token."
+      : qualified(this.#def(resource));
+    this.#rbac.get(key)?.delete(verb);
   }
 
   /** Restores the RBAC table given at start. */
   resetRbac(): void {
     this.#rbac.clear();
+    this.#rbacNames.clear();
     for (const rule of this.#defaultRbac) {
-      this.#rbac.set(`${rule.resource}.${rule.apiGroup}`, new Set(rule.verbs));
+      const key = `${rule.resource}.${rule.apiGroup}`;
+      this.#rbac.set(key, new Set(rule.verbs));
+      if (rule.resourceNames) this.#rbacNames.set(key, new Set(rule.resourceNames));
     }
   }
 
@@ -677,6 +701,14 @@ export class FakeApiServer {
 
   #route(method: string, url: URL): Route | undefined {
     const parts = url.pathname.replace(/\/$/, "").split("/").slice(1).map(decodeURIComponent);
+    if (
+      parts.length === 7 && parts[0] === "api" && parts[1] === "v1" &&
+      parts[2] === "namespaces" && parts[4] === "serviceaccounts" && parts[6] === "token"
+    ) {
+      return method === "POST"
+        ? { verb: "create", name: parts[5]!, token: { namespace: parts[3]!, name: parts[5]! } }
+        : undefined;
+    }
     if (parts[0] !== "apis") return undefined;
     if (parts.length <= 3) {
       if (method !== "GET") return undefined;
@@ -737,6 +769,7 @@ export class FakeApiServer {
       path: url.pathname + url.search,
       verb: route?.verb ?? "unknown",
       ...(route?.def && { resource: route.def.plural }),
+      ...(route?.token && { resource: "serviceaccounts/token" }),
       ...(route?.name !== undefined && { name: route.name }),
       status: 0,
     };
@@ -781,8 +814,12 @@ export class FakeApiServer {
   }
 
   async #serve(request: Request, url: URL, route: Route | undefined): Promise<Response> {
-    const auth = request.headers.get("authorization");
-    if (auth !== `Bearer ${this.token}`) return statusResponse(401, "Unauthorized", "Unauthorized");
+    const auth = request.headers.get("authorization") ?? "";
+    const bearer = auth.startsWith("Bearer ") ? auth.slice("Bearer ".length) : undefined;
+    if (bearer === undefined || (bearer !== this.token && !this.tokens.authenticates(bearer))) {
+      return statusResponse(401, "Unauthorized", "Unauthorized");
+    }
+    if (route?.token) return await this.#tokenRequest(route.token, request);
     if (!route) {
       return new Response("404 page not found\n", {
         status: 404,
@@ -900,6 +937,31 @@ export class FakeApiServer {
           }]
           : []),
       ]),
+    });
+  }
+
+  /** TokenRequest: RBAC `create` on `serviceaccounts/token` (with its resourceNames), then the issuer. */
+  async #tokenRequest(
+    target: { namespace: string; name: string },
+    request: Request,
+  ): Promise<Response> {
+    const key = "serviceaccounts/token.";
+    const names = this.#rbacNames.get(key);
+    if (!this.#rbac.get(key)?.has("create") || (names && !names.has(target.name))) {
+      return statusResponse(
+        403,
+        "Forbidden",
+        `serviceaccounts ${quote(target.name)} is forbidden: User ${quote(this.#user)} cannot ` +
+          `create resource "serviceaccounts/token" in API group "" in the namespace ${
+            quote(target.namespace)
+          }`,
+        { details: { name: target.name, kind: "serviceaccounts" } },
+      );
+    }
+    const answer = this.tokens.request(target.namespace, target.name, await this.#body(request));
+    if (answer.status === 201) return json(201, answer.body);
+    return statusResponse(answer.status, answer.reason, answer.message, {
+      ...(answer.details && { details: answer.details }),
     });
   }
 
@@ -1178,6 +1240,14 @@ export class FakeApiServer {
         const { verb, resource } = body as { verb: string; resource: string };
         this.deny(verb, resource);
         return json(200, {});
+      }
+      if (path === "clock" && request.method === "POST") {
+        this.tokens.advance(Number((body as { advanceSeconds?: unknown }).advanceSeconds) * 1000);
+        return json(200, { now: this.tokens.now() });
+      }
+      if (path === "tokens/revoke" && request.method === "POST") {
+        const account = (body as { account?: string } | undefined)?.account;
+        return json(200, { revoked: this.tokens.revoke(account) });
       }
       if (path === "rbac/reset" && request.method === "POST") {
         this.resetRbac();

@@ -47,6 +47,7 @@ function stubApi(): KubeApi & { failNext: boolean } {
     delete: () => Promise.resolve(true),
     apiResources: () => Promise.resolve(undefined),
     apiGroups: () => Promise.resolve(new Map()),
+    requestToken: () => Promise.reject(new Error("no tokens here")),
     close: () => Promise.resolve(),
   };
   return stub;

@@ -1,0 +1,204 @@
+/**
+ * TokenRequest: `KubeApi.requestToken` through the real client library, and
+ * the fake API server held to the real endpoint's contract (request shape,
+ * validation, RBAC with resourceNames, expiry and revocation as 401).
+ */
+
+import assert from "node:assert/strict";
+import { CniError, ErrorCode } from "../../lib/cni/errors.ts";
+import { BGP_PROVIDERS, KubeApiError } from "../../lib/kube/api.ts";
+import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
+import { openKubeApi } from "../../lib/kube/client.ts";
+import { startDeadline } from "../../lib/kube/deadline.ts";
+import { FAKE_API_AUDIENCE } from "../support/fake_tokens.ts";
+import type { FakeApiServer } from "../support/fake_api_server.ts";
+import { FAST_RETRY, kubeFixture } from "../support/kube_fixtures.ts";
+
+const NS = "galactic-system";
+const SA = "galactic-cni";
+
+async function post(server: FakeApiServer, account: string, body: unknown): Promise<Response> {
+  return await fetch(`${server.url}/api/v1/namespaces/${NS}/serviceaccounts/${account}/token`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Lists BGPProviders with `token` as the bearer: the HTTP status. */
+async function statusWith(server: FakeApiServer, token: string): Promise<number> {
+  const response = await fetch(
+    `${server.url}/apis/providers.bgp.miloapis.com/v1alpha1/bgpproviders`,
+    {
+      headers: { authorization: `Bearer ${token}` },
+    },
+  );
+  await response.body?.cancel();
+  return response.status;
+}
+
+const REQUEST = {
+  apiVersion: "authentication.k8s.io/v1",
+  kind: "TokenRequest",
+  spec: { expirationSeconds: 3600, audiences: [] },
+};
+
+Deno.test("requestToken: the client issues a token of galactic-cni that the server accepts until it expires", async () => {
+  await using kube = await kubeFixture({ rbac: AGENT_RBAC });
+  const before = kube.server.tokens.now();
+  const issued = await kube.api.requestToken(NS, SA, { expirationSeconds: 3600 }, {
+    deadline: startDeadline(5000),
+  });
+  const lifetime = issued.expirationTimestamp.getTime() - before;
+  assert.ok(lifetime > 3590_000 && lifetime <= 3600_000, `lifetime ${lifetime} ms`);
+  assert.deepEqual(
+    kube.server.tokens.issued().map((t) => [t.account, t.seconds, t.audiences]),
+    [[`${NS}/${SA}`, 3600, [FAKE_API_AUDIENCE]]],
+  );
+  assert.deepEqual(kube.server.counts("serviceaccounts/token"), { create: 1 });
+
+  // The issued token works as a kubeconfig's bearer token, through the library.
+  const kubeconfig = await kube.server.writeKubeconfigFile(`${kube.dir}/issued`, {
+    token: issued.token,
+  });
+  const plugin = await openKubeApi({ kind: "file", path: kubeconfig, origin: "test" }, {
+    retry: FAST_RETRY,
+  });
+  try {
+    assert.deepEqual(await plugin.list(BGP_PROVIDERS, { deadline: startDeadline(5000) }), []);
+    kube.server.tokens.advance(3600_000);
+    const error = await plugin.list(BGP_PROVIDERS, { deadline: startDeadline(5000) }).then(
+      () => assert.fail("an expired token must be refused"),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof KubeApiError);
+    assert.equal(error.status, 401);
+    assert.equal(error.code, ErrorCode.Kubernetes);
+    assert.ok(!error.message.includes(issued.token), "the token must not be in the message");
+  } finally {
+    await plugin.close();
+  }
+});
+
+Deno.test("requestToken: a refusal is a KubeApiError naming serviceaccounts/token, never a token", async () => {
+  await using kube = await kubeFixture({ rbac: AGENT_RBAC });
+  const deadline = startDeadline(5000);
+  const short = await kube.api.requestToken(NS, SA, { expirationSeconds: 599 }, { deadline })
+    .then(() => assert.fail("599 s must be refused"), (e: unknown) => e);
+  assert.ok(short instanceof KubeApiError);
+  assert.equal(short.status, 422);
+  assert.equal(short.code, ErrorCode.Kubernetes);
+  assert.match(short.message, /create serviceaccounts\/token "galactic-cni"/);
+  assert.match(short.message, /less than 10 minutes/);
+
+  const other = await kube.api.requestToken(NS, "galactic-agent", { expirationSeconds: 3600 }, {
+    deadline,
+  }).then(() => assert.fail("only galactic-cni is in resourceNames"), (e: unknown) => e);
+  assert.ok(other instanceof KubeApiError);
+  assert.equal(other.status, 403);
+  assert.match(other.message, /forbidden/);
+  assert.deepEqual(kube.server.tokens.issued(), []);
+});
+
+Deno.test("requestToken: a 201 without a token or expiry is an error, not an empty token", async () => {
+  await using kube = await kubeFixture({ rbac: AGENT_RBAC });
+  for (
+    const status of [{}, { token: "", expirationTimestamp: "2030-01-01T00:00:00Z" }, { token: "t" }]
+  ) {
+    kube.server.fault({
+      verb: "create",
+      resource: "serviceaccounts/token",
+      times: 1,
+      status: 201,
+      body: JSON.stringify({ ...REQUEST, status }),
+    });
+    const error = await kube.api.requestToken(NS, SA, { expirationSeconds: 3600 }, {
+      deadline: startDeadline(5000),
+    }).then(() => assert.fail(`${JSON.stringify(status)} must be refused`), (e: unknown) => e);
+    assert.ok(error instanceof CniError, String(error));
+    assert.equal(error.code, ErrorCode.Kubernetes);
+    assert.match(error.message, /ServiceAccount galactic-system\/galactic-cni .* returned no/);
+  }
+});
+
+Deno.test("fake TokenRequest: request shape validated as the real API does", async () => {
+  await using kube = await kubeFixture({ rbac: AGENT_RBAC, maxTokenSeconds: 7200 });
+  const { server } = kube;
+  const cases: [unknown, number, RegExp][] = [
+    [{ ...REQUEST, kind: "Pod" }, 400, /does not match the expected authentication.k8s.io\/v1/],
+    [{ ...REQUEST, apiVersion: "v1" }, 400, /does not match/],
+    [{ ...REQUEST, spec: { expirationSeconds: 599 } }, 422, /less than 10 minutes/],
+    [{ ...REQUEST, spec: { expirationSeconds: 2 ** 32 + 1 } }, 422, /larger than 2\^32/],
+    [{ ...REQUEST, spec: { audiences: "api" } }, 400, /audiences/],
+    [
+      { ...REQUEST, spec: { boundObjectRef: { kind: "Pod", apiVersion: "v1", name: "p" } } },
+      404,
+      /pods "p" not found/,
+    ],
+    ["not an object", 400, /not a JSON object/],
+  ];
+  for (const [body, status, message] of cases) {
+    const response = await post(server, SA, body);
+    const answer = await response.json();
+    assert.equal(response.status, status, JSON.stringify(body));
+    assert.equal(answer.kind, "Status");
+    assert.match(answer.message, message);
+  }
+  const unknown = await post(server, "nobody", REQUEST);
+  assert.equal(unknown.status, 403, "RBAC (resourceNames) is checked before the account exists");
+  await unknown.body?.cancel();
+  assert.deepEqual(server.tokens.issued(), []);
+
+  // kind and apiVersion may be left out; expirationSeconds defaults to 3600;
+  // a longer request is cut to the server's maximum; audiences default.
+  const defaulted = await post(server, SA, { spec: {} });
+  assert.equal(defaulted.status, 201);
+  const body = await defaulted.json();
+  assert.equal(body.kind, "TokenRequest");
+  assert.equal(body.spec.expirationSeconds, 3600);
+  assert.deepEqual(body.spec.audiences, [FAKE_API_AUDIENCE]);
+  assert.match(body.status.expirationTimestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  assert.equal(body.status.token.split(".").length, 3, "shaped like a JWT");
+  const long = await (await post(server, SA, { ...REQUEST, spec: { expirationSeconds: 86400 } }))
+    .json();
+  assert.equal(long.spec.expirationSeconds, 7200);
+  assert.equal(
+    Date.parse(long.status.expirationTimestamp) - Date.parse(long.metadata.creationTimestamp),
+    7200_000,
+  );
+});
+
+Deno.test("fake TokenRequest: an expired, revoked or foreign-audience token is 401; unknown accounts 404", async () => {
+  await using kube = await kubeFixture({
+    rbac: [
+      ...AGENT_RBAC.filter((r) => r.resource !== "serviceaccounts/token"),
+      { apiGroup: "", resource: "serviceaccounts/token", verbs: ["create"] },
+    ],
+  });
+  const { server } = kube;
+  const issue = async (spec: Record<string, unknown>): Promise<string> => {
+    const response = await post(server, SA, { ...REQUEST, spec });
+    assert.equal(response.status, 201);
+    return (await response.json()).status.token;
+  };
+  const missing = await post(server, "nobody", REQUEST);
+  assert.equal(missing.status, 404);
+  assert.match((await missing.json()).message, /serviceaccounts "nobody" not found/);
+
+  const token = await issue({ expirationSeconds: 600 });
+  const foreign = await issue({ expirationSeconds: 600, audiences: ["vault"] });
+  assert.equal(await statusWith(server, token), 200);
+  assert.equal(await statusWith(server, foreign), 401, "not issued for the API server");
+  assert.equal(await statusWith(server, "made-up"), 401);
+  server.tokens.advance(599_000);
+  assert.equal(await statusWith(server, token), 200, "valid until its expirationTimestamp");
+  server.tokens.advance(1_000);
+  assert.equal(server.tokens.state(token), "expired");
+  assert.equal(await statusWith(server, token), 401);
+
+  const fresh = await issue({ expirationSeconds: 3600 });
+  assert.equal(await statusWith(server, fresh), 200);
+  assert.equal(server.tokens.revoke(`${NS}/${SA}`), 3, "every token of the account");
+  assert.equal(await statusWith(server, fresh), 401);
+  assert.equal(await statusWith(server, server.token), 200, "the static token is unaffected");
+});
