@@ -1,10 +1,9 @@
 /**
  * The node agent's watch cache of one resource: list, then watch from the
- * list's resourceVersion, forever. Written here rather than taken from the
- * client library because the agent must survive whatever the API server (or
- * something posing as it) sends: the library's informer throws inside an
- * async callback on an event without metadata, and that unhandled rejection
- * ends the process.
+ * list's resourceVersion, forever. The agent must survive whatever the API
+ * server (or something posing as it) sends (client-node's informer, used
+ * before, threw inside an async callback on an event without metadata, and
+ * that unhandled rejection ended the process).
  *
  * Every answer is checked before it touches the cache (a list must hold an
  * `items` array of objects with names and a resourceVersion; each watch line
@@ -32,9 +31,9 @@ export interface InformerTiming {
   /** Budget of one list request (default 10 s). */
   readonly listTimeoutMs?: number;
   /**
-   * How long the server is asked to keep a watch open (default 60 s). Short,
-   * because a silently dead connection is noticed only by the stall timer:
-   * undici under Deno does not report a peer's close of a streaming body.
+   * How long the server is asked to keep a watch open (default 60 s). A
+   * connection the peer closes or resets ends the watch at once; one that
+   * goes silent without a close (a partitioned node) only by the stall timer.
    */
   readonly watchSeconds?: number;
   /** A watch silent this much longer than `watchSeconds` counts as stalled (default 15 s). */
@@ -291,7 +290,7 @@ export function startInformer(api: RawApi, options: InformerOptions): Informer {
     );
     let text: string;
     try {
-      // Raced with the abort: undici under Deno may not end a body read on it.
+      // Raced with the abort: a RawApi need not end a body read on it.
       text = await Promise.race([response.text(), aborted]);
     } catch (error) {
       throw timeout() ?? error;

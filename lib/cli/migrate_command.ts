@@ -57,7 +57,7 @@ async function migrate(options: MigrateOptions): Promise<void> {
     options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig },
     { env, homeConfig: true },
   );
-  // Loaded only when the command runs: the client library is heavy.
+  // Loaded only when the command runs.
   const [{ openKubeApi }, migration] = await Promise.all([
     import("../kube/client.ts"),
     import("../kube/migrate.ts"),

@@ -1,8 +1,8 @@
 /**
  * The slice of the Kubernetes API the plugin uses, as plain types: the three
  * cluster-scoped resources, the object shape, and {@linkcode KubeApi}, the
- * client interface the BGP logic codes against. Nothing here loads the
- * Kubernetes client library; `client.ts` implements the interface with it.
+ * client interface the BGP logic codes against. `client.ts` implements the
+ * interface over Deno's fetch.
  *
  * @module
  */

@@ -1,12 +1,14 @@
 /**
- * Turning what the Kubernetes client library throws into a decision (retry or
- * not) and a CNI error that says what failed, against which server, and what
- * to do about it. Pure functions: nothing here loads the client library.
+ * Turning what a request to the API server failed with into a decision
+ * (retry or not) and a CNI error that says what failed, against which
+ * server, and what to do about it. Pure functions.
  *
- * `@kubernetes/client-node` 2.x throws `ApiException` (`code`: HTTP status,
- * `body`: the response text, `headers`) for non-2xx answers (for 401 the body
- * is dropped), and lets fetch errors through: `TypeError("fetch failed")`
- * with the socket error as `cause`, or the abort signal's reason.
+ * The client (`client.ts`) throws {@linkcode HttpStatusError} for non-2xx
+ * answers; Deno's fetch throws `TypeError("fetch failed")` with the cause as
+ * text (`... client error (Connect): tcp connect error: Connection refused`,
+ * `invalid peer certificate: UnknownIssuer`, `received fatal alert: ...`)
+ * before an answer, `TypeError("error reading a body from connection")` when
+ * the connection dies mid-body, or the abort signal's reason.
  *
  * @module
  */
@@ -55,7 +57,7 @@ export interface TimeoutFailure {
   readonly kind: "timeout";
 }
 
-/** Anything else (a bug, or a library refusal such as an http:// server without skip-TLS). */
+/** Anything else (a bug, or an answer that is not what the API promises). */
 export interface OtherFailure {
   readonly kind: "other";
   /** The error text. */
@@ -65,7 +67,24 @@ export interface OtherFailure {
 /** A classified failure. */
 export type Failure = HttpFailure | NetworkFailure | TimeoutFailure | OtherFailure;
 
-/** Error codes of sockets and undici that a retry may fix. */
+/** A non-2xx answer: its status, body text and headers. */
+export class HttpStatusError extends Error {
+  /** HTTP status. */
+  readonly status: number;
+  /** The response body as text (a `Status` object from a real API server). */
+  readonly body: string;
+  readonly headers: Headers;
+
+  constructor(status: number, body: string, headers: Headers) {
+    super(`HTTP ${status}`);
+    this.name = "HttpStatusError";
+    this.status = status;
+    this.body = body;
+    this.headers = headers;
+  }
+}
+
+/** Error codes of sockets (in a cause chain) that a retry may fix. */
 const TRANSIENT_CODES = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
@@ -78,13 +97,12 @@ const TRANSIENT_CODES = new Set([
   "EHOSTDOWN",
   "EAI_AGAIN",
   "ENOTFOUND",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_CLOSED",
 ]);
-const PERMANENT_TLS = /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|HOSTNAME|ALTNAME/i;
+const PERMANENT_TLS =
+  /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|HOSTNAME|ALTNAME|peer certificate|fatal alert|UnknownIssuer|NotValidForName/i;
+/** What Deno's fetch says when the connection failed or died (no code, only text). */
+const CONNECTION_FAILED =
+  /fetch failed|error reading a body|connection (closed|reset|refused)|broken pipe|os error|dns error|tcp connect/i;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
@@ -143,13 +161,11 @@ function causeCodes(error: unknown): string[] {
 
 /** Classifies what a client call threw; `signal` is the operation's deadline signal. */
 export function classifyFailure(error: unknown, signal: AbortSignal): Failure {
-  if (isRecord(error) && typeof error.code === "number" && "headers" in error) {
-    const headers = isRecord(error.headers) ? error.headers : {};
-    const retryAfter = headers["retry-after"] ?? headers["Retry-After"];
-    const retryAfterMs = parseRetryAfter(typeof retryAfter === "string" ? retryAfter : undefined);
+  if (error instanceof HttpStatusError) {
+    const retryAfterMs = parseRetryAfter(error.headers.get("retry-after") ?? undefined);
     return {
       kind: "http",
-      status: error.code,
+      status: error.status,
       ...parseBody(error.body),
       ...(retryAfterMs !== undefined && { retryAfterMs }),
     };
@@ -163,11 +179,9 @@ export function classifyFailure(error: unknown, signal: AbortSignal): Failure {
   if (codes.some((code) => PERMANENT_TLS.test(code)) || PERMANENT_TLS.test(message)) {
     return { kind: "network", message, transient: false };
   }
-  // undici: "fetch failed" before an answer, "terminated" when the connection
-  // dies mid-body; both are connection failures.
-  if (
-    error instanceof TypeError && /fetch failed|terminated|other side closed|socket/i.test(message)
-  ) {
+  // Deno: "fetch failed" before an answer, "error reading a body from
+  // connection" when it dies mid-body; both are connection failures.
+  if (error instanceof TypeError && CONNECTION_FAILED.test(message)) {
     return { kind: "network", message, transient: true };
   }
   return { kind: "other", message };

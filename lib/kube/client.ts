@@ -1,29 +1,19 @@
 /**
- * {@linkcode KubeApi} over `@kubernetes/client-node` 2.x (`CustomObjectsApi`).
- *
- * Loading the library costs a few hundred milliseconds and ~115 MB, so this
- * module imports it dynamically, only when a client is opened; other modules
- * reach this one through `await import()` too.
+ * {@linkcode KubeApi} over Deno's `fetch` (`http_transport.ts`), with the
+ * credentials of the kubeconfig read by `credentials.ts`: no Kubernetes
+ * client library (`@kubernetes/client-node` cost ~115 MB and 0.3–2 s of
+ * start-up per process).
  *
  * Every call runs under the caller's {@linkcode Deadline}: its signal is put on
- * each request (the library passes it to fetch), so a hung server costs at
- * most the budget; transient failures (connection errors, 429, 5xx) are
- * retried with jittered exponential backoff, honouring `Retry-After`, as long
- * as the next attempt can start before the deadline. Failures become
+ * each request and on the read of its body, so a hung server costs at most
+ * the budget; transient failures (connection errors, 429, 5xx) are retried
+ * with jittered exponential backoff, honouring `Retry-After`, as long as the
+ * next attempt can start before the deadline. Failures become
  * {@linkcode KubeApiError}s (see `api_errors.ts`).
  *
  * @module
  */
 
-import type {
-  ApisApi,
-  ConfigurationOptions,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  RequestContext,
-  ResponseContext,
-} from "@kubernetes/client-node";
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import {
   type ApiResource,
@@ -34,15 +24,22 @@ import {
   type KubeApi,
   type KubeObject,
   type ListOptions,
+  qualifiedName,
   type Resource,
   SERVICE_ACCOUNT_TOKENS,
   type TokenRequestSpec,
 } from "./api.ts";
-import { classifyFailure, failureToError, isTransient, type Operation } from "./api_errors.ts";
+import {
+  classifyFailure,
+  failureToError,
+  HttpStatusError,
+  isTransient,
+  type Operation,
+} from "./api_errors.ts";
+import { loadCredentials } from "./credentials.ts";
 import { type Deadline, remainingMs, sleep } from "./deadline.ts";
+import { type HttpTransport, openHttpTransport } from "./http_transport.ts";
 import type { KubeconfigSource } from "./kubeconfig.ts";
-
-type Library = typeof import("@kubernetes/client-node");
 
 /** How transient failures are retried inside a deadline. */
 export interface RetryPolicy {
@@ -66,104 +63,13 @@ export interface ClientOptions {
   readonly retry?: RetryPolicy;
 }
 
-let library: Promise<Library> | undefined;
-
-/**
- * Imports the client library once. stdout belongs to the CNI protocol, so
- * the console methods that write there point at stderr while it loads.
- */
-function loadLibrary(): Promise<Library> {
-  library ??= (async () => {
-    const saved = { log: console.log, info: console.info, debug: console.debug };
-    console.log = console.info = console.debug = console.error;
-    try {
-      return await import("@kubernetes/client-node");
-    } finally {
-      Object.assign(console, saved);
-    }
-  })();
-  return library;
-}
-
-/** Reasons js-yaml gives are fixed phrases; anything else might quote the file. */
-const SAFE_REASON = /^[a-zA-Z ,'-]{1,80}$/;
-/** Client-side validation messages that name a key, never a value. */
-const SAFE_MESSAGE = /^[\w.\[\]]{1,80} is missing$/;
-
-/**
- * Why a kubeconfig did not load, without its contents: the YAML parser's
- * message quotes the offending lines (a token among them), so only the line
- * number and the parser's fixed reason are kept.
- */
-export function describeKubeconfigError(error: unknown): string {
-  const e = error as { name?: unknown; reason?: unknown; mark?: { line?: unknown } };
-  if (e?.name === "YAMLException") {
-    const line = typeof e.mark?.line === "number" ? ` at line ${e.mark.line + 1}` : "";
-    const reason = typeof e.reason === "string" && SAFE_REASON.test(e.reason)
-      ? ` (${e.reason})`
-      : "";
-    return `invalid YAML${line}${reason}`;
-  }
-  const message = error instanceof Error ? error.message : "";
-  if (SAFE_MESSAGE.test(message)) return message;
-  if (error instanceof Deno.errors.NotFound) return "no such file";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  const name = error instanceof Error ? error.name : typeof error;
-  return `not a usable kubeconfig (${/^\w{1,40}$/.test(name) ? name : "error"})`;
-}
-
-function loadConfig(lib: Library, source: KubeconfigSource): KubeConfig {
-  const kc = new lib.KubeConfig();
-  try {
-    if (source.kind === "file") {
-      kc.loadFromFile(source.path);
-    } else {
-      kc.loadFromOptions({
-        clusters: [{
-          name: "in-cluster",
-          server: source.server,
-          skipTLSVerify: false,
-          ...(source.caFile !== undefined && { caFile: source.caFile }),
-        }],
-        users: [{
-          name: "in-cluster",
-          authProvider: { name: "tokenFile", config: { tokenFile: source.tokenFile } },
-        }],
-        contexts: [{ name: "in-cluster", cluster: "in-cluster", user: "in-cluster" }],
-        currentContext: "in-cluster",
-      });
-    }
-  } catch (error) {
-    const where = source.kind === "file" ? `${source.path} (${source.origin})` : source.origin;
-    throw new CniError(
-      ErrorCode.InvalidEnvironment,
-      `failed to load kubeconfig ${where}: ${describeKubeconfigError(error)}`,
-      { cause: error },
-    );
-  }
-  if (!kc.getCurrentCluster()) {
-    const where = source.kind === "file" ? source.path : source.origin;
-    throw new CniError(
-      ErrorCode.InvalidEnvironment,
-      `kubeconfig ${where} has no current context with a cluster`,
-    );
-  }
-  return kc;
-}
-
-/** Opens a client for the API server named by `source`. */
+/** Opens a client for the API server named by `source`; no request is made yet. */
 export async function openKubeApi(
   source: KubeconfigSource,
   options: ClientOptions = {},
 ): Promise<KubeApi> {
-  const lib = await loadLibrary();
-  const kc = loadConfig(lib, source);
-  return new CustomObjectsClient(lib, kc, options.retry ?? DEFAULT_RETRY);
-}
-
-/** Something undici-shaped that can be closed. */
-interface Closable {
-  close(): Promise<void>;
+  const transport = openHttpTransport(await loadCredentials(source));
+  return new FetchKubeApi(transport, options.retry ?? DEFAULT_RETRY);
 }
 
 function backoffMs(policy: RetryPolicy, attempt: number): number {
@@ -171,77 +77,82 @@ function backoffMs(policy: RetryPolicy, attempt: number): number {
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function isList(
   value: unknown,
 ): value is { items: KubeObject[]; metadata?: { continue?: string } } {
-  return typeof value === "object" && value !== null &&
-    Array.isArray((value as { items?: unknown }).items);
+  return isRecord(value) && Array.isArray(value.items);
 }
 
-class CustomObjectsClient implements KubeApi {
+function isObject(value: unknown): value is KubeObject {
+  return isRecord(value) && isRecord(value.metadata);
+}
+
+/** An answer that is not what the API promises (not retried). */
+class UnexpectedAnswer extends Error {}
+
+/** A request: method, path with query, optional JSON body. */
+interface Call {
+  readonly method: string;
+  readonly path: string;
+  readonly body?: unknown;
+}
+
+function resourcePath(resource: Resource, name?: string): string {
+  const base = `/apis/${resource.group}/${resource.version}/${resource.plural}`;
+  return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
+}
+
+function withQuery(path: string, query: Record<string, string | number | undefined>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined) params.set(key, String(value));
+  }
+  const text = params.toString();
+  return text === "" ? path : `${path}?${text}`;
+}
+
+class FetchKubeApi implements KubeApi {
   readonly server: string;
-  readonly #lib: Library;
-  readonly #api: CustomObjectsApi;
-  readonly #apis: ApisApi;
-  readonly #core: CoreV1Api;
+  readonly #transport: HttpTransport;
   readonly #retry: RetryPolicy;
-  /** One TLS agent for every request (the library makes one per request). */
-  #dispatcher: Closable | undefined;
-  #closed = false;
 
-  constructor(lib: Library, kc: KubeConfig, retry: RetryPolicy) {
-    this.#lib = lib;
-    this.#api = kc.makeApiClient(lib.CustomObjectsApi);
-    this.#apis = kc.makeApiClient(lib.ApisApi);
-    this.#core = kc.makeApiClient(lib.CoreV1Api);
+  constructor(transport: HttpTransport, retry: RetryPolicy) {
+    this.#transport = transport;
     this.#retry = retry;
-    this.server = kc.getCurrentCluster()!.server;
+    this.server = transport.server;
   }
 
-  /** Per-request options: the deadline's signal and a shared dispatcher. */
-  #requestOptions(signal: AbortSignal): ConfigurationOptions {
-    const { Observable } = this.#lib;
-    return {
-      middleware: [{
-        pre: (context: RequestContext) => {
-          context.setSignal(signal);
-          this.#shareDispatcher(context);
-          return new Observable(Promise.resolve(context));
-        },
-        post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
-      }],
-      middlewareMergeStrategy: "append",
-    };
-  }
-
-  /**
-   * The library creates a new undici Agent (so a new TLS connection) for every
-   * request to an https server; keep the first and reuse it, so one
-   * invocation's requests share one connection.
-   */
-  #shareDispatcher(context: RequestContext): void {
-    const dispatcher = context.getDispatcher() as unknown as Closable | undefined;
-    if (dispatcher === undefined) return;
-    if (this.#dispatcher === undefined) {
-      this.#dispatcher = dispatcher;
-    } else if (dispatcher !== this.#dispatcher) {
-      context.setDispatcher(
-        this.#dispatcher as unknown as Parameters<RequestContext["setDispatcher"]>[0],
-      );
-      void dispatcher.close().catch(() => {});
+  /** One attempt: the answer's JSON, or an {@linkcode HttpStatusError}. */
+  async #send(call: Call, signal: AbortSignal): Promise<unknown> {
+    const response = await this.#transport.fetch(call.path, {
+      method: call.method,
+      ...(call.body !== undefined && { body: call.body }),
+      signal,
+    });
+    const text = await response.text();
+    if (!response.ok) throw new HttpStatusError(response.status, text, response.headers);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new UnexpectedAnswer(`HTTP ${response.status} answer is not JSON`);
     }
   }
 
-  async #call<T>(
+  async #call(
     operation: Omit<Operation, "server">,
     deadline: Deadline,
-    send: (options: ConfigurationOptions) => Promise<T>,
-  ): Promise<T> {
+    call: Call,
+  ): Promise<unknown> {
     const op = { ...operation, server: this.server };
     for (let attempt = 1;; attempt++) {
       try {
-        return await send(this.#requestOptions(deadline.signal));
+        return await this.#send(call, deadline.signal);
       } catch (error) {
+        if (error instanceof CniError) throw error;
         const failure = classifyFailure(error, deadline.signal);
         const context = {
           operation: op,
@@ -265,27 +176,38 @@ class CustomObjectsClient implements KubeApi {
     }
   }
 
+  /** {@linkcode #call} of a request answered by one object. */
+  async #object(
+    operation: Omit<Operation, "server">,
+    deadline: Deadline,
+    call: Call,
+  ): Promise<KubeObject> {
+    const answer = await this.#call(operation, deadline, call);
+    if (!isObject(answer)) {
+      throw failureToError(
+        { kind: "other", message: "the answer is not an object with metadata" },
+        { operation: { ...operation, server: this.server }, attempts: 1, budgetMs: 0 },
+      );
+    }
+    return answer;
+  }
+
   async list(resource: Resource, options: ListOptions): Promise<KubeObject[]> {
     const items: KubeObject[] = [];
     let token: string | undefined;
     do {
-      const page: unknown = await this.#call(
-        { verb: "list", resource },
-        options.deadline,
-        (request) =>
-          this.#api.listClusterCustomObject({
-            group: resource.group,
-            version: resource.version,
-            plural: resource.plural,
-            ...(options.labelSelector !== undefined && { labelSelector: options.labelSelector }),
-            ...(options.limit !== undefined && { limit: options.limit }),
-            ...(token !== undefined && { _continue: token }),
-          }, request),
-      );
+      const page = await this.#call({ verb: "list", resource }, options.deadline, {
+        method: "GET",
+        path: withQuery(resourcePath(resource), {
+          labelSelector: options.labelSelector,
+          limit: options.limit,
+          continue: token,
+        }),
+      });
       if (!isList(page)) {
         throw new CniError(
           ErrorCode.Kubernetes,
-          `list ${resource.plural}.${resource.group} on ${this.server} returned no items list`,
+          `list ${qualifiedName(resource)} on ${this.server} returned no items list`,
         );
       }
       items.push(...page.items);
@@ -300,11 +222,10 @@ class CustomObjectsClient implements KubeApi {
     options: CallOptions,
   ): Promise<KubeObject | undefined> {
     try {
-      return await this.#call(
-        { verb: "get", resource, name },
-        options.deadline,
-        (request) => this.#api.getClusterCustomObject({ ...ref(resource), name }, request),
-      ) as KubeObject;
+      return await this.#object({ verb: "get", resource, name }, options.deadline, {
+        method: "GET",
+        path: resourcePath(resource, name),
+      });
     } catch (error) {
       if (isApiStatus(error, 404)) return undefined;
       throw error;
@@ -312,43 +233,39 @@ class CustomObjectsClient implements KubeApi {
   }
 
   async create(resource: Resource, object: KubeObject, options: CallOptions): Promise<KubeObject> {
-    return await this.#call(
+    return await this.#object(
       { verb: "create", resource, name: object.metadata.name },
       options.deadline,
-      (request) =>
-        this.#api.createClusterCustomObject({
-          ...ref(resource),
-          body: object,
-          fieldManager: FIELD_MANAGER,
-        }, request),
-    ) as KubeObject;
+      {
+        method: "POST",
+        path: withQuery(resourcePath(resource), { fieldManager: FIELD_MANAGER }),
+        body: object,
+      },
+    );
   }
 
   async replace(resource: Resource, object: KubeObject, options: CallOptions): Promise<KubeObject> {
     const name = object.metadata.name;
-    return await this.#call(
-      { verb: "update", resource, name },
-      options.deadline,
-      (request) =>
-        this.#api.replaceClusterCustomObject(
-          { ...ref(resource), name, body: object, fieldManager: FIELD_MANAGER },
-          request,
-        ),
-    ) as KubeObject;
+    return await this.#object({ verb: "update", resource, name }, options.deadline, {
+      method: "PUT",
+      path: withQuery(resourcePath(resource, name), { fieldManager: FIELD_MANAGER }),
+      body: object,
+    });
   }
 
   async delete(resource: Resource, name: string, options: DeleteOptions): Promise<boolean> {
     try {
-      await this.#call(
-        { verb: "delete", resource, name },
-        options.deadline,
-        (request) =>
-          this.#api.deleteClusterCustomObject({
-            ...ref(resource),
-            name,
-            ...(options.uid !== undefined && { body: { preconditions: { uid: options.uid } } }),
-          }, request),
-      );
+      await this.#call({ verb: "delete", resource, name }, options.deadline, {
+        method: "DELETE",
+        path: resourcePath(resource, name),
+        ...(options.uid !== undefined && {
+          body: {
+            apiVersion: "v1",
+            kind: "DeleteOptions",
+            preconditions: { uid: options.uid },
+          },
+        }),
+      });
       return true;
     } catch (error) {
       if (isApiStatus(error, 404)) return false;
@@ -362,30 +279,43 @@ class CustomObjectsClient implements KubeApi {
     options: CallOptions,
   ): Promise<ApiResource[] | undefined> {
     const path = `/apis/${group}/${version}`;
+    let list: unknown;
     try {
-      const list = await this.#call(
-        { verb: "get", resource: DISCOVERY, path },
-        options.deadline,
-        (request) => this.#api.getAPIResources({ group, version }, request),
-      );
-      return (list.resources ?? []).map((r) => ({
-        name: r.name,
-        kind: r.kind,
-        namespaced: r.namespaced,
-      }));
+      list = await this.#call({ verb: "get", resource: DISCOVERY, path }, options.deadline, {
+        method: "GET",
+        path,
+      });
     } catch (error) {
       if (isApiStatus(error, 404)) return undefined;
       throw error;
     }
+    const resources = isRecord(list) && Array.isArray(list.resources) ? list.resources : undefined;
+    if (resources === undefined || !resources.every(isRecord)) {
+      throw discoveryError(path, this.server, "an APIResourceList");
+    }
+    return resources.map((r) => ({
+      name: String(r.name),
+      kind: String(r.kind),
+      namespaced: r.namespaced === true,
+    }));
   }
 
   async apiGroups(options: CallOptions): Promise<Map<string, string[]>> {
-    const list = await this.#call(
-      { verb: "get", resource: DISCOVERY, path: "/apis" },
-      options.deadline,
-      (request) => this.#apis.getAPIVersions(request),
+    const path = "/apis";
+    const list = await this.#call({ verb: "get", resource: DISCOVERY, path }, options.deadline, {
+      method: "GET",
+      path,
+    });
+    const groups = isRecord(list) && Array.isArray(list.groups) ? list.groups : undefined;
+    if (groups === undefined || !groups.every((g) => isRecord(g) && Array.isArray(g.versions))) {
+      throw discoveryError(path, this.server, "an APIGroupList");
+    }
+    return new Map(
+      groups.map((g) => [
+        String(g.name),
+        (g.versions as unknown[]).map((v) => String(isRecord(v) ? v.version : v)),
+      ]),
     );
-    return new Map(list.groups.map((g) => [g.name, g.versions.map((v) => v.version)]));
   }
 
   async requestToken(
@@ -394,30 +324,31 @@ class CustomObjectsClient implements KubeApi {
     spec: TokenRequestSpec,
     options: CallOptions,
   ): Promise<IssuedToken> {
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/` +
+      `${encodeURIComponent(serviceAccount)}/token`;
     const answer = await this.#call(
       { verb: "create", resource: SERVICE_ACCOUNT_TOKENS, name: serviceAccount },
       options.deadline,
-      (request) =>
-        this.#core.createNamespacedServiceAccountToken({
-          namespace,
-          name: serviceAccount,
-          body: {
-            apiVersion: "authentication.k8s.io/v1",
-            kind: "TokenRequest",
-            spec: {
-              expirationSeconds: spec.expirationSeconds,
-              audiences: [...(spec.audiences ?? [])],
-            },
+      {
+        method: "POST",
+        path,
+        body: {
+          apiVersion: "authentication.k8s.io/v1",
+          kind: "TokenRequest",
+          spec: {
+            expirationSeconds: spec.expirationSeconds,
+            audiences: [...(spec.audiences ?? [])],
           },
-        }, request),
+        },
+      },
     );
-    return issuedToken(answer.status, `${namespace}/${serviceAccount}`, this.server);
+    const status = isRecord(answer) && isRecord(answer.status) ? answer.status : undefined;
+    return issuedToken(status, `${namespace}/${serviceAccount}`, this.server);
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#dispatcher?.close().catch(() => {});
+  close(): Promise<void> {
+    this.#transport.close();
+    return Promise.resolve();
   }
 }
 
@@ -432,7 +363,9 @@ export function issuedToken(
 ): IssuedToken {
   const token = status?.token;
   const expiry = status?.expirationTimestamp;
-  const expirationTimestamp = expiry instanceof Date ? expiry : new Date(String(expiry));
+  const expirationTimestamp = expiry instanceof Date
+    ? expiry
+    : new Date(typeof expiry === "string" ? expiry : Number.NaN);
   if (typeof token !== "string" || !/^[\x21-\x7e]{1,16384}$/.test(token)) {
     throw new CniError(
       ErrorCode.Kubernetes,
@@ -451,8 +384,8 @@ export function issuedToken(
 /** Stands for discovery calls in error messages (their `path` is named instead). */
 const DISCOVERY: Resource = { group: "", version: "", plural: "", kind: "" };
 
-function ref(resource: Resource): { group: string; version: string; plural: string } {
-  return { group: resource.group, version: resource.version, plural: resource.plural };
+function discoveryError(path: string, server: string, expected: string): CniError {
+  return new CniError(ErrorCode.Kubernetes, `get ${path} on ${server} returned no ${expected}`);
 }
 
 /** An answer of {@linkcode RawApi.get}: status and the body, unparsed. */
@@ -468,7 +401,7 @@ export interface RawResponse {
 /**
  * Plain GETs with the kubeconfig's credentials, for the node agent's
  * list+watch loop (`lib/agent/informer.ts`), which parses and checks every
- * answer itself instead of trusting the library's informer with them.
+ * answer itself.
  */
 export interface RawApi {
   /** API server URL. */
@@ -481,30 +414,13 @@ export interface RawApi {
 
 /** Opens a {@linkcode RawApi} for the API server named by `source`. */
 export async function openRawApi(source: KubeconfigSource): Promise<RawApi> {
-  const lib = await loadLibrary();
-  const kc = loadConfig(lib, source);
-  const { Agent, fetch } = await import("undici");
-  const server = kc.getCurrentCluster()!.server;
-  // The library gives https requests a TLS-configured dispatcher; plain http
-  // gets a pool of its own (not undici's global one, which close() cannot reach).
-  let shared: Closable | undefined;
+  const transport = openHttpTransport(await loadCredentials(source));
   return {
-    server,
-    async get(path: string, signal: AbortSignal): Promise<RawResponse> {
-      const context = new lib.RequestContext(server + path, lib.HttpMethod.GET);
-      await kc.applySecurityAuthentication(context);
-      const dispatcher = context.getDispatcher() as unknown as Closable | undefined;
-      if (shared === undefined) shared = dispatcher ?? new Agent();
-      else if (dispatcher !== undefined) void dispatcher.close().catch(() => {});
-      const response = await fetch(server + path, {
-        headers: context.getHeaders(),
-        signal,
-        dispatcher: shared as never,
-      });
-      return response as unknown as RawResponse;
-    },
-    async close(): Promise<void> {
-      await (shared as { destroy?: () => Promise<void> } | undefined)?.destroy?.().catch(() => {});
+    server: transport.server,
+    get: (path, signal) => transport.fetch(path, { signal }),
+    close(): Promise<void> {
+      transport.close();
+      return Promise.resolve();
     },
   };
 }

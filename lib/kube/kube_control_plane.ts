@@ -15,7 +15,7 @@
  * - `listNodeVrfs`: 1 list. `probe`: 3 lists with `limit=1` ‖ 2 discovery gets (the cosmos
  *   API check, plus `/apis` when a group version is missing), 1 round trip.
  *
- * Loaded lazily (it reaches the client library).
+ * Loaded lazily (it reaches the API client).
  *
  * @module
  */

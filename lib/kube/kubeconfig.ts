@@ -23,7 +23,7 @@
  * The value found must be a lowercase RFC 1123 subdomain; an invalid one is
  * an error rather than a reason to try the next source.
  *
- * Nothing here loads the Kubernetes client library.
+ * Nothing here reads the kubeconfig itself (`credentials.ts` does).
  *
  * @module
  */

@@ -1,7 +1,7 @@
 /**
  * Entry point of the Kubernetes side, cheap to import: resolving the
- * kubeconfig and node name costs a few `stat`s, and the client library
- * (hundreds of milliseconds, ~115 MB) is loaded only when
+ * kubeconfig and node name costs a few `stat`s, and the API client (the
+ * kubeconfig's YAML parser, the HTTP transport) is loaded only when
  * {@linkcode openDirectControlPlane} is called.
  *
  * @module

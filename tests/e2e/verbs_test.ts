@@ -2,7 +2,7 @@
  * The verbs end to end through the process entry point (`bin/galactic`), as
  * a runtime runs it: env + stdin, with the fake host's `ip`/`sysctl`/
  * `iptables` and `host-device` on PATH/CNI_PATH, and the fake API server
- * reached over HTTP by the real client library through a kubeconfig file.
+ * reached over HTTP by the real API client through a kubeconfig file.
  * The rollback, drift and lifecycle tables run in-process
  * (tests/unit/verbs_test.ts); these keep what only processes show: the exact
  * processes ADD and DEL run, their order, and concurrent processes.

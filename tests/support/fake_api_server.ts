@@ -1,6 +1,6 @@
 /**
  * An in-process fake of the Kubernetes API server, speaking the subset the
- * plugin uses, faithfully enough for the real client library: the cosmos
+ * plugin uses, faithfully enough for the real API client: the cosmos
  * kinds (BGPVRFInstance, BGPInstance, BGPProvider, BGPPeer), list
  * (labelSelector, limit/continue), get,
  * create, update (PUT with resourceVersion), merge-patch, delete (with uid
@@ -144,6 +144,12 @@ export interface FakeApiServerOptions {
   readonly serviceAccounts?: readonly string[];
   /** The server's longest token lifetime, seconds (longer requests are shortened). */
   readonly maxTokenSeconds?: number;
+  /**
+   * Take a request without an `Authorization` header as authenticated: a
+   * TLS front that verified the client's certificate relays to this server
+   * (`tls_front.ts`). A wrong bearer token is still refused.
+   */
+  readonly authenticatedByTls?: boolean;
 }
 
 /** A change of a stored object, as a watch stream sends it. */
@@ -314,6 +320,9 @@ export class FakeApiServer {
   readonly tokens: TokenIssuer;
 
   readonly #user: string;
+  readonly #authenticatedByTls: boolean;
+  /** Relay keys (backend-side client ports) of the connections carrying an open watch. */
+  readonly #watchConnections = new Set<number>();
   readonly #defs: readonly ResourceDef[];
   readonly #store = new Map<string, WatchedStore>();
   /** Every change, oldest first (watches replay from a resourceVersion). */
@@ -340,6 +349,7 @@ export class FakeApiServer {
   constructor(options: FakeApiServerOptions = {}) {
     this.token = options.token ?? FAKE_TOKEN;
     this.#user = options.user ?? FAKE_USER;
+    this.#authenticatedByTls = options.authenticatedByTls ?? false;
     this.#defaultRbac = options.rbac ?? PLUGIN_RBAC;
     this.#defs = resourceDefs(options.crds ?? COSMOS_CRDS);
     this.tokens = new TokenIssuer({
@@ -415,7 +425,7 @@ export class FakeApiServer {
    * `resourceVersion` (all current objects as ADDED when it is absent or 0),
    * matching the label selector, until the client or the server closes it.
    */
-  #watch(def: ResourceDef, url: URL): Response {
+  #watch(def: ResourceDef, url: URL, connection: number): Response {
     let requirements: ReturnType<typeof parseLabelQuery>;
     try {
       requirements = parseLabelQuery(url.searchParams.get("labelSelector") ?? "");
@@ -437,6 +447,7 @@ export class FakeApiServer {
     const stop = (): void => {
       if (watcher) this.#watchers.delete(watcher);
       watcher = undefined;
+      this.#watchConnections.delete(connection);
     };
     const seconds = Number(url.searchParams.get("timeoutSeconds") ?? "0");
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -469,6 +480,7 @@ export class FakeApiServer {
           if (event.revision > since && matches(event)) send(event.type, event.object);
         };
         this.#watchers.add(watcher);
+        this.#watchConnections.add(connection);
         this.#closing.signal.addEventListener("abort", end);
       },
       cancel: () => {
@@ -514,10 +526,29 @@ export class FakeApiServer {
   }
 
   #dropConnection(info: Deno.ServeHandlerInfo<Deno.NetAddr>): void {
-    const pair = this.#pairs.get(info.remoteAddr.port);
-    if (!pair) return;
+    this.#drop(info.remoteAddr.port);
+  }
+
+  #drop(key: number): boolean {
+    const pair = this.#pairs.get(key);
+    if (!pair) return false;
     closeQuietly(pair.client);
     closeQuietly(pair.upstream);
+    return true;
+  }
+
+  /**
+   * Drops the TCP connection of every open watch stream mid-body, without
+   * ending the stream (no final chunk): a peer that vanished, not a watch the
+   * server ended. Returns how many were dropped.
+   */
+  dropWatches(): number {
+    let dropped = 0;
+    for (const key of [...this.#watchConnections]) {
+      this.#watchConnections.delete(key);
+      if (this.#drop(key)) dropped++;
+    }
+    return dropped;
   }
 
   // ---- test controls -----------------------------------------------------
@@ -796,7 +827,7 @@ export class FakeApiServer {
         });
       } else if (fault.status) response = this.#faultResponse(fault);
     }
-    response ??= await this.#serve(request, url, route);
+    response ??= await this.#serve(request, { url, route, connection: info.remoteAddr.port });
     record.status = response.status;
     return response;
   }
@@ -813,12 +844,17 @@ export class FakeApiServer {
     return statusResponse(status, reason, message, { headers, ...(details && { details }) });
   }
 
-  async #serve(request: Request, url: URL, route: Route | undefined): Promise<Response> {
-    const auth = request.headers.get("authorization") ?? "";
-    const bearer = auth.startsWith("Bearer ") ? auth.slice("Bearer ".length) : undefined;
-    if (bearer === undefined || (bearer !== this.token && !this.tokens.authenticates(bearer))) {
-      return statusResponse(401, "Unauthorized", "Unauthorized");
-    }
+  async #serve(
+    request: Request,
+    target: { url: URL; route: Route | undefined; connection: number },
+  ): Promise<Response> {
+    const { url, route } = target;
+    const auth = request.headers.get("authorization");
+    const bearer = auth?.startsWith("Bearer ") ? auth.slice("Bearer ".length) : undefined;
+    const authenticated = bearer !== undefined
+      ? bearer === this.token || this.tokens.authenticates(bearer)
+      : auth === null && this.#authenticatedByTls;
+    if (!authenticated) return statusResponse(401, "Unauthorized", "Unauthorized");
     if (route?.token) return await this.#tokenRequest(route.token, request);
     if (!route) {
       return new Response("404 page not found\n", {
@@ -857,7 +893,7 @@ export class FakeApiServer {
       case "list":
         return this.#list(def, url);
       case "watch":
-        return this.#watch(def, url);
+        return this.#watch(def, url, target.connection);
       case "get":
         return this.#get(def, name!);
       case "create":

@@ -168,7 +168,49 @@ Deno.test("informer: a list answer that is not a list is refused until a good on
 
 Deno.test("informer: a non-200 watch answer and a dropped connection re-list", async () => {
   await survives({ verb: "watch", status: 500 }, /HTTP 500/);
-  await survives({ verb: "watch", reset: true }, /watch cache out of sync/);
+  // Twice: fetch itself resends a GET whose reused connection closed before
+  // any answer, once, on a new connection.
+  await survives({ verb: "watch", reset: true, times: 2 }, /watch cache out of sync/);
+});
+
+Deno.test("informer: a watch connection dropped mid-stream is noticed at once, not by the stall timer", async () => {
+  // The server would end each watch only after a minute, and a silent one
+  // would count as stalled a minute after that: only noticing the dropped
+  // connection itself brings the second object within `until`'s bound.
+  const kube = await kubeFixture({ rbac: AGENT_RBAC });
+  kube.server.seed(instance("first"));
+  const raw = await openRawApi({ kind: "file", path: kube.kubeconfig, origin: "test" });
+  const warnings: string[] = [];
+  const informer = startInformer(raw, {
+    resource: BGP_INSTANCES,
+    log: createLogger({ level: "debug", stderr: (line) => warnings.push(line) }),
+    listTimeoutMs: 5000,
+    watchSeconds: 60,
+    stallGraceMs: 60_000,
+    backoffMs: 20,
+    maxBackoffMs: 100,
+  });
+  try {
+    await informer.firstSync();
+    await until(() => kube.server.openWatches === 1, "the watch is open");
+    const watches = kube.server.counts().watch ?? 0;
+    assert.equal(kube.server.dropWatches(), 1);
+    // Seeded while no watch is open, so only a new list or watch brings it.
+    await until(() => (kube.server.counts().watch ?? 0) > watches, "a new watch");
+    kube.server.seed(instance("second"));
+    await until(
+      () => informer.list().some((o) => o.metadata.name === "second"),
+      "the cache follows again",
+    );
+    assert.ok(
+      warnings.some((l) => / WARN .*error reading a body from connection/.test(l)),
+      warnings.join("\n"),
+    );
+  } finally {
+    await informer.stop();
+    await raw.close();
+    await kube[Symbol.asyncDispose]();
+  }
 });
 
 Deno.test("informer: a list that stalls past its budget is abandoned and retried", async () => {

@@ -5,19 +5,20 @@ import {
   classifyFailure,
   describeCause,
   failureToError,
+  HttpStatusError,
   isTransient,
   parseRetryAfter,
 } from "../../lib/kube/api_errors.ts";
 
 const live = new AbortController().signal;
 
-/** Shaped like client-node's ApiException. */
-function apiException(code: number, body: unknown, headers: Record<string, string> = {}): Error {
-  return Object.assign(new Error(`HTTP-Code: ${code}`), { code, body, headers });
+function apiException(code: number, body: string, headers: Record<string, string> = {}): Error {
+  return new HttpStatusError(code, body, new Headers(headers));
 }
 
-function socketError(code: string, message: string): TypeError {
-  return new TypeError("fetch failed", { cause: Object.assign(new Error(message), { code }) });
+/** Shaped like what Deno's fetch throws before an answer: the cause is text only. */
+function fetchFailed(message: string): TypeError {
+  return new TypeError("fetch failed", { cause: new Error(message) });
 }
 
 Deno.test("api errors: Retry-After as seconds or an HTTP date", () => {
@@ -46,30 +47,35 @@ Deno.test("api errors: HTTP answers keep status, reason, message and Retry-After
     status: 502,
     message: "<html>bad gateway</html>",
   });
-  assert.deepEqual(classifyFailure(apiException(401, undefined), live), {
+  assert.deepEqual(classifyFailure(apiException(401, ""), live), {
     kind: "http",
     status: 401,
   });
 });
 
 Deno.test("api errors: transient and permanent connection failures, deadline first", () => {
-  const refused = classifyFailure(
-    socketError("ECONNREFUSED", "connect ECONNREFUSED 10.0.0.1:6443"),
-    live,
-  );
-  assert.deepEqual(refused, {
+  const refusedText = "error sending request for url (https://10.0.0.1:6443/apis): " +
+    "client error (Connect): tcp connect error: Connection refused (os error 111)";
+  assert.deepEqual(classifyFailure(fetchFailed(refusedText), live), {
     kind: "network",
-    message: "fetch failed: connect ECONNREFUSED 10.0.0.1:6443",
+    message: `fetch failed: ${refusedText}`,
     transient: true,
   });
-  const badCert = classifyFailure(
-    socketError("DEPTH_ZERO_SELF_SIGNED_CERT", "self-signed certificate"),
-    live,
-  );
-  assert.equal(badCert.kind === "network" && badCert.transient, false);
-  assert.equal(classifyFailure(new TypeError("terminated"), live).kind, "network");
-  assert.equal(classifyFailure(new Error("HTTP protocol is not allowed"), live).kind, "other");
-  assert.deepEqual(classifyFailure(socketError("ECONNRESET", "reset"), AbortSignal.abort()), {
+  for (
+    const tls of [
+      "error sending request for url (https://10.0.0.1:6443/apis): client error (Connect): " +
+      "invalid peer certificate: UnknownIssuer",
+      "received fatal alert: CertificateRequired",
+    ]
+  ) {
+    const failure = classifyFailure(fetchFailed(tls), live);
+    assert.equal(failure.kind === "network" && failure.transient, false, tls);
+  }
+  // The connection died mid-body.
+  const midBody = classifyFailure(new TypeError("error reading a body from connection"), live);
+  assert.equal(midBody.kind === "network" && midBody.transient, true);
+  assert.equal(classifyFailure(new Error("HTTP 200 answer is not JSON"), live).kind, "other");
+  assert.deepEqual(classifyFailure(fetchFailed(refusedText), AbortSignal.abort()), {
     kind: "timeout",
   });
 });

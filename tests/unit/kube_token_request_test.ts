@@ -1,5 +1,5 @@
 /**
- * TokenRequest: `KubeApi.requestToken` through the real client library, and
+ * TokenRequest: `KubeApi.requestToken` through the real API client, and
  * the fake API server held to the real endpoint's contract (request shape,
  * validation, RBAC with resourceNames, expiry and revocation as 401).
  */
@@ -57,7 +57,7 @@ Deno.test("requestToken: the client issues a token of galactic-cni that the serv
   );
   assert.deepEqual(kube.server.counts("serviceaccounts/token"), { create: 1 });
 
-  // The issued token works as a kubeconfig's bearer token, through the library.
+  // The issued token works as a kubeconfig's bearer token, through the client.
   const kubeconfig = await kube.server.writeKubeconfigFile(`${kube.dir}/issued`, {
     token: issued.token,
   });

@@ -1,7 +1,7 @@
 /**
  * The verbs through the dispatcher in this process, behind the `Host` seam:
  * the fake host's runner (same kernel model and command log as the shims)
- * and the fake API server over HTTP through the real client library. No Deno
+ * and the fake API server over HTTP through the real API client. No Deno
  * start per call, so the rollback and drift tables stay cheap.
  *
  * @module
