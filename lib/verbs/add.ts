@@ -3,9 +3,11 @@
  * Kubernetes → SRv6 ingress → result. Every step converges when repeated.
  * Each step registers its undo before it runs; a failure rolls back what
  * this ADD made and reports the original error. Independent steps share a
- * process round (see {@linkcode together}): the FORWARD rules (they match by
- * name) with the VRF and veth, the interface sysctls with host-device (which
- * only touches the guest end).
+ * round (see {@linkcode together}): the FORWARD rules (they match by name)
+ * with the VRF and veth, the interface sysctls with host-device (which only
+ * touches the guest end), and the BGPVRFInstance (an API call, through the
+ * node agent a socket round trip) with host-device and the SRv6 route after
+ * it (issue 17: the declaration off the critical path).
  *
  * @module
  */
@@ -77,9 +79,10 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
       const found = await inspect(add);
       const intent = await recordIntent(add, found);
       const vrf = await setUpDataPlane(add, intent);
-      const delegated = await attachPodInterface(add);
-      const declaration = await declareVrf(add);
-      await installSrv6Ingress(add, vrf);
+      const [delegated, declaration] = await together(
+        () => attachPodAndIngress(add, vrf),
+        () => declareVrf(add),
+      );
       await recordComplete(add);
       context.log.info("attachment added", {
         table: vrf.table,
@@ -230,6 +233,19 @@ async function setUpDataPlane(add: Adding, intent: Intent): Promise<VrfOutcome> 
 }
 
 /**
+ * The pod's side of the attachment, while {@linkcode declareVrf} declares
+ * the VRF to BGP (the two are independent): the pod interface, then the SRv6
+ * ingress route once everything behind the SID is in place. The route does
+ * not wait for the declaration: remote traffic to the SID follows the
+ * advertisement, and a failed declaration rolls the route back.
+ */
+async function attachPodAndIngress(add: Adding, vrf: VrfOutcome): Promise<Result | undefined> {
+  const delegated = await attachPodInterface(add);
+  await installSrv6Ingress(add, vrf);
+  return delegated;
+}
+
+/**
  * host-device moves the guest end into the pod and runs IPAM; the host
  * interfaces' sysctls go alongside (host-device only touches the guest end).
  */
@@ -271,7 +287,7 @@ async function declareVrf(add: Adding): Promise<VrfDeclaration> {
   return declaration;
 }
 
-/** Last, so remote traffic arrives only once everything behind the SID is in place. */
+/** After the pod interface, so remote traffic arrives only once everything behind the SID is in place. */
 async function installSrv6Ingress(add: Adding, vrf: VrfOutcome): Promise<void> {
   const { host, plan } = add;
   add.undo.push("SRv6 route", () => removeSrv6Ingress(host.runner, plan.endpoint));

@@ -17,6 +17,7 @@ import { createFakeHost, type FakeHost } from "./fake_host/mod.ts";
 import { FakeApiServer, type FakeApiServerOptions } from "./fake_api_server.ts";
 import { seedNode } from "./kube_fixtures.ts";
 import { runInvocation } from "../../lib/plugin/invocation.ts";
+import type { CommandRunner } from "../../lib/iproute2/runner.ts";
 
 /** The plugin launcher. */
 export const LAUNCHER = new URL("../../bin/galactic", import.meta.url).pathname;
@@ -165,8 +166,16 @@ export async function cni(
   return outcome(out.code, decoder.decode(out.stdout), decoder.decode(out.stderr));
 }
 
-/** Runs the plugin's dispatcher in this process, commands going to the fake host's runner. */
-export async function cniInProcess(w: World, command: string, call: Invocation): Promise<Outcome> {
+/**
+ * Runs the plugin's dispatcher in this process, commands going to the fake
+ * host's runner (or to `runner`, e.g. one wrapping it).
+ */
+export async function cniInProcess(
+  w: World,
+  command: string,
+  call: Invocation,
+  runner: CommandRunner = w.host.runner(),
+): Promise<Outcome> {
   const stdout: string[] = [];
   const stderr: string[] = [];
   const code = await runInvocation({
@@ -174,7 +183,7 @@ export async function cniInProcess(w: World, command: string, call: Invocation):
     readStdin: () => Promise.resolve(new TextEncoder().encode(JSON.stringify(call.config))),
     writeStdout: (text) => stdout.push(text),
     writeStderr: (text) => stderr.push(text),
-  }, { runner: w.host.runner() });
+  }, { runner });
   return outcome(code, stdout.join(""), stderr.join(""));
 }
 

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import type { CommandRunner } from "../../lib/iproute2/runner.ts";
 import {
   cniInProcess as cni,
   HOST_END,
@@ -140,6 +141,40 @@ Deno.test("a failed ADD rolls back everything it created, at every step", async 
       ok(await cni(w, "DEL", { config: w.config() }), `${step}: DEL after failed ADD`);
     });
   }
+});
+
+Deno.test("ADD declares the BGPVRFInstance while host-device runs, and routes the SID after it", async () => {
+  // Issue 17: the API call (through the agent, a socket round trip) is off
+  // the critical path. host-device waits here until the declaration reached
+  // the API server: in series, it never would (the wait gives up after 5 s).
+  await using w = await world();
+  let declared!: () => void;
+  const declaration = new Promise<void>((resolve) => declared = resolve);
+  w.api.onRequest((r) => {
+    if (r.verb === "create" && r.resource === "bgpvrfinstances") declared();
+  });
+  const order: string[] = [];
+  const fake = w.host.runner();
+  const runner: CommandRunner = {
+    async run(argv, options) {
+      const hostDevice = argv[0]?.endsWith("/host-device") && options?.env?.CNI_COMMAND === "ADD";
+      if (hostDevice) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const overlapped = await Promise.race([
+          declaration.then(() => true),
+          new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 5000)),
+        ]);
+        clearTimeout(timer);
+        order.push(overlapped ? "host-device during the declaration" : "host-device alone");
+      }
+      const output = await fake.run(argv, options);
+      if (argv.includes("seg6local")) order.push("SRv6 route");
+      return output;
+    },
+  };
+  ok(await cni(w, "ADD", { config: w.config() }, runner), "ADD");
+  assert.deepEqual(order, ["host-device during the declaration", "SRv6 route"]);
+  assert.equal(w.api.objects("bgpvrfinstances").length, 1);
 });
 
 Deno.test("API unreachable: ADD fails with code 11 naming the server, and leaves nothing", async () => {
