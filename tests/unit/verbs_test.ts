@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { CommandRunner } from "../../lib/iproute2/runner.ts";
+import type { CommandOutput, CommandRunner } from "../../lib/iproute2/runner.ts";
 import {
   cniInProcess as cni,
   HOST_END,
@@ -156,7 +156,7 @@ Deno.test("ADD declares the BGPVRFInstance while host-device runs, and routes th
   const order: string[] = [];
   const fake = w.host.runner();
   const runner: CommandRunner = {
-    async run(argv, options) {
+    async run(argv, options): Promise<CommandOutput> {
       const hostDevice = argv[0]?.endsWith("/host-device") && options?.env?.CNI_COMMAND === "ADD";
       if (hostDevice) {
         let timer: ReturnType<typeof setTimeout> | undefined;
