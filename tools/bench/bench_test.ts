@@ -48,10 +48,14 @@ Deno.test("options: defaults, --quick sizes, explicit values win, round trip, ba
   assert.throws(() => parseBenchArgs(["--agent-only", "--no-agent"]), /no galactic mode/);
 });
 
-Deno.test("GNU time output: the last line is %M, also after an exit-status line", () => {
-  assert.equal(parseTimeOutput("51234\n"), 51234);
-  assert.equal(parseTimeOutput("Command exited with non-zero status 1\n7000\n"), 7000);
-  assert.equal(parseTimeOutput(""), undefined);
+Deno.test("GNU time output: the last line is RSS, user and system CPU, also after an exit-status line", () => {
+  assert.deepEqual(parseTimeOutput("51234 0.03 0.01\n"), { rssKb: 51234, cpuMs: 40 });
+  assert.deepEqual(
+    parseTimeOutput("Command exited with non-zero status 1\n7000 0.12 0.00\n"),
+    { rssKb: 7000, cpuMs: 120 },
+  );
+  assert.deepEqual(parseTimeOutput(""), {});
+  assert.deepEqual(parseTimeOutput("7000\n"), {});
 });
 
 const TRACE =
@@ -201,6 +205,7 @@ function subject(
   const verb = (ms: number[], api: number) => ({
     ms,
     rssKb: ms.map(() => (galactic ? 50 : 10) * 1024),
+    cpuMs: ms.map((v) => v / 2),
     api: ms.map(() => (galactic ? api : 0)),
     shimMs: ms.map(() => (galactic ? 10 : 0)),
   });
@@ -272,6 +277,14 @@ Deno.test("report: ratios to both floors from one run, the substitute taken out,
     text,
     /ip batch \+2.0 ms, ip argv \+1.0 ms, sysctl \+1.0 ms; per galactic ADD 10.0 ms/,
   );
+  // CPU time (here half the wall time), p50 and its ratio to the floor's.
+  const cpu = text.slice(text.indexOf("CPU time per invocation")).split("\n").slice(1, 5);
+  assert.deepEqual(cpu.map((l) => l.trim().split(/\s{3,}/)), [
+    ["subject", "ADD CPU", "DEL CPU", "ADD ×floor", "DEL ×floor"],
+    ["Go host-device + static", "10.0", "10.0"],
+    ["minimal Deno plugin (veth + host-device)", "25.0", "30.0", "1.0×", "1.0×"],
+    ["galactic through the node agent", "50.0", "65.0", "2.0×", "2.2×"],
+  ]);
   assert.match(text, /failed: agent ADD 0: exit 11: boom/);
   assert.match(text, /error: profile agent DEL/);
   assert.match(text, /agent ADD\s+300\s+10.0\s+90.\d\s+49.9/);

@@ -14,12 +14,13 @@ import { failure } from "./timed_exec.ts";
 const runner = systemRunner();
 
 function samples(): VerbSamples {
-  return { ms: [], rssKb: [], api: [], shimMs: [] };
+  return { ms: [], rssKb: [], cpuMs: [], api: [], shimMs: [] };
 }
 
 function record(into: VerbSamples, inv: Awaited<ReturnType<typeof invoke>>): void {
   into.ms.push(inv.out.ms);
   if (inv.out.rssKb !== undefined) into.rssKb.push(inv.out.rssKb);
+  if (inv.out.cpuMs !== undefined) into.cpuMs.push(inv.out.cpuMs);
   into.api.push(inv.api);
   into.shimMs.push(inv.shimMs);
 }

@@ -140,6 +140,31 @@ function ratio(value: number | undefined, base: number | undefined): number | un
   return value === undefined || !base ? undefined : value / base;
 }
 
+/**
+ * CPU time per invocation (the plugin and every process it waited for): on
+ * a machine others load, wall times stretch with the load while CPU time
+ * does not, so its ratios show the work each subject does.
+ */
+export function cpuTable(r: BenchResults): string | undefined {
+  const p50 = (s: SubjectResult | undefined, verb: "add" | "del"): number | undefined =>
+    summarize(s?.[verb].cpuMs ?? [])?.p50;
+  const floor = r.subjects.find((s) => s.subject === "floor");
+  if (p50(floor, "add") === undefined) return undefined;
+  const lines: string[][] = [["subject", "ADD CPU", "DEL CPU", "ADD ×floor", "DEL ×floor"]];
+  for (const s of r.subjects) {
+    const add = p50(s, "add");
+    const del = p50(s, "del");
+    lines.push([
+      NAMES[s.subject],
+      ms(add),
+      ms(del),
+      s.subject === "go" ? "" : times(ratio(add, p50(floor, "add"))),
+      s.subject === "go" ? "" : times(ratio(del, p50(floor, "del"))),
+    ]);
+  }
+  return table(lines);
+}
+
 /** Medians of the profiled runs of one mode and verb, phase by phase. */
 export function breakdownTable(profiles: readonly ProfileRun[]): string {
   const lines: string[][] = [[
@@ -252,6 +277,15 @@ export function renderReport(r: BenchResults): string {
   );
   const paired = comparePaired(r);
   if (paired) out.push(paired);
+  const cpu = cpuTable(r);
+  if (cpu) {
+    out.push(
+      "",
+      "CPU time per invocation, p50 (user + system of the plugin and every process it waited for, " +
+        `ms; galactic's includes the substitute's shell in host mode)`,
+      cpu,
+    );
+  }
   const fallback = r.subjects.find((s) => s.subject === "agent")?.fallbackRequests ?? 0;
   if (r.agent) {
     out.push(

@@ -24,6 +24,8 @@ export interface VerbSamples {
   readonly ms: number[];
   /** Peak RSS (GNU time), KiB. */
   readonly rssKb: number[];
+  /** CPU time of the invocation and its children (GNU time), ms. */
+  readonly cpuMs: number[];
   /** Requests the fake API server saw during the invocation. */
   readonly api: number[];
   /** Host mode: what the VRF substitute added to the invocation, ms. */

@@ -1,6 +1,6 @@
 /**
  * The measured exec: a plugin process from spawn to exit, as a container
- * runtime sees it, optionally under GNU time (peak RSS) or strace (the
+ * runtime sees it, optionally under GNU time (peak RSS, CPU time) or strace (the
  * breakdown). It goes through the plugin's own runner, so the bench spawns
  * processes exactly the way the plugin does.
  *
@@ -17,6 +17,11 @@ export interface Timed extends CommandOutput {
   readonly startedAt: number;
   /** Peak RSS in KiB (GNU time's %M), when measured. */
   readonly rssKb?: number;
+  /**
+   * CPU time, ms (GNU time's %U + %S): the process's and that of every child
+   * it waited for — load-independent, unlike the wall time. When measured.
+   */
+  readonly cpuMs?: number;
 }
 
 /** strace arguments: only execve is stopped on (seccomp-bpf), so the tracee runs nearly free. */
@@ -25,10 +30,18 @@ export function straceArgv(file: string): string[] {
     .concat(["-e", "signal=none", "-o", file]);
 }
 
-/** GNU time's `-o` file: the last line is %M (an earlier one may report the exit status). */
-export function parseTimeOutput(text: string): number | undefined {
+/** GNU time's format: peak RSS (KiB), user and system CPU seconds. */
+export const TIME_FORMAT = "%M %U %S";
+
+/**
+ * GNU time's `-o` file: the last line is {@linkcode TIME_FORMAT} (an earlier
+ * one may report the exit status).
+ */
+export function parseTimeOutput(text: string): { rssKb?: number; cpuMs?: number } {
   const last = text.trim().split("\n").pop()?.trim() ?? "";
-  return /^\d+$/.test(last) ? Number(last) : undefined;
+  const match = /^(\d+) (\d+\.\d+) (\d+\.\d+)$/.exec(last);
+  if (!match) return {};
+  return { rssKb: Number(match[1]), cpuMs: (Number(match[2]) + Number(match[3])) * 1000 };
 }
 
 // A measured plugin process takes seconds under the lab's TCG emulation: the
@@ -42,7 +55,7 @@ export async function timedExec(
 ): Promise<Timed> {
   const wrapped = [
     ...(options.straceFile ? straceArgv(options.straceFile) : []),
-    ...(options.rssFile ? ["/usr/bin/time", "-f", "%M", "-o", options.rssFile] : []),
+    ...(options.rssFile ? ["/usr/bin/time", "-f", TIME_FORMAT, "-o", options.rssFile] : []),
     ...argv,
   ];
   const startedAt = performance.timeOrigin + performance.now();
@@ -51,9 +64,9 @@ export async function timedExec(
     .catch((error): CommandOutput => ({ code: 127, stdout: "", stderr: String(error) }));
   const ms = performance.now() - started;
   if (!options.rssFile) return { ...out, ms, startedAt };
-  const rssKb = parseTimeOutput(await Deno.readTextFile(options.rssFile).catch(() => ""));
+  const usage = parseTimeOutput(await Deno.readTextFile(options.rssFile).catch(() => ""));
   await Deno.remove(options.rssFile).catch(() => {});
-  return { ...out, ms, startedAt, ...(rssKb !== undefined && { rssKb }) };
+  return { ...out, ms, startedAt, ...usage };
 }
 
 /** A failed exec in one line for the report: the CNI error's code and msg, else stderr's tail. */
