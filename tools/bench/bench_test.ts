@@ -9,7 +9,7 @@ import { comparePaired, renderReport, table, withoutShim } from "./report.ts";
 import type { BenchResults, Subject, SubjectResult } from "./results.ts";
 import { percentile, summarize, unionLength } from "./stats.ts";
 import { floorArgv } from "./subjects.ts";
-import { parseTimeOutput } from "./timed_exec.ts";
+import { parseTimeOutput, parseTimes } from "./timed_exec.ts";
 
 Deno.test("percentile interpolates between ranks; summary of nothing is undefined", () => {
   assert.equal(percentile([1, 2, 3, 4], 50), 2.5);
@@ -48,14 +48,16 @@ Deno.test("options: defaults, --quick sizes, explicit values win, round trip, ba
   assert.throws(() => parseBenchArgs(["--agent-only", "--no-agent"]), /no galactic mode/);
 });
 
-Deno.test("GNU time output: the last line is RSS, user and system CPU, also after an exit-status line", () => {
-  assert.deepEqual(parseTimeOutput("51234 0.03 0.01\n"), { rssKb: 51234, cpuMs: 40 });
-  assert.deepEqual(
-    parseTimeOutput("Command exited with non-zero status 1\n7000 0.12 0.00\n"),
-    { rssKb: 7000, cpuMs: 120 },
-  );
-  assert.deepEqual(parseTimeOutput(""), {});
-  assert.deepEqual(parseTimeOutput("7000\n"), {});
+Deno.test("GNU time output: the last line is %M, also after an exit-status line", () => {
+  assert.equal(parseTimeOutput("51234\n"), 51234);
+  assert.equal(parseTimeOutput("Command exited with non-zero status 1\n7000\n"), 7000);
+  assert.equal(parseTimeOutput(""), undefined);
+});
+
+Deno.test("bash times: the children's user + system time, ms", () => {
+  assert.equal(parseTimes("0m0.001s 0m0.002s\n0m0.031s 0m1.012s\n"), 1043);
+  assert.equal(parseTimes("0m0.001s 0m0.002s\n1m0.500s 0m0.000s\n"), 60_500);
+  assert.equal(parseTimes(""), undefined);
 });
 
 const TRACE =

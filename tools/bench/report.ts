@@ -282,7 +282,7 @@ export function renderReport(r: BenchResults): string {
     out.push(
       "",
       "CPU time per invocation, p50 (user + system of the plugin and every process it waited for, " +
-        `ms; galactic's includes the substitute's shell in host mode)`,
+        `ms; galactic's includes the substitute's shells in host mode)`,
       cpu,
     );
   }

@@ -1,6 +1,7 @@
 /**
  * The measured exec: a plugin process from spawn to exit, as a container
- * runtime sees it, optionally under GNU time (peak RSS, CPU time) or strace (the
+ * runtime sees it, optionally under GNU time (peak RSS) and bash's `times`
+ * (CPU time), or under strace (the
  * breakdown). It goes through the plugin's own runner, so the bench spawns
  * processes exactly the way the plugin does.
  *
@@ -18,8 +19,8 @@ export interface Timed extends CommandOutput {
   /** Peak RSS in KiB (GNU time's %M), when measured. */
   readonly rssKb?: number;
   /**
-   * CPU time, ms (GNU time's %U + %S): the process's and that of every child
-   * it waited for — load-independent, unlike the wall time. When measured.
+   * CPU time, ms (user + system): the process's and that of every child it
+   * waited for — load-independent, unlike the wall time. When measured.
    */
   readonly cpuMs?: number;
 }
@@ -30,18 +31,24 @@ export function straceArgv(file: string): string[] {
     .concat(["-e", "signal=none", "-o", file]);
 }
 
-/** GNU time's format: peak RSS (KiB), user and system CPU seconds. */
-export const TIME_FORMAT = "%M %U %S";
+/** GNU time's `-o` file: the last line is %M (an earlier one may report the exit status). */
+export function parseTimeOutput(text: string): number | undefined {
+  const last = text.trim().split("\n").pop()?.trim() ?? "";
+  return /^\d+$/.test(last) ? Number(last) : undefined;
+}
 
 /**
- * GNU time's `-o` file: the last line is {@linkcode TIME_FORMAT} (an earlier
- * one may report the exit status).
+ * Runs "$@" and writes bash's `times` to "$0": GNU time prints CPU time in
+ * whole centiseconds, too coarse for a 3 ms `ip`; `times` has milliseconds.
  */
-export function parseTimeOutput(text: string): { rssKb?: number; cpuMs?: number } {
-  const last = text.trim().split("\n").pop()?.trim() ?? "";
-  const match = /^(\d+) (\d+\.\d+) (\d+\.\d+)$/.exec(last);
-  if (!match) return {};
-  return { rssKb: Number(match[1]), cpuMs: (Number(match[2]) + Number(match[3])) * 1000 };
+const CPU_WRAPPER = `"$@"; status=$?; times >"$0"; exit $status`;
+
+/** bash's `times`: the second line is the children's user and system time (`0m0.012s 0m0.004s`). */
+export function parseTimes(text: string): number | undefined {
+  const match = /^(\d+)m(\d+\.\d+)s (\d+)m(\d+\.\d+)s$/.exec(text.split("\n")[1]?.trim() ?? "");
+  if (!match) return undefined;
+  const [, um, us, sm, ss] = match.map(Number) as number[];
+  return ((um! + sm!) * 60 + us! + ss!) * 1000;
 }
 
 // A measured plugin process takes seconds under the lab's TCG emulation: the
@@ -55,7 +62,10 @@ export async function timedExec(
 ): Promise<Timed> {
   const wrapped = [
     ...(options.straceFile ? straceArgv(options.straceFile) : []),
-    ...(options.rssFile ? ["/usr/bin/time", "-f", TIME_FORMAT, "-o", options.rssFile] : []),
+    ...(options.rssFile
+      ? ["/usr/bin/time", "-f", "%M", "-o", options.rssFile]
+        .concat(["bash", "-c", CPU_WRAPPER, `${options.rssFile}.cpu`])
+      : []),
     ...argv,
   ];
   const startedAt = performance.timeOrigin + performance.now();
@@ -64,9 +74,17 @@ export async function timedExec(
     .catch((error): CommandOutput => ({ code: 127, stdout: "", stderr: String(error) }));
   const ms = performance.now() - started;
   if (!options.rssFile) return { ...out, ms, startedAt };
-  const usage = parseTimeOutput(await Deno.readTextFile(options.rssFile).catch(() => ""));
+  const rssKb = parseTimeOutput(await Deno.readTextFile(options.rssFile).catch(() => ""));
+  const cpuMs = parseTimes(await Deno.readTextFile(`${options.rssFile}.cpu`).catch(() => ""));
   await Deno.remove(options.rssFile).catch(() => {});
-  return { ...out, ms, startedAt, ...usage };
+  await Deno.remove(`${options.rssFile}.cpu`).catch(() => {});
+  return {
+    ...out,
+    ms,
+    startedAt,
+    ...(rssKb !== undefined && { rssKb }),
+    ...(cpuMs !== undefined && { cpuMs }),
+  };
 }
 
 /** A failed exec in one line for the report: the CNI error's code and msg, else stderr's tail. */
