@@ -32,6 +32,14 @@ import { checkCosmosApi } from "../kube/cosmos_api.ts";
 import { startDeadline } from "../kube/deadline.ts";
 import { kubeControlPlane } from "../kube/kube_control_plane.ts";
 import type { KubeconfigSource } from "../kube/kubeconfig.ts";
+import {
+  type Clock,
+  type CredentialRefresher,
+  issuePluginKubeconfig,
+  type PluginCredentialTarget,
+  type RefreshBackoff,
+  startCredentialRefresher,
+} from "./credentials.ts";
 import { serveHealth } from "./health.ts";
 import { type Informer, type InformerTiming, longestQuietMs, startInformer } from "./informer.ts";
 import { AgentMetrics } from "./metrics.ts";
@@ -63,6 +71,18 @@ export interface AgentOptions {
   readonly watch?: InformerTiming;
   /** A connection with no complete request for this long is closed (default 120 s). */
   readonly idleTimeoutMs?: number;
+  /**
+   * The plugin's host kubeconfig, which the agent issues a token for at start
+   * and keeps fresh (`credentials.ts`); absent: the agent leaves it alone.
+   */
+  readonly pluginCredentials?: Omit<PluginCredentialTarget, "server"> & {
+    /** API server URL for the plugin (default: the agent's own). */
+    readonly server?: string;
+    /** Tests substitute a clock they move, a shorter backoff and no jitter. */
+    readonly clock?: Clock;
+    readonly backoff?: RefreshBackoff;
+    readonly random?: () => number;
+  };
 }
 
 const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
@@ -74,6 +94,8 @@ export interface RunningAgent {
   ready(): boolean;
   /** Its metrics (the stale-attachment reclaim counts what it reclaimed here). */
   readonly metrics: AgentMetrics;
+  /** The plugin's credential refresher, when it manages one. */
+  readonly credentials: CredentialRefresher | undefined;
   /** Stops serving, watching and closes the client. */
   close(): Promise<void>;
 }
@@ -330,6 +352,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       throw error;
     },
   );
+  // A fresh plugin token before serving: a restarted agent never leaves the
+  // plugin on a token nearer its end than a full lifetime.
+  const credentials = options.pluginCredentials === undefined
+    ? undefined
+    : await startCredentials(api, options.pluginCredentials, options).catch(async (error) => {
+      await api.close();
+      throw error;
+    });
   const raw = await openRawApi(source);
   const watch = (resource: Resource, labelSelector?: string): Informer =>
     startInformer(raw, {
@@ -377,6 +407,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       metrics.render({
         caches: caches.map(([r, i]) => ({ resource: r.plural, synced: i.synced() })),
         ready: ready(),
+        ...(credentials && { credentials: credentials.status() }),
       }),
     // Twice what a healthy loop can take, so only a stuck one fails.
     livenessWindowMs: 2 * longestQuietMs({ listTimeoutMs: options.timeoutMs, ...options.watch }),
@@ -411,7 +442,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     healthUrl: health?.url,
     ready,
     metrics,
+    credentials,
     async close(): Promise<void> {
+      await credentials?.stop();
       await health?.close();
       listener.close();
       await accepting;
@@ -428,6 +461,52 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       await Deno.remove(options.socket).catch(() => {});
     },
   };
+}
+
+/**
+ * Issues the plugin's token once; a failure is logged and left to the
+ * refresher's retries (the kubeconfig in place, if any, keeps working until
+ * its token expires), so an API hiccup at start does not stop the agent.
+ */
+async function startCredentials(
+  api: KubeApi,
+  settings: NonNullable<AgentOptions["pluginCredentials"]>,
+  options: { log: Logger; timeoutMs: number },
+): Promise<CredentialRefresher> {
+  const { clock, backoff, random, ...rest } = settings;
+  const target: PluginCredentialTarget = { ...rest, server: rest.server ?? api.server };
+  if (target.ca === undefined && !target.server.startsWith("http://")) {
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `cannot write the plugin's kubeconfig ${target.kubeconfig}: no cluster CA for ${target.server} ` +
+        "(the in-cluster ca.crt, or --plugin-ca)",
+    );
+  }
+  const log = options.log.with({ task: "credentials" });
+  let current;
+  try {
+    current = await issuePluginKubeconfig(api, target, {
+      timeoutMs: options.timeoutMs,
+      ...(clock && { clock }),
+    });
+    log.info("plugin token issued", {
+      kubeconfig: target.kubeconfig,
+      expires: new Date(current.expiresAt).toISOString(),
+    });
+  } catch (error) {
+    log.warn("plugin token request failed at start; retrying, the kubeconfig in place stays", {
+      kubeconfig: target.kubeconfig,
+      error: (error as Error).message,
+    });
+  }
+  return startCredentialRefresher(api, target, {
+    log,
+    timeoutMs: options.timeoutMs,
+    ...(current ? { current } : { failures: 1 }),
+    ...(clock && { clock }),
+    ...(backoff && { backoff }),
+    ...(random && { random }),
+  });
 }
 
 /** Waits for every informer's first sync, at most `ms`. */

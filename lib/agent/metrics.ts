@@ -88,7 +88,14 @@ export class AgentMetrics {
   }
 
   /** Prometheus text exposition (format 0.0.4). */
-  render(state: { caches: readonly CacheState[]; ready: boolean }): string {
+  render(
+    state: {
+      caches: readonly CacheState[];
+      ready: boolean;
+      /** The plugin's credential, when the agent keeps it fresh. */
+      credentials?: { expiresAt: number | undefined; consecutiveFailures: number };
+    },
+  ): string {
     const out: string[] = [];
     const family = (name: string, type: string, help: string, lines: string[]): void => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
@@ -148,6 +155,25 @@ export class AgentMetrics {
       "1 while every watch cache is in sync (plugin calls are answered from them), else 0.",
       [`galactic_agent_ready ${state.ready ? 1 : 0}`],
     );
+    if (state.credentials) {
+      const { expiresAt, consecutiveFailures } = state.credentials;
+      family(
+        "galactic_agent_plugin_token_expiry_timestamp_seconds",
+        "gauge",
+        "When the plugin's token in the host kubeconfig expires (Unix time; 0: none written yet).",
+        [
+          `galactic_agent_plugin_token_expiry_timestamp_seconds ${
+            Math.floor((expiresAt ?? 0) / 1000)
+          }`,
+        ],
+      );
+      family(
+        "galactic_agent_plugin_token_refresh_failures",
+        "gauge",
+        "Token requests for the plugin failed since the last success (0: healthy).",
+        [`galactic_agent_plugin_token_refresh_failures ${consecutiveFailures}`],
+      );
+    }
     family(
       "galactic_reclaimed_attachments_total",
       "counter",

@@ -11,7 +11,19 @@ import { systemRunner } from "../iproute2/runner.ts";
 import { createLogger, type Level, type Logger } from "../log/logger.ts";
 import type { Reclaimed } from "../verbs/reclaim.ts";
 import { reclaimNode } from "./gc_command.ts";
-import { absolutePath, integerIn, oneOf } from "./flag_values.ts";
+import {
+  DEFAULT_TOKEN_LIFETIME_SECONDS,
+  MIN_TOKEN_LIFETIME_SECONDS,
+} from "../agent/credentials.ts";
+import { GALACTIC_NAMESPACE, PLUGIN_SERVICE_ACCOUNT } from "../kube/agent_rbac.ts";
+import type { KubeconfigSource } from "../kube/kubeconfig.ts";
+import {
+  absolutePath,
+  integerIn,
+  oneOf,
+  type ServiceAccountRef,
+  serviceAccountRef,
+} from "./flag_values.ts";
 
 interface AgentFlags {
   socket: string;
@@ -23,6 +35,22 @@ interface AgentFlags {
   timeout: number;
   logLevel: Level;
   healthPort: number;
+  pluginKubeconfig?: string;
+  pluginServiceAccount: ServiceAccountRef;
+  pluginTokenLifetime: number;
+  pluginCa?: string;
+}
+
+/** The plugin's ServiceAccount by default (`manifests/serviceaccounts.yaml`). */
+export const DEFAULT_PLUGIN_SERVICE_ACCOUNT = `${GALACTIC_NAMESPACE}/${PLUGIN_SERVICE_ACCOUNT}`;
+
+/** The CA for the plugin's kubeconfig: `--plugin-ca`, else the in-cluster one. */
+async function pluginCa(
+  flags: AgentFlags,
+  source: KubeconfigSource,
+): Promise<Uint8Array | undefined> {
+  const path = flags.pluginCa ?? (source.kind === "in-cluster" ? source.caFile : undefined);
+  return path === undefined ? undefined : await Deno.readFile(path);
 }
 
 /** Default port of the agent's health and metrics endpoint on 127.0.0.1. */
@@ -87,6 +115,29 @@ export function registerAgentCommand(program: Command): void {
       integerIn(0, 65535),
       DEFAULT_HEALTH_PORT,
     )
+    .option(
+      "--plugin-kubeconfig <path>",
+      "the plugin's host kubeconfig: issue it an expiring token (TokenRequest) at start and " +
+        "refresh it before it expires (default: leave it alone)",
+      absolutePath,
+    )
+    .option(
+      "--plugin-service-account <namespace/name>",
+      "the plugin's ServiceAccount, whose token goes into --plugin-kubeconfig",
+      serviceAccountRef,
+      serviceAccountRef(DEFAULT_PLUGIN_SERVICE_ACCOUNT),
+    )
+    .option(
+      "--plugin-token-lifetime <seconds>",
+      `lifetime requested for the plugin's token (refreshed with a third left), ${MIN_TOKEN_LIFETIME_SECONDS}..86400`,
+      integerIn(MIN_TOKEN_LIFETIME_SECONDS, 86400),
+      DEFAULT_TOKEN_LIFETIME_SECONDS,
+    )
+    .option(
+      "--plugin-ca <file>",
+      "cluster CA for --plugin-kubeconfig (default: the in-cluster ca.crt)",
+      absolutePath,
+    )
     .option("--state-dir <dir>", "the plugin's state directory", absolutePath, DEFAULTS.stateDir)
     .option("--cni-path <dirs>", "where host-device is (default: $CNI_PATH, else /opt/cni/bin)")
     .option(
@@ -120,6 +171,16 @@ export function registerAgentCommand(program: Command): void {
         timeoutMs: flags.timeout * 1000,
         log,
         healthPort: flags.healthPort,
+        ...(flags.pluginKubeconfig !== undefined && {
+          pluginCredentials: {
+            kubeconfig: flags.pluginKubeconfig,
+            namespace: flags.pluginServiceAccount.namespace,
+            serviceAccount: flags.pluginServiceAccount.name,
+            lifetimeSeconds: flags.pluginTokenLifetime,
+            ...(source.kind === "in-cluster" && { server: source.server }),
+            ca: await pluginCa(flags, source),
+          },
+        }),
       });
       const reclaim = reclaimPeriodically(flags.reclaimInterval * 1000, () =>
         reclaimNode({

@@ -37,3 +37,25 @@ export function absolutePath(value: string): string {
   if (!value.startsWith("/")) throw new InvalidArgumentError("must be an absolute path");
   return value;
 }
+
+/** A ServiceAccount named `namespace/name`. */
+export interface ServiceAccountRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** A parser of a `namespace/name` ServiceAccount flag. */
+export function serviceAccountRef(value: string): ServiceAccountRef {
+  const [namespace, name, ...rest] = value.split("/");
+  if (
+    rest.length > 0 || namespace === undefined || name === undefined ||
+    !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name)
+  ) {
+    throw new InvalidArgumentError("must be <namespace>/<name> of a ServiceAccount");
+  }
+  return { namespace, name };
+}

@@ -6,7 +6,14 @@
  * @module
  */
 
+import { join } from "node:path";
 import { type Command, Option } from "commander";
+import {
+  DEFAULT_TOKEN_LIFETIME_SECONDS,
+  MIN_TOKEN_LIFETIME_SECONDS,
+  requestPluginToken,
+} from "../agent/credentials.ts";
+import { DEFAULTS } from "../config/mod.ts";
 import {
   DEFAULT_CNI_BIN_DIR,
   DEFAULT_CONFIG_DIR,
@@ -15,6 +22,8 @@ import {
   InstallError,
   installPlugin,
 } from "../install/mod.ts";
+import { DEFAULT_PLUGIN_SERVICE_ACCOUNT } from "./agent_command.ts";
+import { integerIn, type ServiceAccountRef, serviceAccountRef } from "./flag_values.ts";
 
 /** Parsed options of `galactic install`. */
 interface InstallCommandOptions {
@@ -26,7 +35,37 @@ interface InstallCommandOptions {
   source?: string;
   delegate: string[];
   replaceDelegates: boolean;
+  pluginServiceAccount: ServiceAccountRef;
+  pluginTokenLifetime: number;
+  timeout: number;
   json?: boolean;
+}
+
+/**
+ * Issues the plugin's first token through TokenRequest, authenticated as this
+ * pod (the token in `--service-account-dir`, whose account may create tokens
+ * of the plugin's account only).
+ */
+async function issueFirstToken(options: InstallCommandOptions, server: string): Promise<string> {
+  const { openKubeApi } = await import("../kube/client.ts");
+  const dir = options.serviceAccountDir;
+  const api = await openKubeApi({
+    kind: "in-cluster",
+    server,
+    tokenFile: join(dir, "token"),
+    caFile: join(dir, "ca.crt"),
+    origin: `the installer's service account (${dir})`,
+  });
+  try {
+    const issued = await requestPluginToken(api, {
+      namespace: options.pluginServiceAccount.namespace,
+      serviceAccount: options.pluginServiceAccount.name,
+      lifetimeSeconds: options.pluginTokenLifetime,
+    }, { timeoutMs: options.timeout * 1000 });
+    return issued.token;
+  } finally {
+    await api.close();
+  }
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -73,8 +112,27 @@ export function registerInstallCommand(
     )
     .option(
       "--service-account-dir <dir>",
-      "directory holding token and ca.crt of the plugin's ServiceAccount",
+      "this pod's service account mount: its token requests the plugin's token; its ca.crt " +
+        "goes into the kubeconfig",
       DEFAULT_SERVICE_ACCOUNT_DIR,
+    )
+    .option(
+      "--plugin-service-account <namespace/name>",
+      "the plugin's ServiceAccount, whose expiring token goes into the kubeconfig",
+      serviceAccountRef,
+      serviceAccountRef(DEFAULT_PLUGIN_SERVICE_ACCOUNT),
+    )
+    .option(
+      "--plugin-token-lifetime <seconds>",
+      `lifetime requested for that token (the agent refreshes it), ${MIN_TOKEN_LIFETIME_SECONDS}..86400`,
+      integerIn(MIN_TOKEN_LIFETIME_SECONDS, 86400),
+      DEFAULT_TOKEN_LIFETIME_SECONDS,
+    )
+    .option(
+      "--timeout <seconds>",
+      "budget of the token request, 1..120",
+      integerIn(1, 120),
+      DEFAULTS.apiTimeoutSeconds,
     )
     .option(
       "--server <url>",
@@ -103,6 +161,7 @@ export function registerInstallCommand(
         configDir: options.configDir,
         nodeName: options.nodeName,
         serviceAccountDir: options.serviceAccountDir,
+        pluginToken: (server) => issueFirstToken(options, server),
         delegates: options.delegate,
         replaceDelegates: options.replaceDelegates,
         ...(options.server !== undefined && { server: options.server }),

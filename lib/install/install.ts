@@ -2,8 +2,10 @@
  * `galactic install`: puts the plugin on the host (SPEC §8). Run by the
  * DaemonSet's init container with the host's CNI directories mounted, it
  *
- * 1. writes `<configDir>/kubeconfig` (API server URL, CA data and token of the
- *    plugin's least-privilege ServiceAccount, mode 0600),
+ * 1. writes `<configDir>/kubeconfig` (API server URL, CA data and an
+ *    expiring token of the plugin's least-privilege ServiceAccount, issued
+ *    through TokenRequest by the caller — `lib/agent/credentials.ts`, which
+ *    the node agent then keeps fresh — mode 0600),
  *    `<configDir>/node-name`, which the plugin reads because kubelet runs it
  *    on the host without in-cluster env vars or `NODE_NAME`, and
  *    `<configDir>/node.json`, the node configuration (node name; the paths
@@ -61,8 +63,14 @@ export interface InstallOptions {
   readonly configDir: string;
   /** Kubernetes name of this node, written to `node-name`. */
   readonly nodeName: string;
-  /** Directory holding `token` and `ca.crt` of the plugin's ServiceAccount. */
+  /** Directory holding the cluster CA, `ca.crt` (the pod's service account mount). */
   readonly serviceAccountDir: string;
+  /**
+   * Issues the token for the kubeconfig (called once everything else has been
+   * read and checked, before anything is written; the server URL is the
+   * kubeconfig's).
+   */
+  readonly pluginToken: (server: string) => Promise<string>;
   /**
    * API server URL for the kubeconfig; default
    * `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`.
@@ -131,7 +139,6 @@ export async function installPlugin(options: InstallOptions): Promise<InstallRep
     );
   }
   const server = resolveServerUrl(options.server, env);
-  const token = await readToken(join(options.serviceAccountDir, "token"));
   const ca = await readCa(join(options.serviceAccountDir, "ca.crt"));
   await requireFile(options.source, "plugin binary");
   const unfit = await notSelfContained(options.source);
@@ -143,6 +150,7 @@ export async function installPlugin(options: InstallOptions): Promise<InstallRep
       throw new InstallError(`delegate ${delegate} would overwrite the plugin itself`);
     }
   }
+  const token = checkToken(await options.pluginToken(server));
 
   const encoder = new TextEncoder();
   const files: InstalledFile[] = [];
@@ -246,14 +254,26 @@ export function resolveServerUrl(
   return server;
 }
 
-/** The kubeconfig the plugin uses: one cluster, one token user, one context. */
-export function renderKubeconfig(server: string, ca: Uint8Array, token: string): string {
+/**
+ * The kubeconfig the plugin uses: one cluster, one token user, one context.
+ * `ca` is the cluster CA (absent only for a plain-http test server).
+ */
+export function renderKubeconfig(
+  server: string,
+  ca: Uint8Array | undefined,
+  token: string,
+): string {
   return stringify({
     apiVersion: "v1",
     kind: "Config",
     clusters: [{
       name: KUBECONFIG_CLUSTER,
-      cluster: { server, "certificate-authority-data": encodeBase64(ca) },
+      cluster: {
+        server,
+        ...(ca && { "certificate-authority-data": encodeBase64(ca) }),
+        // Plain http (a test server) has no TLS; the client library insists on being told.
+        ...(server.startsWith("http://") && { "insecure-skip-tls-verify": true }),
+      },
     }],
     users: [{ name: KUBECONFIG_USER, user: { token } }],
     contexts: [{
@@ -286,24 +306,10 @@ function encodeBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-async function readToken(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new InstallError(
-      `cannot read the ServiceAccount token ${path}: ${describe(error)}`,
-      { cause: error },
-    );
-  }
-  const token = text.trim();
-  if (token === "") {
-    throw new InstallError(
-      `ServiceAccount token ${path} is empty (is the token Secret populated yet?)`,
-    );
-  }
-  if (/\s/.test(token)) {
-    throw new InstallError(`ServiceAccount token ${path} contains whitespace; not a bearer token`);
+/** The issued token, if it can be a bearer token (never quoted: it is a secret). */
+function checkToken(token: string): string {
+  if (!/^[\x21-\x7e]{1,16384}$/.test(token)) {
+    throw new InstallError("the plugin's token is empty or not a bearer token");
   }
   return token;
 }
@@ -360,8 +366,12 @@ function modeOf(info: Deno.FileInfo): number | undefined {
   return info.mode === null ? undefined : info.mode & 0o7777;
 }
 
-/** Writes `data` to `path` atomically unless it already holds exactly that. */
-async function writeFileAtomic(
+/**
+ * Writes `data` to `path` atomically unless it already holds exactly that: a
+ * reader sees the old file or the new one, never part of one, and a symlink
+ * planted at `path` is replaced, never followed.
+ */
+export async function writeFileAtomic(
   path: string,
   data: Uint8Array,
   mode: number,
@@ -418,7 +428,10 @@ async function replaceAtomically(
   fill: (file: Deno.FsFile) => Promise<void>,
 ): Promise<void> {
   const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
+  // Unpredictable and created exclusively: nothing planted can stand in for it.
+  const random = Array.from(crypto.getRandomValues(new Uint8Array(12)))
+    .map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  const temp = join(dir, `.${basename(path)}.tmp-${random}`);
   let file: Deno.FsFile | undefined;
   try {
     file = await Deno.open(temp, { write: true, createNew: true, mode });

@@ -13,12 +13,16 @@ import {
 } from "../../lib/install/mod.ts";
 import { registerInstallCommand } from "../../lib/cli/install_command.ts";
 import { NODE_DEFAULTS, parseNodeConfig } from "../../lib/config/mod.ts";
+import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
+import { FakeApiServer } from "../support/fake_api_server.ts";
 
 const CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
 
 interface Fixture {
   root: string;
   options: InstallOptions;
+  /** What the fixture's TokenRequest stand-in issues next (a string, or an Error it throws). */
+  token: { next: string | Error; servers: string[] };
   binDir: string;
   configDir: string;
   saDir: string;
@@ -36,8 +40,10 @@ async function fixture(overrides: Partial<InstallOptions> = {}): Promise<Fixture
   await Deno.writeFile(source, fakeExecutable(3 * (1 << 20) + 17)); // spans several copy chunks
   const binDir = join(root, "host", "opt", "cni", "bin");
   const configDir = join(root, "host", "etc", "cni", "net.d", "galactic.d");
+  const token: Fixture["token"] = { next: "tok-1", servers: [] };
   return {
     root,
+    token,
     binDir,
     configDir,
     saDir,
@@ -48,6 +54,12 @@ async function fixture(overrides: Partial<InstallOptions> = {}): Promise<Fixture
       configDir,
       nodeName: "node-a",
       serviceAccountDir: saDir,
+      pluginToken: (server) => {
+        token.servers.push(server);
+        return token.next instanceof Error
+          ? Promise.reject(token.next)
+          : Promise.resolve(token.next);
+      },
       env: envOf({ KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" }),
       ...overrides,
     },
@@ -162,7 +174,7 @@ Deno.test("a rotated token rewrites only the kubeconfig", async () => {
   const f = await fixture();
   try {
     await installPlugin(f.options);
-    await Deno.writeTextFile(join(f.saDir, "token"), "tok-2");
+    f.token.next = "tok-2";
     const report = await installPlugin(f.options);
     assert.equal(actionOf(report, "kubeconfig"), "updated");
     assert.equal(actionOf(report, "node-name"), "unchanged");
@@ -219,7 +231,7 @@ Deno.test("no temporary files are left behind, after success or a failed rename"
   const f = await fixture();
   try {
     await installPlugin(f.options);
-    await Deno.writeTextFile(join(f.saDir, "token"), "tok-2");
+    f.token.next = "tok-2";
     await installPlugin(f.options);
     assert.deepEqual(await listDir(f.binDir), ["galactic"]);
     assert.deepEqual(await listDir(f.configDir), ["kubeconfig", "node-name", "node.json"]);
@@ -238,27 +250,36 @@ Deno.test("no temporary files are left behind, after success or a failed rename"
   }
 });
 
-Deno.test("a missing token fails naming the path and writes nothing", async () => {
+Deno.test("a failed token request fails the install and writes nothing", async () => {
   const f = await fixture();
   try {
-    await Deno.remove(join(f.saDir, "token"));
-    await assert.rejects(
-      () => installPlugin(f.options),
-      (error: unknown) =>
-        error instanceof InstallError && error.message.includes(join(f.saDir, "token")),
-    );
+    f.token.next = new Error("token request refused");
+    await assert.rejects(() => installPlugin(f.options), /token request refused/);
     await assert.rejects(() => Deno.stat(join(f.root, "host")), Deno.errors.NotFound);
+    assert.deepEqual(
+      f.token.servers,
+      ["https://10.96.0.1:443"],
+      "asked for the kubeconfig's server",
+    );
   } finally {
     await cleanup(f);
   }
 });
 
-Deno.test("an empty token, a missing CA or a missing source fail naming the path", async () => {
+Deno.test("an unusable token, a missing CA or a missing source fail naming the path", async () => {
   const f = await fixture();
   try {
-    await Deno.writeTextFile(join(f.saDir, "token"), "\n");
-    await assert.rejects(() => installPlugin(f.options), /token .*sa\/token is empty/);
-    await Deno.writeTextFile(join(f.saDir, "token"), "tok");
+    for (const token of ["", "two words", "x".repeat(20_000)]) {
+      f.token.next = token;
+      await assert.rejects(
+        () => installPlugin(f.options),
+        (error: unknown) =>
+          error instanceof InstallError && /not a bearer token/.test(error.message) &&
+          (token === "" || !error.message.includes(token)),
+      );
+    }
+    await assert.rejects(() => Deno.stat(join(f.root, "host")), Deno.errors.NotFound);
+    f.token.next = "tok";
     await Deno.remove(join(f.saDir, "ca.crt"));
     await assert.rejects(() => installPlugin(f.options), /cluster CA .*sa\/ca\.crt/);
     await Deno.writeTextFile(join(f.saDir, "ca.crt"), CA_PEM);
@@ -396,11 +417,19 @@ Deno.test("CLI: galactic install defines the documented flags and defaults", () 
     "--delegate",
     "--json",
     "--node-name",
+    "--plugin-service-account",
+    "--plugin-token-lifetime",
     "--replace-delegates",
     "--server",
     "--service-account-dir",
     "--source",
+    "--timeout",
   ]);
+  assert.deepEqual(flags["--plugin-service-account"]?.defaultValue, {
+    namespace: "galactic-system",
+    name: "galactic-cni",
+  });
+  assert.equal(flags["--plugin-token-lifetime"]?.defaultValue, 3600);
   assert.equal(flags["--cni-bin-dir"]?.defaultValue, "/opt/cni/bin");
   assert.equal(flags["--config-dir"]?.defaultValue, "/etc/cni/net.d/galactic.d");
   assert.equal(
@@ -411,9 +440,12 @@ Deno.test("CLI: galactic install defines the documented flags and defaults", () 
   assert.equal(flags["--node-name"]?.mandatory, true);
 });
 
-Deno.test("CLI: galactic install runs the installer with the given flags", async () => {
+Deno.test("CLI: galactic install writes a kubeconfig with a fresh expiring token of galactic-cni, issued as this pod", async () => {
   const f = await fixture();
+  await using api = new FakeApiServer({ rbac: AGENT_RBAC });
   try {
+    // The pod's own (agent) token, as the projected service account volume holds it.
+    await Deno.writeTextFile(join(f.saDir, "token"), api.token);
     const delegate = join(f.root, "host-device");
     await Deno.writeTextFile(delegate, "hd");
     const args = [
@@ -427,24 +459,44 @@ Deno.test("CLI: galactic install runs the installer with the given flags", async
       "--service-account-dir",
       f.saDir,
       "--server",
-      "https://[fd00::1]:6443",
+      api.url,
       "--source",
       f.source,
       "--delegate",
       delegate,
+      "--plugin-token-lifetime",
+      "1800",
     ];
     await program().parseAsync(args, { from: "user" });
     assert.equal(await Deno.readTextFile(join(f.configDir, "node-name")), "node-cli\n");
     assert.deepEqual(await listDir(f.binDir), ["galactic", "host-device"]);
     const kubeconfig = parse(await Deno.readTextFile(join(f.configDir, "kubeconfig")));
-    assert.equal(kubeconfig.clusters[0].cluster.server, "https://[fd00::1]:6443");
-
-    await Deno.remove(join(f.saDir, "token"));
-    await assert.rejects(
-      () => program().parseAsync(args, { from: "user" }),
-      (error: unknown) =>
-        error instanceof InstallError && error.message.includes(join(f.saDir, "token")),
+    assert.equal(kubeconfig.clusters[0].cluster.server, api.url);
+    const token = kubeconfig.users[0].user.token;
+    assert.equal(api.tokens.state(token), "valid", "an issued token, not the pod's own");
+    assert.deepEqual(
+      api.tokens.issued().map((t) => [t.account, t.seconds]),
+      [["galactic-system/galactic-cni", 1800]],
     );
+    assert.equal((await Deno.stat(join(f.configDir, "kubeconfig"))).mode! & 0o777, 0o600);
+
+    // A second start gets a new token (the old one is left to expire).
+    await program().parseAsync(args, { from: "user" });
+    const again = parse(await Deno.readTextFile(join(f.configDir, "kubeconfig")));
+    assert.notEqual(again.users[0].user.token, token);
+    assert.equal(api.tokens.issued().length, 2);
+
+    // Refused (here: the pod's account may not create tokens): the install
+    // fails, the message has no token, the kubeconfig in place is untouched.
+    api.deny("create", "serviceaccounts/token");
+    const before = await Deno.readTextFile(join(f.configDir, "kubeconfig"));
+    const error = await program().parseAsync(args, { from: "user" }).then(
+      () => assert.fail("a refused token request must fail the install"),
+      (e: unknown) => e as Error,
+    );
+    assert.match(error.message, /forbidden.*serviceaccounts\/token/);
+    assert.ok(!error.message.includes(api.token) && !error.message.includes(token));
+    assert.equal(await Deno.readTextFile(join(f.configDir, "kubeconfig")), before);
   } finally {
     await cleanup(f);
   }
