@@ -39,7 +39,7 @@ import {
   type PluginCredentialTarget,
   type RefreshBackoff,
   startCredentialRefresher,
-} from "./credentials.ts";
+} from "./plugin_credentials.ts";
 import { serveHealth } from "./health.ts";
 import { type Informer, type InformerTiming, longestQuietMs, startInformer } from "./informer.ts";
 import { AgentMetrics } from "./metrics.ts";
@@ -73,7 +73,7 @@ export interface AgentOptions {
   readonly idleTimeoutMs?: number;
   /**
    * The plugin's host kubeconfig, which the agent issues a token for at start
-   * and keeps fresh (`credentials.ts`); absent: the agent leaves it alone.
+   * and keeps fresh (`plugin_credentials.ts`); absent: the agent leaves it alone.
    */
   readonly pluginCredentials?: Omit<PluginCredentialTarget, "server"> & {
     /** API server URL for the plugin (default: the agent's own). */

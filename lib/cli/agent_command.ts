@@ -14,7 +14,7 @@ import { reclaimNode } from "./gc_command.ts";
 import {
   DEFAULT_TOKEN_LIFETIME_SECONDS,
   MIN_TOKEN_LIFETIME_SECONDS,
-} from "../agent/credentials.ts";
+} from "../agent/plugin_credentials.ts";
 import { GALACTIC_NAMESPACE, PLUGIN_SERVICE_ACCOUNT } from "../kube/agent_rbac.ts";
 import type { KubeconfigSource } from "../kube/kubeconfig.ts";
 import {

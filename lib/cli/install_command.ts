@@ -12,7 +12,7 @@ import {
   DEFAULT_TOKEN_LIFETIME_SECONDS,
   MIN_TOKEN_LIFETIME_SECONDS,
   requestPluginToken,
-} from "../agent/credentials.ts";
+} from "../agent/plugin_credentials.ts";
 import { DEFAULTS } from "../config/mod.ts";
 import {
   DEFAULT_CNI_BIN_DIR,
@@ -38,6 +38,7 @@ interface InstallCommandOptions {
   pluginServiceAccount: ServiceAccountRef;
   pluginTokenLifetime: number;
   timeout: number;
+  kubeconfig?: string;
   json?: boolean;
 }
 
@@ -49,13 +50,17 @@ interface InstallCommandOptions {
 async function issueFirstToken(options: InstallCommandOptions, server: string): Promise<string> {
   const { openKubeApi } = await import("../kube/client.ts");
   const dir = options.serviceAccountDir;
-  const api = await openKubeApi({
-    kind: "in-cluster",
-    server,
-    tokenFile: join(dir, "token"),
-    caFile: join(dir, "ca.crt"),
-    origin: `the installer's service account (${dir})`,
-  });
+  const api = await openKubeApi(
+    options.kubeconfig !== undefined
+      ? { kind: "file", path: options.kubeconfig, origin: "--kubeconfig" }
+      : {
+        kind: "in-cluster",
+        server,
+        tokenFile: join(dir, "token"),
+        caFile: join(dir, "ca.crt"),
+        origin: `the installer's service account (${dir})`,
+      },
+  );
   try {
     const issued = await requestPluginToken(api, {
       namespace: options.pluginServiceAccount.namespace,
@@ -127,6 +132,10 @@ export function registerInstallCommand(
       `lifetime requested for that token (the agent refreshes it), ${MIN_TOKEN_LIFETIME_SECONDS}..86400`,
       integerIn(MIN_TOKEN_LIFETIME_SECONDS, 86400),
       DEFAULT_TOKEN_LIFETIME_SECONDS,
+    )
+    .option(
+      "--kubeconfig <path>",
+      "kubeconfig to request that token with (default: this pod's service account)",
     )
     .option(
       "--timeout <seconds>",

@@ -4,7 +4,7 @@
  *
  * 1. writes `<configDir>/kubeconfig` (API server URL, CA data and an
  *    expiring token of the plugin's least-privilege ServiceAccount, issued
- *    through TokenRequest by the caller — `lib/agent/credentials.ts`, which
+ *    through TokenRequest by the caller — `lib/agent/plugin_credentials.ts`, which
  *    the node agent then keeps fresh — mode 0600),
  *    `<configDir>/node-name`, which the plugin reads because kubelet runs it
  *    on the host without in-cluster env vars or `NODE_NAME`, and

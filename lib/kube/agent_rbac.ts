@@ -4,7 +4,7 @@
  * plugin, so it needs `watch` besides `list`, and it may write
  * BGPVRFInstances on the plugin's behalf with the plugin's own verbs (plus
  * `watch`). It also issues the plugin's expiring token (TokenRequest,
- * `lib/agent/credentials.ts`): `create` on `serviceaccounts/token` of exactly
+ * `lib/agent/plugin_credentials.ts`): `create` on `serviceaccounts/token` of exactly
  * the `galactic-cni` ServiceAccount, in galactic's namespace only (a Role, not
  * the ClusterRole: a ClusterRole would reach a `galactic-cni` account in any
  * namespace). The `galactic-agent` ClusterRole and Role in `manifests/` are

@@ -9,7 +9,8 @@
  *    `lib/config/node_config.ts`: never the tenant's network configuration);
  * 2. env `KUBECONFIG` (a `:`-separated list: the first existing file);
  *    for operator commands only (`homeConfig`), then `$HOME/.kube/config`;
- * 3. `<configDir>/kubeconfig`, written by `galactic install`;
+ * 3. `<configDir>/kubeconfig`, written by `galactic install` (its expiring
+ *    token kept fresh by the node agent);
  * 4. the in-cluster service account (`KUBERNETES_SERVICE_HOST` and
  *    `<serviceAccountDir>/token`);
  * 5. otherwise a CNI error (code 4) listing everything tried.

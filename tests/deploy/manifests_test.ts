@@ -9,7 +9,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, type Option } from "commander";
 import { parseAllDocuments } from "yaml";
-import { DEFAULT_HEALTH_PORT } from "../../lib/cli/agent_command.ts";
+import { DEFAULT_HEALTH_PORT, registerAgentCommand } from "../../lib/cli/agent_command.ts";
 import { registerInstallCommand } from "../../lib/cli/install_command.ts";
 import { DEFAULTS, parseNetworkConfig } from "../../lib/config/mod.ts";
 import { type IpPrefix, parseIp, parsePrefix, parseVpc } from "../../lib/ids/mod.ts";
@@ -245,6 +245,14 @@ function expectedRules(rules: readonly RbacRule[]): string[] {
     .sort();
 }
 
+function agentCommand(): Command {
+  const program = new Command("galactic");
+  registerAgentCommand(program);
+  const agent = program.commands.find((command) => command.name() === "agent");
+  assert.ok(agent, "registerAgentCommand must add an `agent` subcommand");
+  return agent;
+}
+
 function installCommand(): Command {
   const program = new Command("galactic");
   registerInstallCommand(program);
@@ -394,13 +402,13 @@ Deno.test("ClusterRoles equal PLUGIN_RBAC and AGENT_RBAC exactly, bound to their
     ),
     false,
   );
-  const token = one(MANIFEST_OBJECTS, "Secret", "galactic-cni-token");
-  assert.equal(at(token.value, "type"), "kubernetes.io/service-account-token");
-  assert.equal(
-    at(token.value, "metadata", "annotations", "kubernetes.io/service-account.name"),
-    "galactic-cni",
+  // No long-lived token: the plugin's are issued through TokenRequest by the agent.
+  assert.deepEqual(ofKind(MANIFEST_OBJECTS, "Secret"), [], "no Secret (no legacy token)");
+  assert.notEqual(
+    at(DAEMONSET.value, "spec", "template", "spec", "automountServiceAccountToken"),
+    false,
+    "the installer and the agent authenticate with the pod's projected token",
   );
-  assert.equal(token.namespace, NAMESPACE);
   assert.equal(
     at(DAEMONSET.value, "spec", "template", "spec", "serviceAccountName"),
     "galactic-agent",
@@ -477,11 +485,15 @@ Deno.test("DaemonSet init container runs `install` with flags the CLI defines, i
   assert.deepEqual(backing(given.get("--config-dir")?.[0] ?? DEFAULT_CONFIG_DIR), {
     hostPath: DEFAULT_CONFIG_DIR,
   });
+  // The installer authenticates as the pod: the kubelet's projected token at the default path.
+  assert.equal(given.get("--service-account-dir"), undefined);
+  assert.equal(given.get("--kubeconfig"), undefined);
   assert.deepEqual(
-    backing(text(given.get("--service-account-dir")?.[0], "--service-account-dir")),
-    {
-      secret: "galactic-cni-token",
-    },
+    list(at(init, "volumeMounts")).filter((m) =>
+      String(at(m, "mountPath")).startsWith("/var/run/secrets")
+    ),
+    [],
+    "nothing may shadow the projected service account token",
   );
   assert.deepEqual(given.get("--delegate"), ["/usr/lib/cni/host-device", "/usr/lib/cni/static"]);
 
@@ -495,7 +507,21 @@ Deno.test("DaemonSet init container runs `install` with flags the CLI defines, i
     "agent",
     "--socket",
     DEFAULTS.agentSocket,
+    "--plugin-kubeconfig",
+    "/host/etc/cni/net.d/galactic.d/kubeconfig",
   ]);
+  const agentFlags = agentCommand().options.map((o) => o.long);
+  assert.ok(agentFlags.includes("--plugin-kubeconfig"));
+  // The agent rewrites the very file the installer wrote and the plugin reads.
+  const agentMount = list(at(agent, "volumeMounts")).find((m) =>
+    at(m, "mountPath") === "/host/etc/cni/net.d/galactic.d"
+  );
+  assert.ok(agentMount, "the agent must mount the plugin's config dir");
+  assert.notEqual(at(agentMount, "readOnly"), true);
+  assert.equal(
+    at(volumes.get(String(at(agentMount, "name"))), "hostPath", "path"),
+    DEFAULT_CONFIG_DIR,
+  );
   assert.equal(at(agent, "env", 0, "name"), "NODE_NAME");
   assert.equal(at(agent, "env", 0, "valueFrom", "fieldRef", "fieldPath"), "spec.nodeName");
   const socketDir = dirname(DEFAULTS.agentSocket);
@@ -507,11 +533,14 @@ Deno.test("DaemonSet init container runs `install` with flags the CLI defines, i
   // dir, the CNI bin dir it installs into, the agent's socket dir, the state dir the agent's
   // reclaim updates and the xtables lock are writable.
   assert.equal(at(pod, "securityContext", "seccompProfile", "type"), "RuntimeDefault");
-  const writableHostPaths = [init, agent].flatMap((c) => list(at(c, "volumeMounts")))
-    .filter((m) => at(m, "readOnly") !== true)
-    .map((m) => at(volumes.get(String(at(m, "name"))), "hostPath", "path"))
-    .filter((path) => typeof path === "string")
-    .sort();
+  const writableHostPaths = [
+    ...new Set(
+      [init, agent].flatMap((c) => list(at(c, "volumeMounts")))
+        .filter((m) => at(m, "readOnly") !== true)
+        .map((m) => at(volumes.get(String(at(m, "name"))), "hostPath", "path"))
+        .filter((path) => typeof path === "string"),
+    ),
+  ].sort();
   assert.deepEqual(
     writableHostPaths,
     [DEFAULT_CNI_BIN_DIR, DEFAULT_CONFIG_DIR, socketDir, DEFAULTS.stateDir, "/run/xtables.lock"]
@@ -908,10 +937,16 @@ for (const target of ["manifests", ...SITES.map((site) => `clab/sites/${site}`)]
         assert.ok(isSubdomain(object.name), `${target}: ${object.name}`);
       }
       for (
-        const [kind, name] of [["DaemonSet", "galactic"], ["ClusterRole", "galactic-cni"], [
-          "ClusterRole",
-          "galactic-agent",
-        ], ["Secret", "galactic-cni-token"]]
+        const [kind, name] of [
+          ["DaemonSet", "galactic"],
+          ["ClusterRole", "galactic-cni"],
+          [
+            "ClusterRole",
+            "galactic-agent",
+          ],
+          ["Role", "galactic-agent"],
+          ["RoleBinding", "galactic-agent"],
+        ]
       ) {
         one(objects, kind!, name!);
       }

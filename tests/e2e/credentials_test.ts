@@ -17,7 +17,7 @@ import {
   type PluginCredentialTarget,
   refreshAt,
   startCredentialRefresher,
-} from "../../lib/agent/credentials.ts";
+} from "../../lib/agent/plugin_credentials.ts";
 import { startAgent } from "../../lib/agent/agent.ts";
 import { ErrorCode } from "../../lib/cni/errors.ts";
 import type { KubeApi } from "../../lib/kube/api.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Clock } from "../../lib/agent/credentials.ts";
+import type { Clock } from "../../lib/agent/plugin_credentials.ts";
 import type { FakeApiServer } from "./fake_api_server.ts";
 
 interface Waiter {

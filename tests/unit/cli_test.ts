@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CliIo, runCli } from "../../lib/cli/cli.ts";
 import type { CommandRunner } from "../../lib/iproute2/mod.ts";
+import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
+import { FakeApiServer } from "../support/fake_api_server.ts";
 import { createFakeHost, type FakeHost } from "../support/fake_host/mod.ts";
 
 const NAD = new URL("../../manifests/network-attachment-definition.yaml", import.meta.url).pathname;
@@ -418,11 +420,13 @@ Deno.test("CLI: uninstall keeps a config dir holding files the installer did not
 
 Deno.test("CLI: install --json reports typed actions, and uninstall removes what install wrote", async () => {
   await using host = await createFakeHost();
+  await using api = new FakeApiServer({ rbac: AGENT_RBAC });
   const dir = await Deno.makeTempDir({ prefix: "galactic-cli-" });
   try {
     const sa = join(dir, "sa");
     await Deno.mkdir(sa);
-    await Deno.writeTextFile(join(sa, "token"), "tok\n");
+    // The pod's identity, which requests the plugin's token.
+    const podKubeconfig = await api.writeKubeconfigFile(join(dir, "pod-kubeconfig"));
     await Deno.writeTextFile(
       join(sa, "ca.crt"),
       "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n",
@@ -440,14 +444,16 @@ Deno.test("CLI: install --json reports typed actions, and uninstall removes what
       "--service-account-dir",
       sa,
       "--server",
-      "https://10.0.0.1:6443",
+      api.url,
+      "--kubeconfig",
+      podKubeconfig,
       "--source",
       source,
       "--json",
     ]);
     assert.equal(install.code, 0, install.stderr);
     const report = json(install) as { server: string; changed: boolean; files: unknown[] };
-    assert.equal(report.server, "https://10.0.0.1:6443");
+    assert.equal(report.server, api.url);
     assert.equal(report.changed, true);
     assert.deepEqual(
       new Set(report.files.map((f) => (f as { role: string; action: string }).action)),

@@ -416,6 +416,7 @@ Deno.test("CLI: galactic install defines the documented flags and defaults", () 
     "--config-dir",
     "--delegate",
     "--json",
+    "--kubeconfig",
     "--node-name",
     "--plugin-service-account",
     "--plugin-token-lifetime",
@@ -444,8 +445,8 @@ Deno.test("CLI: galactic install writes a kubeconfig with a fresh expiring token
   const f = await fixture();
   await using api = new FakeApiServer({ rbac: AGENT_RBAC });
   try {
-    // The pod's own (agent) token, as the projected service account volume holds it.
-    await Deno.writeTextFile(join(f.saDir, "token"), api.token);
+    // The pod's own (agent) identity; in a pod, its projected service account token.
+    const podKubeconfig = await api.writeKubeconfigFile(join(f.root, "pod-kubeconfig"));
     const delegate = join(f.root, "host-device");
     await Deno.writeTextFile(delegate, "hd");
     const args = [
@@ -466,6 +467,8 @@ Deno.test("CLI: galactic install writes a kubeconfig with a fresh expiring token
       delegate,
       "--plugin-token-lifetime",
       "1800",
+      "--kubeconfig",
+      podKubeconfig,
     ];
     await program().parseAsync(args, { from: "user" });
     assert.equal(await Deno.readTextFile(join(f.configDir, "node-name")), "node-cli\n");

@@ -190,9 +190,9 @@ Deno.test("fake TokenRequest: an expired, revoked or foreign-audience token is 4
   assert.equal(await statusWith(server, token), 200);
   assert.equal(await statusWith(server, foreign), 401, "not issued for the API server");
   assert.equal(await statusWith(server, "made-up"), 401);
-  server.tokens.advance(599_000);
+  server.tokens.advance(590_000);
   assert.equal(await statusWith(server, token), 200, "valid until its expirationTimestamp");
-  server.tokens.advance(1_000);
+  server.tokens.advance(10_000);
   assert.equal(server.tokens.state(token), "expired");
   assert.equal(await statusWith(server, token), 401);
 
