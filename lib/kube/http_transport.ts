@@ -8,7 +8,9 @@
  * connection without waiting for a stall timer.
  *
  * A token file (the service account's, rotated by the kubelet) is re-read at
- * most once a minute, like client-go.
+ * most once a minute, like client-go, and at once when the server answers
+ * 401: a token revoked or expired before that minute is over is replaced by
+ * the file's newer one, and the request is sent once more with it.
  *
  * Caveat: Deno adds `caCerts` to its default roots rather than replacing
  * them, so a certificate for the server's host from a public CA would also be
@@ -77,9 +79,9 @@ export function openHttpTransport(credentials: Credentials): HttpTransport {
   let tokenReadAt = -Infinity;
   let closed = false;
 
-  async function bearer(): Promise<string | undefined> {
+  async function bearer(fresh = false): Promise<string | undefined> {
     if (auth.kind !== "tokenFile") return token;
-    if (performance.now() - tokenReadAt < TOKEN_FILE_REFRESH_MS) return token;
+    if (!fresh && performance.now() - tokenReadAt < TOKEN_FILE_REFRESH_MS) return token;
     try {
       token = checkToken(
         await readBoundedText(auth.path, MAX_CREDENTIAL_FILE_BYTES),
@@ -99,21 +101,26 @@ export function openHttpTransport(credentials: Credentials): HttpTransport {
   return {
     server,
     async fetch(path: string, request: HttpRequest): Promise<Response> {
-      const headers = new Headers({ accept: "application/json", "user-agent": userAgent });
-      const current = await bearer();
-      if (current !== undefined) headers.set("authorization", `Bearer ${current}`);
-      let body: string | undefined;
-      if (request.body !== undefined) {
-        headers.set("content-type", "application/json");
-        body = JSON.stringify(request.body);
-      }
-      return await fetch(server + path, {
-        method: request.method ?? "GET",
-        headers,
-        ...(body !== undefined && { body }),
-        signal: request.signal,
-        client,
-      });
+      const body = request.body === undefined ? undefined : JSON.stringify(request.body);
+      const send = (bearerToken: string | undefined): Promise<Response> => {
+        const headers = new Headers({ accept: "application/json", "user-agent": userAgent });
+        if (bearerToken !== undefined) headers.set("authorization", `Bearer ${bearerToken}`);
+        if (body !== undefined) headers.set("content-type", "application/json");
+        return fetch(server + path, {
+          method: request.method ?? "GET",
+          headers,
+          ...(body !== undefined && { body }),
+          signal: request.signal,
+          client,
+        });
+      };
+      const used = await bearer();
+      const response = await send(used);
+      if (response.status !== 401 || auth.kind !== "tokenFile") return response;
+      const reread = await bearer(true);
+      if (reread === used) return response;
+      await response.body?.cancel();
+      return await send(reread);
     },
     close(): void {
       if (closed) return;

@@ -202,3 +202,65 @@ Deno.test("fake TokenRequest: an expired, revoked or foreign-audience token is 4
   assert.equal(await statusWith(server, fresh), 401);
   assert.equal(await statusWith(server, server.token), 200, "the static token is unaffected");
 });
+
+Deno.test("the agent's own token file (kubelet-rotated) is read again at once when the server answers 401", async () => {
+  await using kube = await kubeFixture({
+    rbac: [
+      ...AGENT_RBAC.filter((r) => r.resource !== "serviceaccounts/token"),
+      { apiGroup: "", resource: "serviceaccounts/token", verbs: ["create"] },
+    ],
+  });
+  const { server } = kube;
+  const issue = async (seconds: number): Promise<string> => {
+    const response = await post(server, "galactic-agent", {
+      ...REQUEST,
+      spec: { expirationSeconds: seconds },
+    });
+    assert.equal(response.status, 201);
+    return (await response.json()).status.token;
+  };
+  // The pod's projected token, as the kubelet keeps it in a file.
+  const tokenFile = `${kube.dir}/token`;
+  const kubeconfig = `${kube.dir}/agent`;
+  await Deno.writeTextFile(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      `clusters: [{name: c, cluster: {server: "${server.url}", insecure-skip-tls-verify: true}}]`,
+      `users: [{name: u, user: {tokenFile: "${tokenFile}"}}]`,
+      "contexts: [{name: x, context: {cluster: c, user: u}}]",
+      "current-context: x",
+    ].join("\n"),
+  );
+  const old = await issue(600);
+  await Deno.writeTextFile(tokenFile, old);
+  const agent = await openKubeApi({ kind: "file", path: kubeconfig, origin: "test" }, {
+    retry: FAST_RETRY,
+  });
+  try {
+    const deadline = () => ({ deadline: startDeadline(5000) });
+    assert.deepEqual(await agent.list(BGP_PROVIDERS, deadline()), []);
+    // The kubelet wrote a new token; the old one expires before the agent's next minutely read.
+    await Deno.writeTextFile(tokenFile, await issue(3600));
+    server.tokens.advance(700_000);
+    assert.equal(server.tokens.state(old), "expired");
+    server.resetLog();
+    assert.deepEqual(await agent.list(BGP_PROVIDERS, deadline()), []);
+    assert.deepEqual(server.requests.map((r) => r.status), [401, 200], "one retry, new token");
+    const issued = await agent.requestToken(NS, SA, { expirationSeconds: 3600 }, deadline());
+    assert.equal(server.tokens.state(issued.token), "valid");
+
+    // A 401 the file cannot cure (same token) is answered as is, without a loop.
+    server.tokens.revoke("galactic-system/galactic-agent");
+    server.resetLog();
+    const refused = await agent.list(BGP_PROVIDERS, deadline()).then(
+      () => assert.fail("a revoked token must be refused"),
+      (e: unknown) => e,
+    );
+    assert.ok(refused instanceof KubeApiError && refused.status === 401);
+    assert.deepEqual(server.requests.map((r) => r.status), [401]);
+  } finally {
+    await agent.close();
+  }
+});
