@@ -175,7 +175,8 @@ Deno.test("TokenRequest failing: the old token stays, the failure is logged, ret
   const clock = new ManualClock(w.api);
   const { lines, log } = logSink();
   const agent = await startAgent({
-    socket: `${w.dir}/agent.sock`,
+    // Not the socket the node configuration names: the plugin goes direct, on the kubeconfig.
+    socket: `${w.dir}/elsewhere.sock`,
     source: { kind: "file", path: agentKubeconfig, origin: "test" },
     node: NODE,
     timeoutMs: 3000,
@@ -222,7 +223,6 @@ Deno.test("TokenRequest failing: the old token stays, the failure is logged, ret
     assert.equal(warned.length, 1);
     assert.match(warned[0]!, /forbidden/);
     assert.match(warned[0]!, /retryInSeconds=300/);
-    ok(await cni(w, "ADD", { config: w.config() }), "ADD on the old token, agent serving");
 
     // Retries back off (300 s, 600 s, 1200 s with this jitter): none before the delay.
     await until(() => clock.sleepers === 1, "waiting to retry");
@@ -235,6 +235,8 @@ Deno.test("TokenRequest failing: the old token stays, the failure is logged, ret
     clock.advance(600_000);
     await until(() => status().consecutiveFailures === 3, "the third failure");
     assert.ok(lines.some((l) => l.includes("retryInSeconds=1200")));
+    assert.equal(await tokenIn(w.kubeconfig), first);
+    ok(await cni(w, "ADD", { config: w.config() }), "ADD on the old token while refreshes fail");
 
     // Past expiry the log says so (an error, not a warning).
     await until(() => clock.sleepers === 1, "waiting to retry");
