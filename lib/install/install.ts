@@ -26,7 +26,6 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { stringify } from "yaml";
 import { isObjectName } from "../ids/mod.ts";
 import { notSelfContained } from "./executable.ts";
 
@@ -256,14 +255,16 @@ export function resolveServerUrl(
 
 /**
  * The kubeconfig the plugin uses: one cluster, one token user, one context.
- * `ca` is the cluster CA (absent only for a plain-http test server).
+ * `ca` is the cluster CA (absent only for a plain-http test server). Written
+ * as JSON (valid YAML, kubectl reads it): the plugin then reads it without
+ * loading a YAML parser (~18 MB per process without the agent).
  */
 export function renderKubeconfig(
   server: string,
   ca: Uint8Array | undefined,
   token: string,
 ): string {
-  return stringify({
+  const config = {
     apiVersion: "v1",
     kind: "Config",
     clusters: [{
@@ -271,7 +272,7 @@ export function renderKubeconfig(
       cluster: {
         server,
         ...(ca && { "certificate-authority-data": encodeBase64(ca) }),
-        // Plain http (a test server) has no TLS; the client library insists on being told.
+        // Plain http (a test server) has no TLS: the client wants that said explicitly.
         ...(server.startsWith("http://") && { "insecure-skip-tls-verify": true }),
       },
     }],
@@ -282,7 +283,8 @@ export function renderKubeconfig(
     }],
     "current-context": KUBECONFIG_CLUSTER,
     preferences: {},
-  });
+  };
+  return `${JSON.stringify(config, null, 2)}\n`;
 }
 
 /** A one-line-per-file, human-readable summary of a report. */

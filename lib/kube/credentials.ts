@@ -204,21 +204,25 @@ function decodeBase64(value: string, field: string, where: string): string {
   }
 }
 
-function checkPem(pem: string, field: string, where: string, label: RegExp): string {
-  if (!label.test(pem)) {
-    throw invalid(where, `"${field}" holds no PEM ${label.source.replace(/\\|\(|\)|\?|\|/g, " ")}`);
-  }
-  return pem;
+/** What a PEM field must hold: its BEGIN line, and its name for messages. */
+interface PemKind {
+  readonly begin: RegExp;
+  readonly name: string;
 }
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----/;
-const PEM_KEY = /-----BEGIN (RSA |EC )?PRIVATE KEY-----/;
+const PEM_CERT: PemKind = { begin: /-----BEGIN CERTIFICATE-----/, name: "certificate" };
+const PEM_KEY: PemKind = { begin: /-----BEGIN (RSA |EC )?PRIVATE KEY-----/, name: "private key" };
+
+function checkPem(pem: string, field: string, where: string, kind: PemKind): string {
+  if (!kind.begin.test(pem)) throw invalid(where, `"${field}" holds no PEM ${kind.name}`);
+  return pem;
+}
 
 /** `<field>-data` (base64) or `<field>` (a file), PEM; undefined when neither is set. */
 async function pemField(
   object: Record<string, unknown>,
   field: string,
-  options: { where: string; kubeconfig: string; label: RegExp },
+  options: { where: string; kubeconfig: string; kind: PemKind },
 ): Promise<string | undefined> {
   const { where } = options;
   const data = optionalString(object, `${field}-data`, where);
@@ -231,12 +235,12 @@ async function pemField(
       decodeBase64(data, `${field}-data`, where),
       `${field}-data`,
       where,
-      options.label,
+      options.kind,
     );
   }
   if (file === undefined) return undefined;
   const text = await readReferenced(resolvePath(options.kubeconfig, file), `${where} "${field}"`);
-  return checkPem(text, field, where, options.label);
+  return checkPem(text, field, where, options.kind);
 }
 
 function checkServer(server: string | undefined, where: string, skipTls: boolean): string {
@@ -284,8 +288,21 @@ function refuseUnsupported(
   }
 }
 
+/**
+ * Parses a kubeconfig. JSON (which is YAML, and what `galactic install`
+ * writes) is read without loading the YAML parser, which costs a plugin
+ * process ~18 MB.
+ */
 async function parseKubeconfig(path: string): Promise<Record<string, unknown>> {
   const text = await readBoundedText(path, MAX_KUBECONFIG_BYTES);
+  if (text.trimStart().startsWith("{")) {
+    try {
+      const value: unknown = JSON.parse(text);
+      if (isRecord(value)) return value;
+    } catch {
+      // YAML flow style, or broken: the YAML parser says which.
+    }
+  }
   const { parse } = await import("yaml");
   let value: unknown;
   try {
@@ -305,8 +322,8 @@ async function userAuth(
   refuseUnsupported(user, UNSUPPORTED_USER_FIELDS, where);
   const token = optionalString(user, "token", where);
   const tokenFile = optionalString(user, "tokenFile", where);
-  const cert = await pemField(user, "client-certificate", { where, kubeconfig, label: PEM_CERT });
-  const key = await pemField(user, "client-key", { where, kubeconfig, label: PEM_KEY });
+  const cert = await pemField(user, "client-certificate", { where, kubeconfig, kind: PEM_CERT });
+  const key = await pemField(user, "client-key", { where, kubeconfig, kind: PEM_KEY });
   if ((cert === undefined) !== (key === undefined)) {
     throw invalid(
       where,
@@ -345,7 +362,7 @@ async function fromKubeconfig(path: string): Promise<Credentials> {
   const caCert = await pemField(cluster, "certificate-authority", {
     where: clusterWhere,
     kubeconfig: path,
-    label: PEM_CERT,
+    kind: PEM_CERT,
   });
   const userName = typeof context?.user === "string" ? context.user : undefined;
   const user = userName === undefined ? undefined : entry(config, "users", userName);

@@ -677,28 +677,51 @@ export class FakeApiServer {
     return this.#store.get(this.#def(resource).plural)!.delete(name);
   }
 
-  /** Writes a kubeconfig for this server to `path` and returns the path. */
-  async writeKubeconfigFile(path: string, options: { token?: string } = {}): Promise<string> {
-    const text = [
-      "apiVersion: v1",
-      "kind: Config",
-      "clusters:",
-      "- name: fake",
-      "  cluster:",
-      `    server: ${this.url}`,
-      "    insecure-skip-tls-verify: true",
-      "users:",
-      "- name: galactic-cni",
-      "  user:",
-      `    token: ${JSON.stringify(options.token ?? this.token)}`,
-      "contexts:",
-      "- name: fake",
-      "  context:",
-      "    cluster: fake",
-      "    user: galactic-cni",
-      "current-context: fake",
-      "",
-    ].join("\n");
+  /**
+   * Writes a kubeconfig for this server to `path` and returns the path: YAML
+   * as kubectl writes it, or with `json` the form `galactic install` writes.
+   */
+  async writeKubeconfigFile(
+    path: string,
+    options: { token?: string; json?: boolean } = {},
+  ): Promise<string> {
+    const token = options.token ?? this.token;
+    const text = options.json
+      ? JSON.stringify(
+        {
+          apiVersion: "v1",
+          kind: "Config",
+          clusters: [{
+            name: "fake",
+            cluster: { server: this.url, "insecure-skip-tls-verify": true },
+          }],
+          users: [{ name: "galactic-cni", user: { token } }],
+          contexts: [{ name: "fake", context: { cluster: "fake", user: "galactic-cni" } }],
+          "current-context": "fake",
+        },
+        null,
+        2,
+      )
+      : [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        "- name: fake",
+        "  cluster:",
+        `    server: ${this.url}`,
+        "    insecure-skip-tls-verify: true",
+        "users:",
+        "- name: galactic-cni",
+        "  user:",
+        `    token: ${JSON.stringify(token)}`,
+        "contexts:",
+        "- name: fake",
+        "  context:",
+        "    cluster: fake",
+        "    user: galactic-cni",
+        "current-context: fake",
+        "",
+      ].join("\n");
     await Deno.writeTextFile(path, text, { mode: 0o600 });
     return path;
   }

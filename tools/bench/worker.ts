@@ -54,7 +54,10 @@ async function startServers(tmp: string): Promise<Pick<Node, "servers" | "kubeco
   for (const [name, server] of Object.entries(servers) as [keyof typeof servers, FakeApiServer][]) {
     seedNode(server, NODE_NAME);
     server.fault({ delayMs: API_DELAY_MS });
-    kubeconfigs[name] = await server.writeKubeconfigFile(`${tmp}/kubeconfig-${name}`);
+    // JSON, as `galactic install` writes it (read without a YAML parser).
+    kubeconfigs[name] = await server.writeKubeconfigFile(`${tmp}/kubeconfig-${name}`, {
+      json: true,
+    });
   }
   return { servers, kubeconfigs };
 }
