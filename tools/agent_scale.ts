@@ -69,7 +69,9 @@ async function measure(launcher: string, objects: number): Promise<Row> {
   seedForeign(server, objects);
   const dir = await Deno.makeTempDir();
   try {
-    const kubeconfig = await server.writeKubeconfig(dir);
+    // JSON, as `galactic install` writes it: no YAML parser loaded (nor in a pod,
+    // where the agent uses the service account).
+    const kubeconfig = await server.writeKubeconfig(dir, { json: true });
     server.resetLog();
     const started = performance.now();
     const child = new Deno.Command(launcher, {

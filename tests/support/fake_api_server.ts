@@ -727,7 +727,7 @@ export class FakeApiServer {
   }
 
   /** Writes `<dir>/kubeconfig` for this server and returns its path. */
-  writeKubeconfig(dir: string, options: { token?: string } = {}): Promise<string> {
+  writeKubeconfig(dir: string, options: { token?: string; json?: boolean } = {}): Promise<string> {
     return this.writeKubeconfigFile(`${dir.replace(/\/$/, "")}/kubeconfig`, options);
   }
 
