@@ -208,6 +208,7 @@ function subject(
     ms,
     rssKb: ms.map(() => (galactic ? 50 : 10) * 1024),
     cpuMs: ms.map((v) => v / 2),
+    shimCpuMs: ms.map(() => (galactic ? 4 : 0)),
     api: ms.map(() => (galactic ? api : 0)),
     shimMs: ms.map(() => (galactic ? 10 : 0)),
   });
@@ -238,7 +239,7 @@ function fixture(): BenchResults {
     },
     vrf: "shim",
     load: { before: [3.5, 2, 1], after: [1, 1, 1] },
-    shim: { cost: { b: 2, a: 1, s: 1 }, p50: {} },
+    shim: { cost: { b: 2, a: 1, s: 1 }, cpu: { b: 1, a: 0.5, s: 0.5 }, p50: {} },
     agent: { startMs: 1000, peakRssKb: 90_000, backgroundApi: 2 },
     subjects: [
       subject("go", [19, 20, 21], [20, 20, 20]),
@@ -280,13 +281,15 @@ Deno.test("report: ratios to both floors from one run, the substitute taken out,
     /ip batch \+2.0 ms, ip argv \+1.0 ms, sysctl \+1.0 ms; per galactic ADD 10.0 ms/,
   );
   // CPU time (here half the wall time), p50 and its ratio to the floor's.
-  const cpu = text.slice(text.indexOf("CPU time per invocation")).split("\n").slice(1, 5);
+  const cpu = text.slice(text.indexOf("CPU time per invocation")).split("\n").slice(1, 6);
   assert.deepEqual(cpu.map((l) => l.trim().split(/\s{3,}/)), [
     ["subject", "ADD CPU", "DEL CPU", "ADD ×floor", "DEL ×floor"],
     ["Go host-device + static", "10.0", "10.0"],
     ["minimal Deno plugin (veth + host-device)", "25.0", "30.0", "1.0×", "1.0×"],
     ["galactic through the node agent", "50.0", "65.0", "2.0×", "2.2×"],
+    ["− the VRF substitute's cost", "46.0", "61.0", "1.8×", "2.0×"],
   ]);
+  assert.match(text, /CPU per call: ip batch \+1.0 ms, ip argv \+0.5 ms, sysctl \+0.5 ms/);
   assert.match(text, /failed: agent ADD 0: exit 11: boom/);
   assert.match(text, /error: profile agent DEL/);
   assert.match(text, /agent ADD\s+300\s+10.0\s+90.\d\s+49.9/);

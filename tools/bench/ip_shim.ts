@@ -12,8 +12,8 @@
  *
  * Each call appends one letter to a calls file (`b` batch, `a` argv, `s`
  * sysctl), and {@linkcode measureShimCost} times each form against the real
- * program in the same run, so the report can show — and subtract — what the
- * substitute itself costs per invocation.
+ * program in the same run (wall and CPU time), so the report can show — and
+ * subtract — what the substitute itself costs per invocation.
  *
  * @module
  */
@@ -126,12 +126,13 @@ export function shimMs(calls: Record<ShimForm, number>, cost: ShimCost): number 
 /**
  * Times each form through the shim and directly, interleaved, `rounds` times
  * (after one unmeasured round), with read-only commands; returns the p50
- * differences (never below 0) and the raw p50s.
+ * differences (never below 0) of wall time (`cost`) and of CPU time (`cpu`),
+ * and the raw p50s.
  */
 export async function measureShimCost(
   shim: Shim,
   rounds: number,
-): Promise<{ cost: ShimCost; p50: Record<string, number> }> {
+): Promise<{ cost: ShimCost; cpu: ShimCost; p50: Record<string, number> }> {
   const env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
   const forms: [ShimForm, string, string[], string][] = [
     ["b", "ip", ["-json", "-batch", "-"], "link show dev lo\nlink show dev lo\n"],
@@ -139,17 +140,20 @@ export async function measureShimCost(
     ["s", "sysctl", ["-q", "-n", "net.ipv4.conf.lo.forwarding"], ""],
   ];
   const samples: Record<string, number[]> = {};
+  const cpuSamples: Record<string, number[]> = {};
   for (let round = 0; round <= rounds; round++) {
     for (const [form, program, args, stdin] of forms) {
       const real = program === "ip" ? shim.ip : shim.sysctl;
       for (
         const [key, argv] of [[`${form} real`, real], [`${form} shim`, `${shim.dir}/${program}`]]
       ) {
-        const out = await timedExec([argv!, ...args], { env, stdin });
+        const rssFile = `${shim.dir}/cost.time`;
+        const out = await timedExec([argv!, ...args], { env, stdin, rssFile });
         if (out.code !== 0) {
           throw new Error(`shim cost: ${argv} ${args.join(" ")}: exit ${out.code}`);
         }
         if (round > 0) (samples[key!] ??= []).push(out.ms);
+        if (round > 0 && out.cpuMs !== undefined) (cpuSamples[key!] ??= []).push(out.cpuMs);
       }
     }
   }
@@ -157,6 +161,13 @@ export async function measureShimCost(
   const p50 = Object.fromEntries(
     Object.entries(samples).map(([key, values]) => [key, summarize(values)!.p50]),
   );
+  const cpuP50 = (key: string): number => summarize(cpuSamples[key] ?? [])?.p50 ?? 0;
   const diff = (form: ShimForm): number => Math.max(0, p50[`${form} shim`]! - p50[`${form} real`]!);
-  return { cost: { b: diff("b"), a: diff("a"), s: diff("s") }, p50 };
+  const cpuDiff = (form: ShimForm): number =>
+    Math.max(0, cpuP50(`${form} shim`) - cpuP50(`${form} real`));
+  return {
+    cost: { b: diff("b"), a: diff("a"), s: diff("s") },
+    cpu: { b: cpuDiff("b"), a: cpuDiff("a"), s: cpuDiff("s") },
+    p50,
+  };
 }

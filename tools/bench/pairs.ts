@@ -14,7 +14,7 @@ import { failure } from "./timed_exec.ts";
 const runner = systemRunner();
 
 function samples(): VerbSamples {
-  return { ms: [], rssKb: [], cpuMs: [], api: [], shimMs: [] };
+  return { ms: [], rssKb: [], cpuMs: [], api: [], shimMs: [], shimCpuMs: [] };
 }
 
 function record(into: VerbSamples, inv: Awaited<ReturnType<typeof invoke>>): void {
@@ -23,6 +23,7 @@ function record(into: VerbSamples, inv: Awaited<ReturnType<typeof invoke>>): voi
   if (inv.out.cpuMs !== undefined) into.cpuMs.push(inv.out.cpuMs);
   into.api.push(inv.api);
   into.shimMs.push(inv.shimMs);
+  into.shimCpuMs.push(inv.shimCpuMs);
 }
 
 /** Runs `warmup + iterations` rounds; `say` gets one progress line per round. */

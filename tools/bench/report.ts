@@ -151,16 +151,22 @@ export function cpuTable(r: BenchResults): string | undefined {
   const floor = r.subjects.find((s) => s.subject === "floor");
   if (p50(floor, "add") === undefined) return undefined;
   const lines: string[][] = [["subject", "ADD CPU", "DEL CPU", "ADD ×floor", "DEL ×floor"]];
-  for (const s of r.subjects) {
-    const add = p50(s, "add");
-    const del = p50(s, "del");
+  const row = (label: string, s: SubjectResult, add?: number, del?: number): void => {
     lines.push([
-      NAMES[s.subject],
+      label,
       ms(add),
       ms(del),
       s.subject === "go" ? "" : times(ratio(add, p50(floor, "add"))),
       s.subject === "go" ? "" : times(ratio(del, p50(floor, "del"))),
     ]);
+  };
+  const without = (s: SubjectResult, verb: "add" | "del"): number | undefined =>
+    summarize(s[verb].cpuMs.map((v, i) => v - (s[verb].shimCpuMs[i] ?? 0)))?.p50;
+  for (const s of r.subjects) {
+    row(NAMES[s.subject], s, p50(s, "add"), p50(s, "del"));
+    if (r.vrf === "shim" && isGalactic(s.subject) && r.shim?.cpu) {
+      row("  − the VRF substitute's cost", s, without(s, "add"), without(s, "del"));
+    }
   }
   return table(lines);
 }
@@ -263,7 +269,11 @@ export function renderReport(r: BenchResults): string {
       `VRF: substitute (host mode: bridge for the VRF device, End.DT6 table for End.DT46 vrftable, ` +
         `strict_mode skipped); its cost per call, measured in this run: ip batch +${ms(c.b)} ms, ` +
         `ip argv +${ms(c.a)} ms, sysctl +${ms(c.s)} ms; per galactic ADD ${perVerb("add")} ms, ` +
-        `DEL ${perVerb("del")} ms (taken out in the "−" rows)`,
+        `DEL ${perVerb("del")} ms (taken out in the "−" rows)` +
+        (r.shim.cpu
+          ? `; CPU per call: ip batch +${ms(r.shim.cpu.b)} ms, ip argv +${ms(r.shim.cpu.a)} ms, ` +
+            `sysctl +${ms(r.shim.cpu.s)} ms`
+          : ""),
     );
   } else {
     out.push("VRF: the kernel's own devices");
@@ -282,7 +292,7 @@ export function renderReport(r: BenchResults): string {
     out.push(
       "",
       "CPU time per invocation, p50 (user + system of the plugin and every process it waited for, " +
-        `ms; galactic's includes the substitute's shells in host mode)`,
+        `ms; in host mode the "−" row takes the substitute's shells out)`,
       cpu,
     );
   }

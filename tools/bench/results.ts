@@ -30,6 +30,8 @@ export interface VerbSamples {
   readonly api: number[];
   /** Host mode: what the VRF substitute added to the invocation, ms. */
   readonly shimMs: number[];
+  /** Host mode: the CPU time the VRF substitute added to the invocation, ms. */
+  readonly shimCpuMs: number[];
 }
 
 /** The sequential pairs of one subject. */
@@ -53,8 +55,8 @@ export interface BenchResults {
   readonly vrf: "kernel" | "shim";
   /** 1-, 5- and 15-minute load averages before and after the run. */
   readonly load: { before: number[]; after?: number[] };
-  /** Host mode: the substitute's per-call cost (p50 differences) and the raw p50s. */
-  shim?: { cost: ShimCost; p50: Record<string, number> };
+  /** Host mode: the substitute's per-call cost (p50 differences: wall, CPU) and the raw p50s. */
+  shim?: { cost: ShimCost; cpu?: ShimCost; p50: Record<string, number> };
   /** The node agent: spawn to ready, its peak RSS, its requests until ready (list, watch). */
   agent?: { startMs: number; peakRssKb?: number; backgroundApi: number };
   readonly subjects: SubjectResult[];

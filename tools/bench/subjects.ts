@@ -68,6 +68,8 @@ export interface Invocation {
   readonly fallback: number;
   /** Host mode: what the VRF substitute added, ms. */
   readonly shimMs: number;
+  /** Host mode: the CPU time the VRF substitute added, ms. */
+  readonly shimCpuMs: number;
 }
 
 /** The node the worker measures on: its API servers, the agent socket, the substitute. */
@@ -82,6 +84,7 @@ export interface Node {
   /** Host mode only. */
   readonly shim?: Shim;
   shimCost?: ShimCost;
+  shimCpuCost?: ShimCost;
 }
 
 const runner = systemRunner();
@@ -205,5 +208,6 @@ export async function invoke(
     api: (server?.requests.length ?? 0) - mark,
     fallback: node.servers.fallback.requests.length - fallbackMark,
     shimMs: calls && node.shimCost && galactic ? shimMs(calls, node.shimCost) : 0,
+    shimCpuMs: calls && node.shimCpuCost && galactic ? shimMs(calls, node.shimCpuCost) : 0,
   };
 }

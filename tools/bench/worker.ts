@@ -93,6 +93,7 @@ export async function runWorker(inputFile: string): Promise<number> {
       say("host mode: measuring the VRF substitute's own cost");
       results.shim = await measureShimCost(node.shim, Math.max(5, options.iterations));
       node.shimCost = results.shim.cost;
+      node.shimCpuCost = results.shim.cpu;
     }
     const modes: Mode[] = options.agentOnly ? [] : ["no-agent"];
     if (!options.noAgent) {
