@@ -234,7 +234,7 @@ export function startCredentialRefresher(
         log.info("plugin token refreshed", {
           kubeconfig: target.kubeconfig,
           expires: iso(current.expiresAt),
-          next: iso(refreshAt(current, 0)),
+          refreshBy: iso(refreshAt(current, 0)),
         });
       } catch (error) {
         failures++;
