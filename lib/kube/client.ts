@@ -135,6 +135,8 @@ class FetchKubeApi implements KubeApi {
     });
     const text = await response.text();
     if (!response.ok) throw new HttpStatusError(response.status, text, response.headers);
+    // A DELETE may answer 200 without a body; callers that need an object check for one.
+    if (text.trim() === "") return undefined;
     try {
       return JSON.parse(text);
     } catch {

@@ -112,6 +112,9 @@ export function openHttpTransport(credentials: Credentials): HttpTransport {
           ...(body !== undefined && { body }),
           signal: request.signal,
           client,
+          // An API server does not redirect: a 3xx is an error, and the
+          // bearer token never follows a Location elsewhere.
+          redirect: "manual",
         });
       };
       const used = await bearer();

@@ -319,3 +319,73 @@ Deno.test("client: an unreadable kubeconfig fails with code 4 naming the file", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** A server answering every request with `answer`, and a kubeconfig for it (token auth, http). */
+async function oddServer(
+  answer: (request: Request) => Response,
+): Promise<{ path: string; seen: Request[] } & AsyncDisposable> {
+  const seen: Request[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (request) => {
+    seen.push(request);
+    return answer(request);
+  });
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/kubeconfig`;
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      clusters: [{
+        name: "c",
+        cluster: {
+          server: `http://127.0.0.1:${server.addr.port}`,
+          "insecure-skip-tls-verify": true,
+        },
+      }],
+      users: [{ name: "u", user: { token: "odd-token" } }],
+      contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+      "current-context": "x",
+    }),
+  );
+  return {
+    path,
+    seen,
+    async [Symbol.asyncDispose](): Promise<void> {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("client: a delete answered 200 without a body counts as deleted", async () => {
+  await using odd = await oddServer(() => new Response(null, { status: 200 }));
+  const api = await openKubeApi({ kind: "file", path: odd.path, origin: "test" });
+  try {
+    assert.equal(await api.delete(BGP_VRF_INSTANCES, "a", { deadline: startDeadline(3000) }), true);
+    // Where an object is promised, nothing is an error, not an undefined object.
+    const error = await rejection(api.create(BGP_VRF_INSTANCES, vrf("a"), {
+      deadline: startDeadline(3000),
+    }));
+    assert.match(error.message, /the answer is not an object with metadata/);
+  } finally {
+    await api.close();
+  }
+});
+
+Deno.test("client: a redirect is not followed (the token stays with the server), code 101", async () => {
+  await using elsewhere = await oddServer(() => new Response("{}", { status: 200 }));
+  const target = new URL(
+    JSON.parse(await Deno.readTextFile(elsewhere.path)).clusters[0].cluster.server,
+  );
+  await using odd = await oddServer(() =>
+    new Response(null, { status: 302, headers: { location: `${target.origin}/steal` } })
+  );
+  const api = await openKubeApi({ kind: "file", path: odd.path, origin: "test" });
+  try {
+    const error = await rejection(api.list(BGP_PROVIDERS, { deadline: startDeadline(3000) }));
+    assert.equal(error.code, ErrorCode.Kubernetes);
+    assert.equal(error.status, 302);
+    assert.equal(elsewhere.seen.length, 0, "nothing reached the Location");
+  } finally {
+    await api.close();
+  }
+});
