@@ -44,8 +44,14 @@ async function kubeconfig(
 }
 
 let pkiOnce: Promise<TestPki> | undefined;
+/** One throwaway PKI for the file's tests, removed when the process ends. */
 function pki(): Promise<TestPki> {
-  pkiOnce ??= generateTestPki();
+  pkiOnce ??= generateTestPki().then((generated) => {
+    globalThis.addEventListener("unload", () => {
+      Deno.removeSync(generated.dir, { recursive: true });
+    });
+    return generated;
+  });
   return pkiOnce;
 }
 
