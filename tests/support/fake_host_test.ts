@@ -1707,3 +1707,20 @@ Deno.test({
     ]);
   },
 });
+
+Deno.test("fake host: settled() waits for programs whose caller is gone", async () => {
+  await using host = await createFakeHost();
+  // A caller that starts a program and dies at once, as a killed plugin leaves its siblings.
+  const orphan = new Deno.Command("sh", {
+    args: ["-c", "ip link add o1 type veth peer name o2 >/dev/null 2>&1 &"],
+    env: host.env,
+  }).spawn();
+  assert.equal((await orphan.status).code, 0);
+  await host.settled();
+  assert.equal((await host.kernel()).link("o1")?.peer, "o2", "the orphan's effect is in");
+  assert.deepEqual(
+    [...Deno.readDirSync(`${host.stateFile}.running`)],
+    [],
+    "and its marker gone",
+  );
+});

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { FAKE_DELEGATES, FAKE_PROGRAMS, runCommand, takeKillTurn } from "./store.ts";
+import { FAKE_DELEGATES, FAKE_PROGRAMS, markRunning, runCommand, takeKillTurn } from "./store.ts";
 
 async function writeAll(
   stream: { write(p: Uint8Array): Promise<number> },
@@ -28,6 +28,7 @@ async function main(): Promise<number> {
     );
     return 1;
   }
+  await using _running = await markRunning(state);
   const delegate = (FAKE_DELEGATES as readonly string[]).includes(name);
   if (!delegate && !FAKE_PROGRAMS.includes(name)) {
     await writeAll(Deno.stderr, `fake host: unknown program ${name}\n`);

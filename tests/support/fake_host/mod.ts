@@ -47,6 +47,7 @@ import {
   readLog,
   type RecordedCommand,
   runCommand,
+  settled,
   withState,
 } from "./store.ts";
 
@@ -98,6 +99,12 @@ export interface FakeHost extends AsyncDisposable {
    * process with SIGKILL, after its own effect (see `armKill` in store.ts).
    */
   crashAfter(n: number): Promise<void>;
+  /**
+   * Resolves once no fake program runs: a plugin killed mid-verb leaves its
+   * other children running for a moment (a runtime's retry comes after its
+   * backoff, by when they are done).
+   */
+  settled(): Promise<void>;
   /** A runner over the same model and log, without processes (also runs the delegate in-process). */
   runner(): CommandRunner;
   /** Runs one fake command in-process (logged), e.g. to arrange state: `run(["ip", "link", "add", ...])`. */
@@ -188,6 +195,7 @@ export async function createFakeHost(options: FakeHostOptions = {}): Promise<Fak
       withState(stateFile, (kernel) => kernel.inject(fault)),
     clearLog: (): Promise<void> => withState(stateFile, () => Deno.writeTextFile(logFile, "")),
     crashAfter: (n: number): Promise<void> => armKill(stateFile, n),
+    settled: (): Promise<void> => settled(stateFile),
     runner: (): CommandRunner => fakeRunner(paths),
     run,
     update: <T>(change: (kernel: Kernel) => T): Promise<T> => withState(stateFile, change),

@@ -122,6 +122,42 @@ export async function runCommand(
   });
 }
 
+/** Where running fake programs mark themselves (one file per pid): next to the state file. */
+function runningDir(state: string): string {
+  return `${state}.running`;
+}
+
+/**
+ * Marks this process as a running fake program until the returned disposer
+ * runs. A plugin killed mid-verb leaves its other children running (they
+ * are in sessions of their own); {@linkcode settled} waits for them.
+ */
+export async function markRunning(state: string): Promise<AsyncDisposable> {
+  const file = `${runningDir(state)}/${Deno.pid}`;
+  await Deno.mkdir(runningDir(state), { recursive: true });
+  await Deno.writeTextFile(file, "");
+  return { [Symbol.asyncDispose]: () => Deno.remove(file).catch(() => {}) };
+}
+
+/** Resolves once no fake program runs (polled; a marker whose process is gone counts as done). */
+export async function settled(state: string, options: { timeoutMs?: number } = {}): Promise<void> {
+  const end = Date.now() + (options.timeoutMs ?? 60_000);
+  for (;;) {
+    const running: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(runningDir(state))) {
+        const alive = await Deno.stat(`/proc/${entry.name}`).then(() => true, () => false);
+        if (alive) running.push(entry.name);
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    if (running.length === 0) return;
+    if (Date.now() > end) throw new Error(`fake programs still running: pids ${running}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Where {@linkcode armKill} keeps its plan: next to the state file. */
 function killPlanPath(state: string): string {
   return `${state}.kill`;
