@@ -419,6 +419,20 @@ async function installDelegate(
   return await copyFileAtomic(source, target, BINARY_MODE);
 }
 
+/** Temporary name of {@linkcode replaceAtomically}'s write of `name`. */
+function temporaryName(name: string, random: string): string {
+  return `.${name}.tmp-${random}`;
+}
+
+/**
+ * Whether `entry` of a config dir is a write of `name` that was interrupted
+ * (the writer killed between creating its temporary file and the rename).
+ */
+export function isInterruptedWrite(entry: string, name: string): boolean {
+  const prefix = temporaryName(name, "");
+  return entry.startsWith(prefix) && /^[0-9a-f]{24}$/.test(entry.slice(prefix.length));
+}
+
 /**
  * Creates a temporary file next to `path`, lets `fill` write it, sets `mode`,
  * fsyncs, renames it over `path` and fsyncs the directory. On any failure the
@@ -433,7 +447,7 @@ async function replaceAtomically(
   // Unpredictable and created exclusively: nothing planted can stand in for it.
   const random = Array.from(crypto.getRandomValues(new Uint8Array(12)))
     .map((byte) => byte.toString(16).padStart(2, "0")).join("");
-  const temp = join(dir, `.${basename(path)}.tmp-${random}`);
+  const temp = join(dir, temporaryName(basename(path), random));
   let file: Deno.FsFile | undefined;
   try {
     file = await Deno.open(temp, { write: true, createNew: true, mode });

@@ -38,6 +38,7 @@ import {
 import { readNodeStateIfPresent } from "../state/node_state.ts";
 import {
   InstallError,
+  isInterruptedWrite,
   KUBECONFIG_FILE_NAME,
   NODE_CONFIG_FILE_NAME,
   NODE_NAME_FILE_NAME,
@@ -99,6 +100,15 @@ async function removeConfigDir(dir: string): Promise<UninstallStep[]> {
   const steps: UninstallStep[] = [];
   for (const name of INSTALLED_CONFIG_FILES) {
     steps.push(await removePath(name, join(dir, name)));
+  }
+  // A write the installer or the agent's credential refresh did not finish.
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!INSTALLED_CONFIG_FILES.some((name) => isInterruptedWrite(entry.name, name))) continue;
+      steps.push(await removePath("unfinished write", join(dir, entry.name)));
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   try {
     await Deno.remove(dir);

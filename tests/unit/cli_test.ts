@@ -413,6 +413,28 @@ Deno.test("CLI: uninstall keeps a config dir holding files the installer did not
     assert.match(run.stdout, /kept\s+config dir .*mine\.conf/);
     assert.ok(await exists(join(configDir, "mine.conf")));
     assert.ok(!(await exists(join(configDir, "kubeconfig"))));
+
+    // A credential refresh killed before its rename leaves its temporary file: that one goes;
+    // a look-alike the writer never makes stays.
+    await Deno.remove(join(configDir, "mine.conf"));
+    const unfinished = `.kubeconfig.tmp-${"0a".repeat(12)}`;
+    await Deno.writeTextFile(join(configDir, unfinished), "token");
+    await Deno.writeTextFile(join(configDir, ".kubeconfig.tmp-operator"), "x");
+    const again = await cli([
+      "uninstall",
+      "--cni-bin-dir",
+      join(dir, "bin"),
+      "--config-dir",
+      configDir,
+      "--state-dir",
+      join(dir, "state"),
+      "--agent-socket",
+      join(dir, "agent.sock"),
+    ], host.runner());
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(!(await exists(join(configDir, unfinished))), again.stdout);
+    assert.match(again.stdout, /kept\s+config dir .*: \.kubeconfig\.tmp-operator\)$/m);
+    await Deno.remove(join(configDir, ".kubeconfig.tmp-operator"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
