@@ -9,12 +9,21 @@
  * `items` array of objects with names and a resourceVersion; each watch line
  * must be a JSON event of a known type around such an object). Anything
  * wrong — bad data, a non-200, a dropped connection, a list that does not
- * answer within its budget, a watch silent for longer than the server was
- * asked to keep it open — ends the current round: the cache is marked out of
- * sync, the problem is logged once (a repeat of the same problem is logged at
- * debug), and after a backoff the informer lists again. A watch the server
+ * answer within its budget — ends the current round: the cache is marked out
+ * of sync, the problem is logged once (a repeat of the same problem is logged
+ * at debug), and after a backoff the informer lists again. A watch the server
  * closes cleanly is resumed from the last resourceVersion; `410 Gone` (or an
  * `ERROR` event with code 410) re-lists at once.
+ *
+ * A watch silent for longer than the server was asked to keep it open is
+ * resumed the same way, and the cache stays in sync: it holds everything up
+ * to that resourceVersion, and the resumed watch replays what came since (or
+ * answers 410). The silence is not evidence against the cache: a process
+ * starved of CPU (a node starting fifty pods at once) runs its overdue timers
+ * before the socket read that holds the server's end, so a healthy watch
+ * looks stalled, and calling the cache out of sync then sent every plugin
+ * past the agent just when the node was busiest. A resumed watch that gets no
+ * answer within its budget is out of sync, as before.
  *
  * The informer reports whether its cache is in sync (for readiness) and when
  * its loop last made progress (for liveness).
@@ -348,7 +357,13 @@ export function startInformer(api: RawApi, options: InformerOptions): Informer {
       for (;;) {
         const { value, done } = await reader.read();
         if (stalled) {
-          throw new Error(`watch of ${resource.plural} stalled: no data for ${stallMs} ms`);
+          log.info("agent: watch silent past its deadline; resuming from its resourceVersion", {
+            resource: resource.plural,
+            silentMs: stallMs,
+            resourceVersion: version,
+          });
+          // A partial event in `buffered` comes again: the resumed watch starts after `version`.
+          return version;
         }
         if (done) break;
         arm();

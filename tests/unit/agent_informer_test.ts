@@ -221,8 +221,31 @@ Deno.test("informer: a list that stalls past its budget is abandoned and retried
   await survives({ verb: "list", stall: true }, /no answer within 500 ms/, { listTimeoutMs: 500 });
 });
 
-Deno.test("informer: a watch that stalls (open, silent past the server's timeout) is restarted", async () => {
-  await survives({ verb: "watch", stall: true }, /stalled: no data/, { stallGraceMs: 300 });
+Deno.test("informer: a watch that stalls (open, silent past the server's timeout) is resumed from its resourceVersion, in sync", async () => {
+  await using w = await watched({ stallGraceMs: 300 });
+  const lists = (): number => w.kube.server.requests.filter((r) => r.verb === "list").length;
+  const watchPaths = (): string[] =>
+    w.kube.server.requests.filter((r) => r.verb === "watch").map((r) => r.path);
+  const listed = lists();
+  w.kube.server.fault({ verb: "watch", resource: PLURAL, times: 1, stall: true });
+  await until(() => w.kube.server.requests.some((r) => r.fault?.stall), "the stalled watch");
+  const stalledAt = watchPaths().length - 1;
+  let everOutOfSync = false;
+  await until(() => {
+    everOutOfSync ||= !w.informer.synced();
+    return watchPaths().length > stalledAt + 1;
+  }, "a watch after the stalled one");
+  const version = (path: string) => new URL(path, "http://x").searchParams.get("resourceVersion");
+  const paths = watchPaths();
+  assert.equal(version(paths[stalledAt + 1]!), version(paths[stalledAt]!), "resumed where it was");
+  w.kube.server.seed(instance("second"));
+  await until(() => {
+    everOutOfSync ||= !w.informer.synced();
+    return w.names().includes("second");
+  }, "the cache follows");
+  assert.equal(lists(), listed, "no list");
+  assert.equal(everOutOfSync, false, "never out of sync");
+  assert.deepEqual(w.warnings, []);
 });
 
 Deno.test("informer: 410 Gone on a stale resourceVersion re-lists without a warning", async () => {
@@ -310,4 +333,35 @@ Deno.test("checkList and parseWatchLine name what is wrong", () => {
     ),
     { type: "BOOKMARK", resourceVersion: "7" },
   );
+});
+
+/** Blocks this process's event loop (a node so busy the agent gets no CPU). */
+function starve(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* no timer, no socket read runs meanwhile */ }
+}
+
+Deno.test("informer: a process starved past a watch's end and its stall deadline stays in sync (no list, no warning)", async () => {
+  await using w = await watched({ stallGraceMs: 300 });
+  const lists = (): number => w.kube.server.requests.filter((r) => r.verb === "list").length;
+  const watches = (): number => w.kube.server.requests.filter((r) => r.verb === "watch").length;
+  const listed = lists();
+  const opened = watches();
+  // The server ends each watch after 1 s; the stall deadline is 300 ms later.
+  // When the loop runs again both are overdue: the timers run before the
+  // socket read that holds the end, so the end looked like a stall.
+  starve(2_500);
+  let everOutOfSync = false;
+  await until(() => {
+    everOutOfSync ||= !w.informer.synced();
+    return watches() >= opened + 2;
+  }, "watching on");
+  w.kube.server.seed(instance("second"));
+  await until(() => {
+    everOutOfSync ||= !w.informer.synced();
+    return w.names().includes("second");
+  }, "the cache follows");
+  assert.equal(lists(), listed, "no list: the watch resumed from its resourceVersion");
+  assert.equal(everOutOfSync, false, "never out of sync");
+  assert.deepEqual(w.warnings, []);
 });
