@@ -30,10 +30,6 @@ export interface LockOptions {
 /** Default longest wait for a lock. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 
-/** Polling pauses while the lock is busy: short first (locks are usually held briefly). */
-const FIRST_PAUSE_MS = 2;
-const LONGEST_PAUSE_MS = 25;
-
 const encoder = new TextEncoder();
 
 /** What a holder writes into the lock file. */
@@ -63,6 +59,46 @@ async function describeHolder(file: Deno.FsFile): Promise<string> {
 }
 
 /**
+ * Waits in the kernel (a blocking flock) until the lock on `path` is ours;
+ * returns the file that holds it, or undefined once `timeoutMs` passed.
+ * Never by polling: fifty plugin processes retrying every few milliseconds
+ * took the CPU from the holder (on a loaded node, and above all in the
+ * emulated lab, where a node-lock holder then needed over a minute for a file
+ * update and waiters gave up after 300 s).
+ *
+ * The wait runs on a second descriptor of the same file (checked by inode):
+ * while a blocking lock is in flight, every other operation on its
+ * descriptor waits for it, and `opened` must stay readable to name the
+ * holder. A wait that times out stays in flight until the holder lets go;
+ * its descriptor is closed by then, so the lock it gets is dropped at once.
+ */
+async function waitForLock(
+  path: string,
+  opened: Deno.FsFile,
+  timeoutMs: number,
+): Promise<Deno.FsFile | undefined> {
+  const waiter = openNoFollow(path, { read: true, write: true, what: "lock file" });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const [first, second] = await Promise.all([opened.stat(), waiter.stat()]);
+    if (first.dev !== second.dev || first.ino !== second.ino) {
+      throw new CniError(ErrorCode.IoFailure, `lock file ${path} was replaced while opening it`);
+    }
+    const timedOut = new Promise<false>((resolve) =>
+      timer = setTimeout(() => resolve(false), timeoutMs)
+    );
+    if (await Promise.race([waiter.lock(true).then(() => true), timedOut])) return waiter;
+  } catch (error) {
+    waiter.close();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  waiter.close();
+  return undefined;
+}
+
+/**
  * Takes an exclusive lock on `path`, creating the file; waits while another
  * process holds it, up to `options.timeoutMs`, then fails with code 11
  * naming the lock and its holder.
@@ -80,11 +116,15 @@ export async function lockFile(path: string, options: LockOptions = {}): Promise
     );
   }
   const timeoutMs = options.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
-  const deadline = Date.now() + timeoutMs;
-  let pause = FIRST_PAUSE_MS;
-  while (!(await file.tryLock(true))) {
-    const left = deadline - Date.now();
-    if (left <= 0) {
+  if (!(await file.tryLock(true))) {
+    let holding: Deno.FsFile | undefined;
+    try {
+      holding = await waitForLock(path, file, timeoutMs);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+    if (!holding) {
       const holder = await describeHolder(file);
       file.close();
       throw new CniError(
@@ -92,8 +132,8 @@ export async function lockFile(path: string, options: LockOptions = {}): Promise
         `timed out after ${timeoutMs / 1000} s waiting for lock ${path}, held by ${holder}`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
-    pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
+    file.close();
+    file = holding;
   }
   const record: HolderRecord = {
     pid: Deno.pid,

@@ -1,7 +1,8 @@
 /**
  * The runner's and the lock's deadlines, without root: a command that forks
  * and hangs is killed with its whole process group; a lock held by another
- * process fails the wait with code 11 naming the lock and its holder.
+ * process fails the wait with code 11 naming the lock and its holder; a
+ * waiter sleeps in the kernel until then (fifty pollers starved the holder).
  *
  * @module
  */
@@ -67,6 +68,43 @@ Deno.test("a lock held by another process fails the wait with 11 naming the lock
     await holder.release();
     const lock = await lockFile(path, { timeoutMs: 100, holder: "test" });
     lock.release();
+    assert.equal(await Deno.readTextFile(path), "", "the record goes with the lock");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** `/proc/locks` lines of flock waiters blocked in the kernel on the file with inode `ino`. */
+async function blockedWaiters(ino: number): Promise<string[]> {
+  const locks = await Deno.readTextFile("/proc/locks");
+  return locks.split("\n").filter((line) =>
+    new RegExp(`->\\s+FLOCK\\s+ADVISORY\\s+WRITE\\s+\\d+\\s+[0-9a-f]+:[0-9a-f]+:${ino}\\s`).test(
+      line,
+    )
+  );
+}
+
+Deno.test("a waiter sleeps in the kernel's flock queue (no polling), and takes the lock when the holder ends", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/node.lock`;
+    await using holder = await holdLock(path, "ADD container c-holder");
+    const ino = (await Deno.stat(path)).ino!;
+    const waiting = lockFile(path, { timeoutMs: 60_000, holder: "ADD container c-waiter" });
+    // A polling waiter (tryLock, pause, again) never shows up as blocked.
+    let blocked: string[] = [];
+    for (let i = 0; i < 400 && blocked.length === 0; i++) {
+      blocked = await blockedWaiters(ino);
+      if (blocked.length === 0) await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.equal(blocked.length, 1, "one waiter blocked in flock on the lock file");
+    assert.match(blocked[0]!, new RegExp(`WRITE\\s+${Deno.pid}\\s`), blocked[0]);
+    await holder.release();
+    const lock = await waiting;
+    const record = JSON.parse(await Deno.readTextFile(path));
+    assert.deepEqual([record.pid, record.holder], [Deno.pid, "ADD container c-waiter"]);
+    lock.release();
+    assert.deepEqual(await blockedWaiters(ino), []);
     assert.equal(await Deno.readTextFile(path), "", "the record goes with the lock");
   } finally {
     await Deno.remove(dir, { recursive: true });
