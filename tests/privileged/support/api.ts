@@ -52,6 +52,8 @@ interface Relay {
 interface Agent {
   readonly node: string;
   readonly socket: string;
+  /** Its metrics, Prometheus text (calls answered, API requests, verb reports). */
+  metrics(): string;
   close(): Promise<void>;
 }
 
@@ -180,7 +182,12 @@ export class ApiWorld {
       timeoutMs: Deno.env.get("LAB_MODE") === "vm" ? 120_000 : 20_000,
       log: createLogger({ level: "warn" }),
     });
-    this.#agents.push({ node, socket, close: () => agent.close() });
+    this.#agents.push({
+      node,
+      socket,
+      metrics: () => agent.metrics.render({ caches: [], ready: agent.ready() }),
+      close: () => agent.close(),
+    });
     await waitFor(`agent socket ${socket}`, async () => {
       try {
         (await Deno.connect({ transport: "unix", path: socket })).close();
@@ -189,6 +196,22 @@ export class ApiWorld {
         return undefined;
       }
     });
+  }
+
+  /**
+   * The samples of `metric` the agent of `node` counted, keyed by their
+   * labels as printed (e.g. `{op="declareVrf",outcome="ok"}`).
+   */
+  agentCounts(node: string, metric: string): Record<string, number> {
+    const agent = this.#agents.find((a) => a.node === node);
+    if (!agent) throw new Error(`no agent for node ${node}`);
+    const counts: Record<string, number> = {};
+    for (const line of agent.metrics().split("\n")) {
+      if (!line.startsWith(`${metric}{`)) continue;
+      const space = line.lastIndexOf(" ");
+      counts[line.slice(metric.length, space)] = Number(line.slice(space + 1));
+    }
+    return counts;
   }
 
   /** Stops agents, relays, the bridge and the server; removes the scratch dir. */

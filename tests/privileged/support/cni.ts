@@ -102,6 +102,12 @@ export async function invoke(call: Invocation): Promise<Outcome> {
   console.error(
     `  galactic ${call.command} ${call.containerId}: exit ${output.code} in ${seconds} s`,
   );
+  // At once, not only in the assertion that fails after every process is
+  // done: a lab run of fifty processes takes many minutes to get there.
+  if (output.code !== 0) {
+    console.error(`    stdout: ${output.stdout.trim().slice(0, 600)}`);
+    console.error(`    stderr (end): ${output.stderr.trim().slice(-1500)}`);
+  }
   let json: Record<string, unknown> | undefined;
   if (output.stdout.trim() !== "") {
     try {
