@@ -98,7 +98,7 @@ Deno.test("a waiter sleeps in the kernel's flock queue (no polling), and takes t
       if (blocked.length === 0) await new Promise((resolve) => setTimeout(resolve, 25));
     }
     assert.equal(blocked.length, 1, "one waiter blocked in flock on the lock file");
-    assert.match(blocked[0]!, new RegExp(`WRITE\\s+${Deno.pid}\\s`), blocked[0]);
+    assert.match(blocked[0]!, new RegExp(`WRITE\\s+${Deno.pid}\\s`), blocked[0]!);
     await holder.release();
     const lock = await waiting;
     const record = JSON.parse(await Deno.readTextFile(path));
