@@ -1710,9 +1710,14 @@ Deno.test({
 
 Deno.test("fake host: settled() waits for programs whose caller is gone", async () => {
   await using host = await createFakeHost();
-  // A caller that starts a program and dies at once, as a killed plugin leaves its siblings.
+  // A caller that starts a program and dies once it runs (its marker is there), as a killed
+  // plugin leaves the siblings of the command that killed it.
   const orphan = new Deno.Command("sh", {
-    args: ["-c", "ip link add o1 type veth peer name o2 >/dev/null 2>&1 &"],
+    args: [
+      "-c",
+      "ip link add o1 type veth peer name o2 >/dev/null 2>&1 & " +
+      'while [ ! -e "$FAKE_HOST_STATE.running/$!" ]; do :; done',
+    ],
     env: host.env,
   }).spawn();
   assert.equal((await orphan.status).code, 0);
