@@ -85,3 +85,16 @@ Deno.test("the CNI entry bin/galactic starts does not even read the CLI's module
   assert.deepEqual(read.filter((s) => NOT_CNI.test(s)), []);
   assert.ok((await wholeGraph("../../main.ts")).some((s) => NOT_CNI.test(s)), "main.ts does");
 });
+
+Deno.test("the plugin never reaches the test-only gRPC packages (the runtimes suite's CRI client)", async () => {
+  const everything = await staticClosure("../../main.ts", { dynamic: true });
+  assert.ok(
+    [...everything].some((s) => s.endsWith("/lib/verbs/add.ts")),
+    "dynamic imports followed",
+  );
+  const offenders = [...everything].filter((s) => s.includes("@grpc/"));
+  assert.deepEqual(offenders, []);
+  // The guard can fail: the CRI client's own graph does reach them.
+  const client = await staticClosure("../privileged/support/cri/client.ts");
+  assert.ok([...client].some((s) => s.includes("@grpc/grpc-js")), [...client].join("\n"));
+});

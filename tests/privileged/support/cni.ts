@@ -23,6 +23,8 @@ export interface Invocation {
   readonly containerId: string;
   /** Pod netns (`CNI_NETNS`). */
   readonly pod?: Netns;
+  /** `CNI_NETNS` of a netns the suite did not create (a runtime's); overrides `pod`. */
+  readonly netns?: string;
   /** `CNI_IFNAME` (default net1). */
   readonly ifname?: string;
   /** Network configuration (stdin). */
@@ -60,7 +62,7 @@ const NODE_FIELDS = ["state_dir", "agent_socket", "kubeconfig", "node_name", "lo
  * the plugin as its node configuration (a file named by
  * `GALACTIC_NODE_CONFIG`, beside the state dir) and only the rest on stdin.
  */
-async function splitNodeConfig(
+export async function splitNodeConfig(
   config: Record<string, unknown>,
 ): Promise<{ network: Record<string, unknown>; nodeConfigPath: string }> {
   const network = { ...config };
@@ -85,7 +87,7 @@ export async function invoke(call: Invocation): Promise<Outcome> {
     ...baseEnv(),
     CNI_COMMAND: call.command,
     CNI_CONTAINERID: call.containerId,
-    CNI_NETNS: call.pod?.path ?? "",
+    CNI_NETNS: call.netns ?? call.pod?.path ?? "",
     CNI_IFNAME: call.ifname ?? "net1",
     CNI_PATH,
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${call.containerId}`,
