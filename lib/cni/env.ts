@@ -127,6 +127,12 @@ export function parseCniEnv(env: Readonly<Record<string, string | undefined>>): 
     throw invalidEnv("CNI_COMMAND", command, `must be one of ${COMMANDS.join(", ")}`);
   }
   const verb = command as Command;
+  // VERSION reads CNI_COMMAND alone. libcni (podman's config validation,
+  // containerd) fills the rest with placeholders (CNI_NETNS=dummy, a
+  // relative path) that must not fail it.
+  if (verb === "VERSION") {
+    return { command: verb, containerId: "", netns: "", ifname: "", args: new Map(), path: [] };
+  }
   for (const name of REQUIRED[verb]) {
     if (!env[name]) throw invalidEnv(name, env[name], `is required for ${verb}`);
   }

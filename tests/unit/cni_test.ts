@@ -116,6 +116,27 @@ Deno.test("parseCniEnv: variables a verb does not need may be absent", async (t)
   }
 });
 
+Deno.test("parseCniEnv: VERSION ignores the other variables, as libcni sends placeholders", () => {
+  // libcni's GetVersionInfo (podman validating a conflist, containerd
+  // loading one): NetNS, IfName and Path are the string "dummy".
+  const env = parseCniEnv({
+    CNI_COMMAND: "VERSION",
+    CNI_NETNS: "dummy",
+    CNI_IFNAME: "dummy",
+    CNI_PATH: "dummy",
+    CNI_CONTAINERID: "not a valid id",
+    CNI_ARGS: "not-a-pair",
+  });
+  assert.equal(env.command, "VERSION");
+  assert.equal(env.netns, "");
+  // The same placeholders still fail the verbs that use them.
+  assertCniError(
+    () => parseCniEnv(fullEnv("ADD", { CNI_NETNS: "dummy" })),
+    INVALID_ENVIRONMENT,
+    ["CNI_NETNS"],
+  );
+});
+
 Deno.test("parseCniEnv: CNI_COMMAND must be a known verb", async (t) => {
   for (const command of [undefined, "", "add", "Add", "DELETE", "INIT", " ADD"]) {
     await t.step(JSON.stringify(command) ?? "unset", () => {
