@@ -437,7 +437,10 @@ async function containerdDrives(world: World): Promise<void> {
   const networkDir = `${dir}/net.d`;
   await Deno.mkdir(networkDir, { recursive: true });
   await Deno.writeTextFile(`${networkDir}/10-${network}.conflist`, JSON.stringify(conflist));
-  const podman = await Podman.create(`${dir}/image`, { node: node.ns, pluginDir: plugins.dir });
+  const podman = await Podman.create(`${world.scratch}/cimg`, {
+    node: node.ns,
+    pluginDir: plugins.dir,
+  });
   const baseline = await footprint(node);
   const containerd = await Containerd.start(dir, {
     node: node.ns,

@@ -77,6 +77,8 @@ export class Podman {
     options: { node: Netns; pluginDir: string },
   ): Promise<Podman> {
     const podman = new Podman(dir, options.node);
+    // podman refuses a longer runroot ("the specified runroot is longer than 50 characters").
+    assert.ok(podman.#runroot.length <= 50, `podman runroot ${podman.#runroot} is too long`);
     await Deno.mkdir(podman.networkDir, { recursive: true });
     await Deno.writeTextFile(
       `${dir}/containers.conf`,
@@ -103,12 +105,16 @@ export class Podman {
     );
   }
 
+  get #runroot(): string {
+    return `${this.#dir}/run`;
+  }
+
   /** `podman ARGS` in the node netns; the output, whatever the exit status. */
   exec(...args: string[]): Promise<CommandOutput> {
     return run(
       [
         ...["nsenter", `--net=/run/netns/${this.#node.name}`, "podman"],
-        ...["--root", `${this.#dir}/root`, "--runroot", `${this.#dir}/runroot`],
+        ...["--root", `${this.#dir}/root`, "--runroot", this.#runroot],
         ...["--storage-driver", "vfs", ...args],
       ],
       { env: { CONTAINERS_CONF: `${this.#dir}/containers.conf` } },
