@@ -9,7 +9,10 @@
  *   an `http://` server needs, and refused for `https://` (the transport
  *   always verifies the server's certificate);
  * - user: `token`, `tokenFile`, `client-certificate(-data)` with
- *   `client-key(-data)`;
+ *   `client-key(-data)`; with both `token` and `tokenFile`, the file's token
+ *   is used whenever the file can be read and `token` only when it cannot
+ *   (client-go's documented rule: "the last successfully read value takes
+ *   precedence over Token");
  * - anything that would change who we authenticate as or how (`exec`,
  *   `auth-provider`, `username`/`password`, `as`, `tls-server-name`,
  *   `proxy-url`) is refused with an error naming the field, never ignored.
@@ -28,8 +31,12 @@ import type { InClusterConfig, KubeconfigSource } from "./kubeconfig.ts";
 export type Auth =
   | { readonly kind: "none" }
   | { readonly kind: "token"; readonly token: string }
-  /** A token re-read from this file as it rotates (service account tokens). */
-  | { readonly kind: "tokenFile"; readonly path: string };
+  /**
+   * A token re-read from this file as it rotates (service account tokens);
+   * while the file cannot be read, the last token read from it, else
+   * `fallback` (the kubeconfig's `token`, when both are set), is sent.
+   */
+  | { readonly kind: "tokenFile"; readonly path: string; readonly fallback?: string };
 
 /** What the transport needs to reach and authenticate to the API server. */
 export interface Credentials {
@@ -333,10 +340,15 @@ async function userAuth(
     );
   }
   const clientCert = cert !== undefined && key !== undefined ? { cert, key } : undefined;
-  const auth: Auth = token !== undefined
-    ? { kind: "token", token: checkToken(token, `${where} "token"`) }
-    : tokenFile !== undefined
-    ? { kind: "tokenFile", path: resolvePath(kubeconfig, tokenFile) }
+  const fixed = token === undefined ? undefined : checkToken(token, `${where} "token"`);
+  const auth: Auth = tokenFile !== undefined
+    ? {
+      kind: "tokenFile",
+      path: resolvePath(kubeconfig, tokenFile),
+      ...(fixed !== undefined && { fallback: fixed }),
+    }
+    : fixed !== undefined
+    ? { kind: "token", token: fixed }
     : { kind: "none" };
   if (auth.kind === "none" && clientCert === undefined) {
     throw invalid(where, 'has no credentials: give "token", "tokenFile" or a client certificate');

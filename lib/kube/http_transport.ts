@@ -10,7 +10,10 @@
  * A token file (the service account's, rotated by the kubelet) is re-read at
  * most once a minute, like client-go, and at once when the server answers
  * 401: a token revoked or expired before that minute is over is replaced by
- * the file's newer one, and the request is sent once more with it.
+ * the file's newer one, and the request is sent once more with it. As in
+ * client-go, a re-read that fails keeps the last token read (or the
+ * kubeconfig's `token`, when it also gave one) in use; only a file never read
+ * and nothing to fall back on fail the request.
  *
  * Caveat: Deno adds `caCerts` to its default roots rather than replacing
  * them, so a certificate for the server's host from a public CA would also be
@@ -75,7 +78,11 @@ export function openHttpTransport(credentials: Credentials): HttpTransport {
     );
   }
   const userAgent = `galactic/${PLUGIN_VERSION}`;
-  let token = auth.kind === "token" ? auth.token : undefined;
+  let token = auth.kind === "token"
+    ? auth.token
+    : auth.kind === "tokenFile"
+    ? auth.fallback
+    : undefined;
   let tokenReadAt = -Infinity;
   let closed = false;
 
@@ -88,6 +95,7 @@ export function openHttpTransport(credentials: Credentials): HttpTransport {
         "token file",
       );
     } catch (error) {
+      if (token !== undefined) return token;
       const problem = error instanceof CredentialProblem ? error : undefined;
       throw new CniError(
         problem?.code ?? ErrorCode.IoFailure,

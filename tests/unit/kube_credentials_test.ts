@@ -274,3 +274,33 @@ Deno.test("credentials: files named by the kubeconfig are never quoted, nor the 
   assert.match(unusable.message, /not usable PEM/);
   assert.ok(!unusable.message.includes(SECRET));
 });
+
+Deno.test("credentials: with token and tokenFile, the file's token is sent; the token only while the file is unreadable (client-go)", async () => {
+  await using server = new FakeApiServer();
+  const dir = await Deno.makeTempDir({ prefix: "galactic-creds-" });
+  try {
+    const tokenFile = `${dir}/token`;
+    await Deno.writeTextFile(tokenFile, `${server.token}\n`);
+    const plain = { server: server.url, "insecure-skip-tls-verify": true };
+    const statusWith = async (user: Record<string, unknown>): Promise<number> => {
+      const path = await kubeconfig(dir, plain, user);
+      const api = await openKubeApi({ kind: "file", path, origin: "test" }, { retry: FAST_RETRY });
+      try {
+        await api.list(BGP_PROVIDERS, { deadline: startDeadline(5000) });
+        return 200;
+      } catch (error) {
+        assert.ok(error instanceof KubeApiError, String(error));
+        return error.status ?? 0;
+      } finally {
+        await api.close();
+      }
+    };
+    // A stale inline token beside a rotated file: the file wins.
+    assert.equal(await statusWith({ token: "stale-inline-token", tokenFile: "token" }), 200);
+    // The file cannot be read: the inline token is the fallback, not an error.
+    assert.equal(await statusWith({ token: server.token, tokenFile: "missing" }), 200);
+    assert.equal(await statusWith({ token: "stale-inline-token", tokenFile: "missing" }), 401);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
