@@ -258,6 +258,10 @@ function checkServer(server: string | undefined, where: string, skipTls: boolean
   } catch {
     throw invalid(where, `"server" ${show(server)} is not a URL`);
   }
+  if (url.username !== "" || url.password !== "") {
+    // Never quoted: user info may carry a password.
+    throw invalid(where, '"server" has user info (user:password@): give credentials in the user');
+  }
   if (url.protocol === "https:" && skipTls) {
     throw invalid(
       where,
@@ -276,8 +280,8 @@ function checkServer(server: string | undefined, where: string, skipTls: boolean
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     throw invalid(where, `"server" ${show(server)} is not an http(s) URL`);
   }
-  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
-    throw invalid(where, `"server" ${show(url.origin)} has a query, fragment or user info`);
+  if (url.search !== "" || url.hash !== "") {
+    throw invalid(where, `"server" ${show(url.origin)} has a query or fragment`);
   }
   return server.replace(/\/+$/, "");
 }
@@ -356,14 +360,41 @@ async function userAuth(
   return { auth, ...(clientCert && { clientCert }) };
 }
 
+/**
+ * The current context and its cluster, each named in the error when missing
+ * (client-go: `context was not found for specified context: X`).
+ */
+function currentContext(config: Record<string, unknown>): {
+  contextName: string;
+  context: Record<string, unknown>;
+  clusterName: string;
+  cluster: Record<string, unknown>;
+} {
+  const contextName = config["current-context"];
+  if (typeof contextName !== "string" || contextName === "") {
+    throw new CredentialProblem('has no "current-context"');
+  }
+  const context = entry(config, "contexts", contextName);
+  if (context === undefined) {
+    throw invalid(`"current-context" ${show(contextName)}`, "names no context of the file");
+  }
+  const clusterName = context.cluster;
+  if (typeof clusterName !== "string" || clusterName === "") {
+    throw invalid(`context ${show(contextName)}`, 'has no "cluster"');
+  }
+  const cluster = entry(config, "clusters", clusterName);
+  if (cluster === undefined) {
+    throw invalid(
+      `context ${show(contextName)}`,
+      `names cluster ${show(clusterName)}, not in the file`,
+    );
+  }
+  return { contextName, context, clusterName, cluster };
+}
+
 async function fromKubeconfig(path: string): Promise<Credentials> {
   const config = await parseKubeconfig(path);
-  const current = config["current-context"];
-  const contextName = typeof current === "string" && current !== "" ? current : undefined;
-  const context = contextName === undefined ? undefined : entry(config, "contexts", contextName);
-  const clusterName = typeof context?.cluster === "string" ? context.cluster : undefined;
-  const cluster = clusterName === undefined ? undefined : entry(config, "clusters", clusterName);
-  if (cluster === undefined) throw new CredentialProblem("has no current context with a cluster");
+  const { contextName, context, clusterName, cluster } = currentContext(config);
   const clusterWhere = `cluster ${show(clusterName)}`;
   refuseUnsupported(cluster, UNSUPPORTED_CLUSTER_FIELDS, clusterWhere);
   const skip = cluster["insecure-skip-tls-verify"];
@@ -376,7 +407,7 @@ async function fromKubeconfig(path: string): Promise<Credentials> {
     kubeconfig: path,
     kind: PEM_CERT,
   });
-  const userName = typeof context?.user === "string" ? context.user : undefined;
+  const userName = typeof context.user === "string" ? context.user : undefined;
   const user = userName === undefined ? undefined : entry(config, "users", userName);
   if (user === undefined) {
     throw invalid(`context ${show(contextName)}`, "names no user of the file");

@@ -313,7 +313,7 @@ Deno.test("client: an unreadable kubeconfig fails with code 4 naming the file", 
     await Deno.writeTextFile(`${dir}/kubeconfig`, "apiVersion: v1\nkind: Config\nclusters: []\n");
     await assert.rejects(
       openKubeApi({ kind: "file", path: `${dir}/kubeconfig`, origin: "test" }),
-      /has no current context with a cluster/,
+      /has no "current-context"/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -214,6 +214,16 @@ Deno.test("credentials: what a CNI node credential cannot use is refused naming 
       { token: SECRET },
       /plain http.*"insecure-skip-tls-verify: true"/,
     ],
+    [
+      { server: `http://admin:${SECRET}@10.0.0.1:8080` },
+      { token: "t" },
+      /"server" has user info/,
+    ],
+    [
+      { server: `https://admin:${SECRET}@10.0.0.1:6443`, "insecure-skip-tls-verify": true },
+      { token: "t" },
+      /"server" has user info/,
+    ],
     [{ ...https, "proxy-url": "http://proxy:3128" }, { token: SECRET }, /"proxy-url" is set/],
     [{ ...https, "tls-server-name": "api" }, { token: SECRET }, /"tls-server-name" is set/],
     [https, {}, /user "u": has no credentials/],
@@ -302,5 +312,31 @@ Deno.test("credentials: with token and tokenFile, the file's token is sent; the 
     assert.equal(await statusWith({ token: "stale-inline-token", tokenFile: "missing" }), 401);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("credentials: a missing or unknown current context is named, like client-go's 'context was not found'", async () => {
+  const p = await pki();
+  const base = {
+    clusters: [{ name: "c", cluster: { server: "https://10.0.0.1:6443" } }],
+    users: [{ name: "u", user: { token: SECRET } }],
+    contexts: [
+      { name: "x", context: { cluster: "c", user: "u" } },
+      { name: "no-cluster", context: { user: "u" } },
+      { name: "gone", context: { cluster: "deleted", user: "u" } },
+    ],
+  };
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{}, /: has no "current-context"$/],
+    [{ "current-context": "prod" }, /"current-context" "prod": names no context of the file/],
+    [{ "current-context": "no-cluster" }, /context "no-cluster": has no "cluster"/],
+    [{ "current-context": "gone" }, /context "gone": names cluster "deleted", not in the file/],
+  ];
+  for (const [extra, expected] of cases) {
+    const path = `${p.dir}/kubeconfig-${crypto.randomUUID()}`;
+    await Deno.writeTextFile(path, JSON.stringify({ ...base, ...extra }));
+    const error = await loadError(path);
+    assert.equal(error.code, ErrorCode.InvalidEnvironment, error.message);
+    assert.match(error.message, expected);
   }
 });
