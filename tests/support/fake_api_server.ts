@@ -335,6 +335,8 @@ export class FakeApiServer {
   readonly #rbac = new Map<string, Set<string>>();
   /** `resourceNames` of a rule, by the same key as `#rbac` (absent: every name). */
   readonly #rbacNames = new Map<string, Set<string>>();
+  /** The namespace of a Role's rule, by the same key (absent: a ClusterRole's, every namespace). */
+  readonly #rbacNamespaces = new Map<string, string>();
   readonly #defaultRbac: readonly RbacRule[];
   #faults: { spec: FaultSpec; left: number }[] = [];
   #hooks: RequestHook[] = [];
@@ -608,10 +610,12 @@ export class FakeApiServer {
   resetRbac(): void {
     this.#rbac.clear();
     this.#rbacNames.clear();
+    this.#rbacNamespaces.clear();
     for (const rule of this.#defaultRbac) {
       const key = `${rule.resource}.${rule.apiGroup}`;
       this.#rbac.set(key, new Set(rule.verbs));
       if (rule.resourceNames) this.#rbacNames.set(key, new Set(rule.resourceNames));
+      if (rule.namespace) this.#rbacNamespaces.set(key, rule.namespace);
     }
   }
 
@@ -999,14 +1003,21 @@ export class FakeApiServer {
     });
   }
 
-  /** TokenRequest: RBAC `create` on `serviceaccounts/token` (with its resourceNames), then the issuer. */
+  /**
+   * TokenRequest: RBAC `create` on `serviceaccounts/token` (with its
+   * resourceNames, and a Role's namespace), then the issuer.
+   */
   async #tokenRequest(
     target: { namespace: string; name: string },
     request: Request,
   ): Promise<Response> {
     const key = "serviceaccounts/token.";
     const names = this.#rbacNames.get(key);
-    if (!this.#rbac.get(key)?.has("create") || (names && !names.has(target.name))) {
+    const namespace = this.#rbacNamespaces.get(key);
+    if (
+      !this.#rbac.get(key)?.has("create") || (names && !names.has(target.name)) ||
+      (namespace !== undefined && namespace !== target.namespace)
+    ) {
       return statusResponse(
         403,
         "Forbidden",

@@ -9,7 +9,10 @@
  *   400); `spec.expirationSeconds` defaults to 3600, below 600 or above 2^32
  *   is 422 Invalid; empty `spec.audiences` become the server's own; a server
  *   maximum (`--service-account-max-token-expiration`) shortens longer ones;
- * - an unknown ServiceAccount is 404; a `boundObjectRef` names objects the
+ * - `metadata.name`/`namespace`, when given, must be the URL's (else 422,
+ *   checked first, as the real server does); an unknown ServiceAccount is
+ *   404 (before the spec is validated); a `boundObjectRef` of a kind other
+ *   than core Pod, Secret or Node is 400, and one of those names objects the
  *   fake does not hold (it keeps no pods), so it is 404 like a missing pod;
  * - the answer (201) carries `status.token` and
  *   `status.expirationTimestamp` (RFC 3339, whole seconds);
@@ -124,6 +127,32 @@ export class TokenIssuer {
           "expected authentication.k8s.io/v1, Kind=TokenRequest",
       );
     }
+    const metadata = (request.metadata ?? {}) as Record<string, unknown>;
+    for (
+      const [field, expected, what] of [["name", name, "name"], [
+        "namespace",
+        namespace,
+        "namespace",
+      ]]
+    ) {
+      const value = metadata[field!];
+      if (value !== undefined && value !== "" && value !== expected) {
+        return invalid(
+          `metadata.${field}: Invalid value: ${JSON.stringify(value)}: must match the service ` +
+            `account ${what} if specified`,
+          name,
+        );
+      }
+    }
+    const account = `${namespace}/${name}`;
+    if (!this.#accounts.has(account)) {
+      return {
+        status: 404,
+        reason: "NotFound",
+        message: `serviceaccounts ${JSON.stringify(name)} not found`,
+        details: { name, kind: "serviceaccounts" },
+      };
+    }
     const spec = (request.spec ?? {}) as Record<string, unknown>;
     if (typeof spec !== "object" || Array.isArray(spec)) return badRequest("spec: not an object");
     const audiences = spec.audiences ?? [];
@@ -144,18 +173,19 @@ export class TokenIssuer {
         `spec.expirationSeconds: Invalid value: ${requested}: may not specify a duration larger than 2^32 seconds`,
       );
     }
-    const account = `${namespace}/${name}`;
-    if (!this.#accounts.has(account)) {
-      return {
-        status: 404,
-        reason: "NotFound",
-        message: `serviceaccounts ${JSON.stringify(name)} not found`,
-        details: { name, kind: "serviceaccounts" },
-      };
-    }
     const bound = spec.boundObjectRef as Record<string, unknown> | undefined;
     if (bound !== undefined && bound !== null) {
-      const kind = String(bound.kind ?? "").toLowerCase();
+      const apiVersion = String(bound.apiVersion ?? "");
+      if (apiVersion.includes("/") || !["Pod", "Secret", "Node"].includes(String(bound.kind))) {
+        const group = apiVersion.includes("/") ? apiVersion.split("/")[0] : "";
+        const version = apiVersion.includes("/") ? apiVersion.split("/")[1] : apiVersion;
+        return badRequest(
+          `cannot bind token to object of type ${group}/${version}, Kind=${
+            String(bound.kind ?? "")
+          }`,
+        );
+      }
+      const kind = String(bound.kind).toLowerCase();
       return {
         status: 404,
         reason: "NotFound",
@@ -177,7 +207,7 @@ export class TokenIssuer {
         kind: "TokenRequest",
         apiVersion: "authentication.k8s.io/v1",
         metadata: { name, namespace, creationTimestamp: rfc3339(issuedAt * 1000) },
-        spec: { audiences: granted, expirationSeconds: seconds, boundObjectRef: null },
+        spec: { audiences: granted, expirationSeconds: seconds },
         status: { token, expirationTimestamp: rfc3339(expiresAt) },
       },
     };
@@ -188,12 +218,13 @@ function badRequest(message: string): TokenAnswer {
   return { status: 400, reason: "BadRequest", message };
 }
 
-function invalid(cause: string): TokenAnswer {
+/** 422 as the real server words it: the spec's errors name "", metadata's the account. */
+function invalid(cause: string, name = ""): TokenAnswer {
   return {
     status: 422,
     reason: "Invalid",
-    message: `TokenRequest.authentication.k8s.io "" is invalid: ${cause}`,
-    details: { group: "authentication.k8s.io", kind: "TokenRequest" },
+    message: `TokenRequest.authentication.k8s.io ${JSON.stringify(name)} is invalid: ${cause}`,
+    details: { name, group: "authentication.k8s.io", kind: "TokenRequest" },
   };
 }
 

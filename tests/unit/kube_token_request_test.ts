@@ -136,6 +136,23 @@ Deno.test("fake TokenRequest: request shape validated as the real API does", asy
       /pods "p" not found/,
     ],
     ["not an object", 400, /not a JSON object/],
+    // The body's name and namespace, when given, must be the URL's (real: 422 Invalid).
+    [
+      { ...REQUEST, metadata: { name: "galactic-agent" } },
+      422,
+      /metadata\.name: Invalid value: "galactic-agent": must match the service account name/,
+    ],
+    [
+      { ...REQUEST, metadata: { name: SA, namespace: "kube-system" } },
+      422,
+      /metadata\.namespace: Invalid value: "kube-system": must match/,
+    ],
+    // Only core Pods, Secrets and Nodes can be bound (real: 400 BadRequest).
+    [
+      { ...REQUEST, spec: { boundObjectRef: { kind: "ConfigMap", apiVersion: "v1", name: "c" } } },
+      400,
+      /cannot bind token to object of type \/v1, Kind=ConfigMap/,
+    ],
   ];
   for (const [body, status, message] of cases) {
     const response = await post(server, SA, body);
@@ -147,7 +164,17 @@ Deno.test("fake TokenRequest: request shape validated as the real API does", asy
   const unknown = await post(server, "nobody", REQUEST);
   assert.equal(unknown.status, 403, "RBAC (resourceNames) is checked before the account exists");
   await unknown.body?.cancel();
+  // The agent's Role grants it in galactic-system only: the same account name elsewhere is 403.
+  const elsewhere = await fetch(
+    `${server.url}/api/v1/namespaces/kube-system/serviceaccounts/${SA}/token`,
+    { method: "POST", headers: { authorization: `Bearer ${server.token}` }, body: "{}" },
+  );
+  assert.equal(elsewhere.status, 403, "a Role's namespace bounds it");
+  await elsewhere.body?.cancel();
   assert.deepEqual(server.tokens.issued(), []);
+  const named = await post(server, SA, { ...REQUEST, metadata: { name: SA, namespace: NS } });
+  assert.equal(named.status, 201, "the URL's own name and namespace are accepted");
+  await named.body?.cancel();
 
   // kind and apiVersion may be left out; expirationSeconds defaults to 3600;
   // a longer request is cut to the server's maximum; audiences default.
