@@ -15,9 +15,8 @@
  * kubeconfig's `token`, when it also gave one) in use; only a file never read
  * and nothing to fall back on fail the request.
  *
- * Caveat: Deno adds `caCerts` to its default roots rather than replacing
- * them, so a certificate for the server's host from a public CA would also be
- * accepted (client-go trusts only the kubeconfig's CA).
+ * The server's certificate is verified against the kubeconfig's CA alone,
+ * as in client-go, not Deno's default roots besides (`tls_roots.ts`).
  *
  * @module
  */
@@ -31,6 +30,7 @@ import {
   MAX_CREDENTIAL_FILE_BYTES,
   readBoundedText,
 } from "./credentials.ts";
+import { createApiHttpClient } from "./tls_roots.ts";
 
 /** How long a token read from a file is used before it is read again. */
 export const TOKEN_FILE_REFRESH_MS = 60_000;
@@ -60,7 +60,7 @@ export function openHttpTransport(credentials: Credentials): HttpTransport {
   const { server, auth } = credentials;
   let client: Deno.HttpClient;
   try {
-    client = Deno.createHttpClient({
+    client = createApiHttpClient({
       ...(credentials.caCert !== undefined && { caCerts: [credentials.caCert] }),
       ...(credentials.clientCert !== undefined && {
         cert: credentials.clientCert.cert,

@@ -340,3 +340,41 @@ Deno.test("credentials: a missing or unknown current context is named, like clie
     assert.match(error.message, expected);
   }
 });
+
+Deno.test("credentials: only the kubeconfig's CA is trusted, not Deno's default roots besides (as client-go)", async () => {
+  const p = await pki();
+  await using server = new FakeApiServer();
+  await using front = await startTlsFront(p, { upstream: server.url });
+  const probe = async (ca: string): Promise<Record<string, unknown>> => {
+    const path = await kubeconfig(p.dir, { server: front.url, "certificate-authority": ca }, {
+      token: server.token,
+    });
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        "--cached-only",
+        "--no-prompt",
+        "--allow-all",
+        "--config",
+        new URL("../../deno.json", import.meta.url).pathname,
+        new URL("../support/tls_roots_probe.ts", import.meta.url).pathname,
+        path,
+      ],
+      // The server's CA is among the process's default roots (the system store).
+      env: { DENO_TLS_CA_STORE: "system", SSL_CERT_FILE: p.caCert },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(output.success, new TextDecoder().decode(output.stderr));
+    return JSON.parse(new TextDecoder().decode(output.stdout));
+  };
+  // Control: the server's own CA named by the kubeconfig is accepted, and the
+  // process's children still see the operator's DENO_TLS_CA_STORE.
+  assert.deepEqual(await probe(p.caCert), { outcome: "accepted", storeAfter: "system" });
+  // Another CA named: that the server's CA is among the default roots does not help.
+  const refused = await probe(p.otherCaCert);
+  assert.equal(refused.outcome, "refused");
+  assert.match(String(refused.message), /invalid peer certificate: UnknownIssuer/);
+  assert.equal(server.requests.length, 1, "only the control's request reached the server");
+});
