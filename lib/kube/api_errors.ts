@@ -108,7 +108,15 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
 }
 
-/** Parses `Retry-After` (delta seconds or an HTTP date) into milliseconds. */
+/** HTTP-date (RFC 9110 5.6.7): IMF-fixdate and RFC 850 (both in GMT), or asctime (UTC). */
+const HTTP_DATE = /^[A-Za-z]{3,9}, \d\d[ -][A-Za-z]{3}[ -](\d{4}|\d\d) \d\d:\d\d:\d\d GMT$/;
+const ASCTIME = /^[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/;
+
+/**
+ * Parses `Retry-After` (delta seconds or an HTTP-date) into milliseconds;
+ * anything else (`1.5`, `-1`, which `Date.parse` would take for dates in the
+ * past and so retry at once) is ignored, and the backoff applies.
+ */
 export function parseRetryAfter(
   value: string | undefined,
   now: number = Date.now(),
@@ -116,7 +124,11 @@ export function parseRetryAfter(
   if (value === undefined || value.trim() === "") return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const date = Date.parse(text);
+  const date = HTTP_DATE.test(text)
+    ? Date.parse(text)
+    : ASCTIME.test(text)
+    ? Date.parse(`${text} GMT`)
+    : Number.NaN;
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 

@@ -25,6 +25,20 @@ Deno.test("api errors: Retry-After as seconds or an HTTP date", () => {
   assert.equal(parseRetryAfter("3"), 3000);
   assert.equal(parseRetryAfter(new Date(10_000).toUTCString(), 4000), 6000);
   assert.equal(parseRetryAfter("soon"), undefined);
+  // RFC 9110's three HTTP-date forms, all GMT.
+  assert.equal(
+    parseRetryAfter("Sun, 06 Nov 1994 08:49:37 GMT", Date.UTC(1994, 10, 6, 8, 49, 30)),
+    7000,
+  );
+  assert.equal(
+    parseRetryAfter("Sunday, 06-Nov-94 08:49:37 GMT", Date.UTC(1994, 10, 6, 8, 49, 30)),
+    7000,
+  );
+  assert.equal(parseRetryAfter("Sun Nov  6 08:49:37 1994", Date.UTC(1994, 10, 6, 8, 49, 30)), 7000);
+  // Neither delta-seconds nor an HTTP-date: ignored (Date.parse reads them as dates long past).
+  for (const bogus of ["1.5", "-1", "0x10", "1e3", "in 5 minutes"]) {
+    assert.equal(parseRetryAfter(bogus), undefined, bogus);
+  }
   assert.equal(parseRetryAfter(undefined), undefined);
 });
 
