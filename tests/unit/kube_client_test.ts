@@ -389,3 +389,31 @@ Deno.test("client: a redirect is not followed (the token stays with the server),
     await api.close();
   }
 });
+
+Deno.test("client: a body that stops mid-way is cut off by the deadline, code 11", async () => {
+  await using odd = await oddServer(() =>
+    new Response(
+      new ReadableStream({
+        start(controller): void {
+          controller.enqueue(new TextEncoder().encode('{"metadata":{"name":'));
+        },
+      }),
+      { headers: { "content-type": "application/json" } },
+    )
+  );
+  const api = await openKubeApi({ kind: "file", path: odd.path, origin: "test" }, {
+    retry: FAST_RETRY,
+  });
+  try {
+    const error = await api.get(BGP_VRF_INSTANCES, "x", { deadline: startDeadline(300) }).then(
+      () => assert.fail("a body that never ends cannot answer"),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof KubeApiError, String(error));
+    assert.equal(error.code, ErrorCode.TryAgainLater);
+    assert.match(error.message, /deadline exceeded/);
+  } finally {
+    await api.close();
+  }
+  assert.equal(odd.seen.length, 1, "not retried past the deadline");
+});
