@@ -198,14 +198,25 @@ class FetchKubeApi implements KubeApi {
     const items: KubeObject[] = [];
     let token: string | undefined;
     do {
-      const page = await this.#call({ verb: "list", resource }, options.deadline, {
-        method: "GET",
-        path: withQuery(resourcePath(resource), {
-          labelSelector: options.labelSelector,
-          limit: options.limit,
-          continue: token,
-        }),
-      });
+      let page: unknown;
+      try {
+        page = await this.#call({ verb: "list", resource }, options.deadline, {
+          method: "GET",
+          path: withQuery(resourcePath(resource), {
+            labelSelector: options.labelSelector,
+            limit: options.limit,
+            continue: token,
+          }),
+        });
+      } catch (error) {
+        // A continue token compacted away (410 Expired) between pages: list
+        // again in one piece, as client-go's pager does (FullListIfExpired).
+        if (token === undefined || !isApiStatus(error, 410)) throw error;
+        return await this.list(resource, {
+          deadline: options.deadline,
+          ...(options.labelSelector !== undefined && { labelSelector: options.labelSelector }),
+        });
+      }
       if (!isList(page)) {
         throw new CniError(
           ErrorCode.Kubernetes,

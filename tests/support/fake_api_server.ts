@@ -335,6 +335,8 @@ export class FakeApiServer {
   readonly #rbac = new Map<string, Set<string>>();
   /** `resourceNames` of a rule, by the same key as `#rbac` (absent: every name). */
   readonly #rbacNames = new Map<string, Set<string>>();
+  /** Compactions so far: a continue token from before the last one is 410 Expired. */
+  #compactions = 0;
   /** The namespace of a Role's rule, by the same key (absent: a ClusterRole's, every namespace). */
   readonly #rbacNamespaces = new Map<string, string>();
   readonly #defaultRbac: readonly RbacRule[];
@@ -596,6 +598,14 @@ export class FakeApiServer {
     return () => {
       this.#hooks = this.#hooks.filter((h) => h !== hook);
     };
+  }
+
+  /**
+   * Expires every continue token issued so far (410 Expired), as etcd's
+   * compaction does once their revision is compacted away.
+   */
+  compact(): void {
+    this.#compactions++;
   }
 
   /** Withdraws `verb` on `resource` (plural) from the client's identity. */
@@ -1105,11 +1115,22 @@ export class FakeApiServer {
     const token = url.searchParams.get("continue");
     let start = 0;
     if (token) {
-      let after: string;
+      let epoch: number, after: string;
       try {
-        after = atob(token);
+        const decoded = atob(token);
+        const slash = decoded.indexOf("/");
+        [epoch, after] = [Number(decoded.slice(0, slash)), decoded.slice(slash + 1)];
+        if (slash < 0 || !Number.isInteger(epoch)) throw new Error("no epoch");
       } catch {
         return this.#badRequest(`invalid continue token ${JSON.stringify(token)}`);
+      }
+      if (epoch < this.#compactions) {
+        return statusResponse(
+          410,
+          "Expired",
+          "The provided continue parameter is too old to display a consistent list result. " +
+            "You can start a new list without the continue parameter.",
+        );
       }
       start = all.findIndex((o) => o.metadata.name > after);
       if (start < 0) start = all.length;
@@ -1120,7 +1141,7 @@ export class FakeApiServer {
     const remaining = all.length - start - items.length;
     const metadata: StoredObject = { resourceVersion: String(this.#revision) };
     if (remaining > 0 && items.length > 0) {
-      metadata.continue = btoa(items[items.length - 1]!.metadata.name);
+      metadata.continue = btoa(`${this.#compactions}/${items[items.length - 1]!.metadata.name}`);
       metadata.remainingItemCount = remaining;
     }
     return json(200, {

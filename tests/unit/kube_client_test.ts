@@ -99,6 +99,18 @@ Deno.test("client: list follows continue tokens, firstPageOnly stops after one p
   assert.equal(first.length, 2);
 });
 
+Deno.test("client: a continue token expired between pages (410) restarts as one full list, like client-go's pager", async () => {
+  await using kube = await kubeFixture();
+  for (const name of ["a", "b", "c", "d", "e"]) kube.server.seed(provider(name, "node-1"));
+  kube.server.onRequest((record) => {
+    if (record.path.includes("continue=")) kube.server.compact();
+  });
+  const all = await kube.api.list(BGP_PROVIDERS, { deadline: startDeadline(5000), limit: 2 });
+  assert.deepEqual(all.map((o) => o.metadata.name), ["a", "b", "c", "d", "e"]);
+  assert.deepEqual(kube.server.requests.map((r) => r.status), [200, 410, 200]);
+  assert.ok(!kube.server.requests[2]!.path.includes("limit="), "the full list is unpaginated");
+});
+
 Deno.test("client: two transient 503s are retried and the third attempt succeeds", async () => {
   await using kube = await kubeFixture();
   kube.server.fault({ verb: "list", status: 503, times: 2 });
