@@ -13,6 +13,7 @@ import { startDeadline } from "../../lib/kube/deadline.ts";
 import { FAKE_API_AUDIENCE } from "../support/fake_tokens.ts";
 import type { FakeApiServer } from "../support/fake_api_server.ts";
 import { FAST_RETRY, kubeFixture } from "../support/kube_fixtures.ts";
+import { requestPluginToken } from "../../lib/agent/plugin_credentials.ts";
 
 const NS = "galactic-system";
 const SA = "galactic-cni";
@@ -290,4 +291,19 @@ Deno.test("the agent's own token file (kubelet-rotated) is read again at once wh
   } finally {
     await agent.close();
   }
+});
+
+Deno.test("requestPluginToken: a lifetime the server shortened is taken from its expirationTimestamp, not the request", async () => {
+  // --service-account-max-token-expiration=20m: the real server cuts 3600 s to 1200 s.
+  await using kube = await kubeFixture({ rbac: AGENT_RBAC, maxTokenSeconds: 1200 });
+  const clock = { now: () => kube.server.tokens.now(), sleep: () => Promise.resolve() };
+  const issued = await requestPluginToken(kube.api, {
+    namespace: NS,
+    serviceAccount: SA,
+    lifetimeSeconds: 3600,
+  }, { timeoutMs: 5000, clock });
+  const lifetime = issued.expiresAt - issued.issuedAt;
+  // Whole seconds on the wire (RFC 3339): within a second of the granted 1200 s.
+  assert.ok(lifetime > 1_198_000 && lifetime <= 1_200_000, `lifetime ${lifetime} ms`);
+  assert.equal(kube.server.tokens.issued()[0]!.seconds, 1200);
 });
