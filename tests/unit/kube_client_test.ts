@@ -429,3 +429,45 @@ Deno.test("client: a body that stops mid-way is cut off by the deadline, code 11
   }
   assert.equal(odd.seen.length, 1, "not retried past the deadline");
 });
+
+Deno.test("client: a server URL with a path prefix keeps it; names and label selectors arrive intact", async () => {
+  const seen: URL[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (request) => {
+    seen.push(new URL(request.url));
+    return Response.json({ apiVersion: "v1", kind: "List", metadata: {}, items: [] });
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({
+        clusters: [{
+          name: "c",
+          cluster: {
+            server: `http://127.0.0.1:${server.addr.port}/k8s/cluster-1/`,
+            "insecure-skip-tls-verify": true,
+          },
+        }],
+        users: [{ name: "u", user: { token: "t" } }],
+        contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+        "current-context": "x",
+      }),
+    );
+    const api = await openKubeApi({ kind: "file", path, origin: "test" }, { retry: FAST_RETRY });
+    const selector = "bgp.miloapis.com/node in (n1,n-2),!gone";
+    try {
+      await api.list(BGP_PROVIDERS, { deadline: startDeadline(5000), labelSelector: selector });
+    } finally {
+      await api.close();
+    }
+    assert.equal(
+      seen[0]!.pathname,
+      "/k8s/cluster-1/apis/providers.bgp.miloapis.com/v1alpha1/bgpproviders",
+    );
+    assert.equal(seen[0]!.searchParams.get("labelSelector"), selector);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
