@@ -52,13 +52,19 @@ interface Attachment {
   readonly address: string;
 }
 
-/** `ip rule` of both families in `ns`, as printed. */
+/**
+ * The vrf driver's own rule (`1000: from all lookup [l3mdev-table]`): the
+ * kernel adds it with a netns's first VRF and keeps it after the last one.
+ */
+const L3MDEV_RULE = /^1000:\s+from all lookup \[l3mdev-table\]$/;
+
+/** `ip rule` of both families in `ns`, as printed, but the vrf driver's own rule. */
 async function ipRules(ns: Netns): Promise<string[]> {
-  return [
+  const lines = [
     ...(await ns.ip("-4", "rule", "show")).split("\n"),
     ...(await ns.ip("-6", "rule", "show")).split("\n"),
-  ]
-    .filter((line) => line.trim() !== "");
+  ];
+  return lines.map((line) => line.trim()).filter((line) => line !== "" && !L3MDEV_RULE.test(line));
 }
 
 /** The API writes the fake server saw, as `verb resource` counts. */
