@@ -441,7 +441,24 @@ export class FakeApiServer {
     const since = from > 0 ? from : this.#revision;
     const oldest = this.#events[0]?.revision ?? this.#revision;
     if (from > 0 && from < oldest - 1 && this.#events.length > 0) {
-      return statusResponse(410, "Expired", `too old resource version: ${from} (${oldest})`);
+      // Like the apiserver (its watch cache and etcd alike): once the request
+      // is admitted, 200 and one ERROR event carrying the 410 Status, then the end.
+      const expired = {
+        type: "ERROR",
+        object: {
+          kind: "Status",
+          apiVersion: "v1",
+          metadata: {},
+          status: "Failure",
+          message: `too old resource version: ${from} (${oldest})`,
+          reason: "Expired",
+          code: 410,
+        },
+      };
+      return new Response(`${JSON.stringify(expired)}\n`, {
+        status: 200,
+        headers: { "content-type": "application/json" },
+      });
     }
     const matches = (event: WatchEvent): boolean =>
       event.plural === def.plural &&

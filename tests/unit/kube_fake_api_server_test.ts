@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { PLUGIN_RBAC } from "../../lib/kube/rbac.ts";
+import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
 import { FAKE_TOKEN, FakeApiServer, type StoredObject } from "../support/fake_api_server.ts";
 import { matchesLabelQuery, parseLabelQuery } from "../support/label_query.ts";
 import { provider, vrfInstance } from "../support/kube_fixtures.ts";
@@ -346,4 +347,21 @@ Deno.test("fake API server: runs standalone, prints its URL, writes a kubeconfig
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("fake API server: a watch from a resourceVersion too old answers 200 and one ERROR 410 event, like the apiserver", async () => {
+  await using server = new FakeApiServer({ rbac: AGENT_RBAC });
+  for (const name of ["a", "b", "c"]) server.seed(provider(name, "n1")); // revisions 1-3, no events
+  assert.equal(
+    (await call(server, VRFS, { method: "POST", body: vrf("v1") })).status,
+    201,
+  );
+  const watch = await call(server, `${PROVIDERS}?watch=true&resourceVersion=1`);
+  assert.equal(watch.status, 200, "admitted: the error comes as an event");
+  const event = JSON.parse(String(watch.body.text ?? JSON.stringify(watch.body)));
+  assert.equal(event.type, "ERROR");
+  assert.equal(event.object.kind, "Status");
+  assert.equal(event.object.code, 410);
+  assert.equal(event.object.reason, "Expired");
+  assert.match(event.object.message, /^too old resource version: 1 \(\d+\)$/);
 });
