@@ -181,6 +181,10 @@ function entry(
   const entries = config[list];
   if (entries === undefined || entries === null) return undefined;
   if (!Array.isArray(entries)) throw invalid(list, "is not a list");
+  // client-go refuses a kubeconfig whose list names an entry twice, rather than pick one.
+  const names = entries.map((e) => isRecord(e) ? e.name : undefined);
+  const twice = names.find((n, i) => n !== undefined && names.indexOf(n) !== i);
+  if (twice !== undefined) throw invalid(list, `name ${show(twice)} more than once`);
   const field = list.slice(0, -1);
   const found = entries.find((e) => isRecord(e) && e.name === name);
   if (found === undefined) return undefined;

@@ -331,6 +331,11 @@ Deno.test("credentials: a missing or unknown current context is named, like clie
     [{ "current-context": "prod" }, /"current-context" "prod": names no context of the file/],
     [{ "current-context": "no-cluster" }, /context "no-cluster": has no "cluster"/],
     [{ "current-context": "gone" }, /context "gone": names cluster "deleted", not in the file/],
+    // Two users named "u" (the second with another token): refused, as client-go does.
+    [
+      { "current-context": "x", users: [...base.users, { name: "u", user: { token: "other" } }] },
+      /users: name "u" more than once/,
+    ],
   ];
   for (const [extra, expected] of cases) {
     const path = `${p.dir}/kubeconfig-${crypto.randomUUID()}`;
