@@ -13,7 +13,6 @@
  * @module
  */
 
-import assert from "node:assert/strict";
 import { CriClient, type SandboxStatus } from "./cri/client.ts";
 import { must, type Netns, run, waitFor } from "./kernel.ts";
 import type { Podman } from "./podman.ts";
@@ -135,7 +134,10 @@ export class Containerd {
       this.#daemon.kill("SIGTERM");
     } catch { /* exited */ }
     const status = await this.#daemon.status;
-    assert.ok(status.success || status.signal === "SIGTERM", `containerd exited ${status.code}`);
+    // Reported, not asserted: close runs in `finally`, where a throw would hide the test's error.
+    if (!status.success && status.signal !== "SIGTERM") {
+      console.error(`containerd exited ${status.code}; see ${this.#dir}/containerd.log`);
+    }
   }
 }
 
