@@ -262,6 +262,18 @@ export function failureToError(
   }
 }
 
+/**
+ * Where the missing permission belongs: a token is issued under the agent's
+ * namespaced Role (exactly the plugin's account); everything else is granted
+ * by the ClusterRole of whoever calls (the plugin's or the agent's).
+ */
+function rbacHint(operation: Operation): string {
+  return operation.resource.plural === "serviceaccounts/token"
+    ? `check the caller's Role: create on serviceaccounts/token with resourceNames ` +
+      `[${operation.name ?? ""}] in the account's namespace`
+    : "check the ClusterRole of the kubeconfig's identity (the plugin's or the agent's)";
+}
+
 function httpError(
   failure: HttpFailure,
   context: { what: string; operation: Operation; attempts: number; cause?: unknown },
@@ -297,7 +309,7 @@ function httpError(
     return new KubeApiError(
       ErrorCode.Kubernetes,
       `forbidden: needs "${operation.verb}" on ${qualifiedName(operation.resource)} ` +
-        `(check the plugin's ClusterRole)${said}`,
+        `(${rbacHint(operation)})${said}`,
       options,
     );
   }

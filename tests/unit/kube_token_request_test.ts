@@ -98,6 +98,12 @@ Deno.test("requestToken: a refusal is a KubeApiError naming serviceaccounts/toke
   assert.ok(other instanceof KubeApiError);
   assert.equal(other.status, 403);
   assert.match(other.message, /forbidden/);
+  // The hint names the namespaced Role that grants it, not the plugin's ClusterRole.
+  assert.match(
+    other.message,
+    /Role: create on serviceaccounts\/token with resourceNames \[galactic-agent\]/,
+  );
+  assert.doesNotMatch(other.message, /plugin's ClusterRole/);
   assert.deepEqual(kube.server.tokens.issued(), []);
 });
 
