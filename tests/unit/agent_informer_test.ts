@@ -279,7 +279,15 @@ Deno.test("informer: an ERROR event with code 410 re-lists; a clean end resumes 
     () => w.kube.server.requests.filter((r) => r.verb === "watch").length >= watches + 2,
     "watches resumed",
   );
-  assert.equal(lists(), 2, "no list for a resumed watch");
+  // A watch the server ended cleanly is followed by a watch, not a list. (Counting every list
+  // would also count a re-list after a hiccup of a loaded machine, which is right too.)
+  const sequence = w.kube.server.requests.filter((r) => r.verb === "list" || r.verb === "watch")
+    .map((r) => r.verb);
+  const afterRelist = sequence.slice(sequence.indexOf("list", sequence.indexOf("list") + 1));
+  assert.ok(
+    afterRelist.some((verb, i) => verb === "watch" && afterRelist[i + 1] === "watch"),
+    `a resumed watch, no list: ${afterRelist.join(" ")}`,
+  );
   assert.ok(w.informer.synced());
 });
 
