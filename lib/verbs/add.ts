@@ -6,8 +6,8 @@
  * round (see {@linkcode together}): the FORWARD rules (they match by name)
  * with the VRF and veth, the interface sysctls with host-device (which only
  * touches the guest end), and the BGPVRFInstance (an API call, through the
- * node agent a socket round trip) with host-device and the SRv6 route after
- * it (issue 17: the declaration off the critical path).
+ * node agent a socket round trip) with host-device (issue 17: the
+ * declaration off the critical path); the SRv6 route waits for both.
  *
  * @module
  */
@@ -80,9 +80,10 @@ export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> 
       const intent = await recordIntent(add, found);
       const vrf = await setUpDataPlane(add, intent);
       const [delegated, declaration] = await together(
-        () => attachPodAndIngress(add, vrf),
+        () => attachPodInterface(add),
         () => declareVrf(add),
       );
+      await installSrv6Ingress(add, vrf);
       await recordComplete(add);
       context.log.info("attachment added", {
         table: vrf.table,
@@ -233,21 +234,11 @@ async function setUpDataPlane(add: Adding, intent: Intent): Promise<VrfOutcome> 
 }
 
 /**
- * The pod's side of the attachment, while {@linkcode declareVrf} declares
- * the VRF to BGP (the two are independent): the pod interface, then the SRv6
- * ingress route once everything behind the SID is in place. The route does
- * not wait for the declaration: remote traffic to the SID follows the
- * advertisement, and a failed declaration rolls the route back.
- */
-async function attachPodAndIngress(add: Adding, vrf: VrfOutcome): Promise<Result | undefined> {
-  const delegated = await attachPodInterface(add);
-  await installSrv6Ingress(add, vrf);
-  return delegated;
-}
-
-/**
  * host-device moves the guest end into the pod and runs IPAM; the host
  * interfaces' sysctls go alongside (host-device only touches the guest end).
+ * {@linkcode declareVrf} runs beside it (issue 17: the API round trip off the
+ * critical path); SPEC §5's other order holds: the SRv6 route comes after
+ * both.
  */
 async function attachPodInterface(add: Adding): Promise<Result | undefined> {
   const { context, host, plan } = add;
@@ -287,7 +278,10 @@ async function declareVrf(add: Adding): Promise<VrfDeclaration> {
   return declaration;
 }
 
-/** After the pod interface, so remote traffic arrives only once everything behind the SID is in place. */
+/**
+ * After the pod interface and the declaration, so remote traffic arrives only
+ * once everything behind the SID is in place (SPEC §5).
+ */
 async function installSrv6Ingress(add: Adding, vrf: VrfOutcome): Promise<void> {
   const { host, plan } = add;
   add.undo.push("SRv6 route", () => removeSrv6Ingress(host.runner, plan.endpoint));

@@ -177,6 +177,40 @@ Deno.test("ADD declares the BGPVRFInstance while host-device runs, and routes th
   assert.equal(w.api.objects("bgpvrfinstances").length, 1);
 });
 
+Deno.test("ADD routes the SID only once the BGPVRFInstance is declared (SPEC §5), even when the API is the slower", async () => {
+  // The create is held at the API server until host-device is done, then
+  // until the SID route appears (bounded: with the route waiting for the
+  // declaration, as it must, it never does, and the answer goes after 2 s).
+  await using w = await world();
+  const order: string[] = [];
+  let podAttached!: () => void;
+  const attached = new Promise<void>((resolve) => podAttached = resolve);
+  let sidRouted!: () => void;
+  const routed = new Promise<void>((resolve) => sidRouted = resolve);
+  w.api.onRequest(async (r) => {
+    if (r.verb !== "create" || r.resource !== "bgpvrfinstances") return;
+    await attached;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([routed, new Promise((resolve) => timer = setTimeout(resolve, 2000))]);
+    clearTimeout(timer);
+    order.push("declaration answered");
+  });
+  const fake = w.host.runner();
+  const runner: CommandRunner = {
+    async run(argv, options): Promise<CommandOutput> {
+      const output = await fake.run(argv, options);
+      if (argv[0]?.endsWith("/host-device") && options?.env?.CNI_COMMAND === "ADD") podAttached();
+      if (argv.includes("seg6local")) {
+        order.push("SRv6 route");
+        sidRouted();
+      }
+      return output;
+    },
+  };
+  ok(await cni(w, "ADD", { config: w.config() }, runner), "ADD");
+  assert.deepEqual(order, ["declaration answered", "SRv6 route"]);
+});
+
 Deno.test("API unreachable: ADD fails with code 11 naming the server, and leaves nothing", async () => {
   await using w = await world();
   w.api.fault({ status: 503 });
