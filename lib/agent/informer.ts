@@ -33,6 +33,7 @@
 
 import { apiVersion, type KubeObject, type Resource } from "../kube/api.ts";
 import type { RawApi, RawResponse } from "../kube/client.ts";
+import { pause } from "../kube/deadline.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** Timing of an informer (defaults suit a real API server). */
@@ -192,18 +193,6 @@ export function parseWatchLine(line: string, resource: Resource): WatchEvent {
     type: type as "ADDED" | "MODIFIED" | "DELETED",
     object: checkObject(value.object, `${what} (${type})`),
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done);
-  });
 }
 
 /** Starts the list+watch loop of `options.resource` over `api`. */
@@ -469,7 +458,7 @@ export function startInformer(api: RawApi, options: InformerOptions): Informer {
         }
         inSync = false;
         report(error);
-        await sleep(Math.min(maxBackoffMs, backoffMs * 2 ** failures++), stopping.signal);
+        await pause(Math.min(maxBackoffMs, backoffMs * 2 ** failures++), stopping.signal);
         step();
       }
     }

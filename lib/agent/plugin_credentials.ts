@@ -35,7 +35,7 @@
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { renderKubeconfig, writeFileAtomic } from "../install/install.ts";
 import type { KubeApi } from "../kube/api.ts";
-import { startDeadline } from "../kube/deadline.ts";
+import { pause, startDeadline } from "../kube/deadline.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** Requested lifetime of the plugin's token (the server may shorten it). */
@@ -71,16 +71,7 @@ export interface Clock {
 /** The system clock. */
 export const SYSTEM_CLOCK: Clock = {
   now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-    }),
+  sleep: pause,
 };
 
 /** Whose token, and the kubeconfig it goes into. */

@@ -56,3 +56,12 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/**
+ * Waits `ms`, or less when `signal` aborts, and never rejects: the pause of a
+ * loop that checks for its stop itself (the informer's backoff, the agent's
+ * credential refresh, a fake server's injected delay).
+ */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, signal).catch(() => {});
+}

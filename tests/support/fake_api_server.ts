@@ -42,6 +42,7 @@
  * @module
  */
 
+import { pause } from "../../lib/kube/deadline.ts";
 import { PLUGIN_RBAC, type RbacRule } from "../../lib/kube/rbac.ts";
 import { matchesLabelQuery, parseLabelQuery } from "./label_query.ts";
 import { admit, describeErrors, type FieldError } from "./cosmos/admission.ts";
@@ -293,19 +294,6 @@ function deepEqual(a: unknown, b: unknown): boolean {
       keys.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]));
   }
   return false;
-}
-
-/** Waits `ms`, or until `signal` aborts (the server closing). */
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** The running fake. */
@@ -864,7 +852,7 @@ export class FakeApiServer {
     let response: Response | undefined;
     if (fault) {
       record.fault = fault;
-      if (fault.delayMs) await abortableDelay(fault.delayMs, this.#closing.signal);
+      if (fault.delayMs) await pause(fault.delayMs, this.#closing.signal);
       if (fault.reset) {
         this.#dropConnection(info);
         return new Response(null, { status: 500 });

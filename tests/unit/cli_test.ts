@@ -398,7 +398,7 @@ Deno.test("CLI: uninstall keeps a config dir holding files the installer did not
     await Deno.mkdir(configDir);
     await Deno.writeTextFile(join(configDir, "kubeconfig"), "x");
     await Deno.writeTextFile(join(configDir, "mine.conf"), "operator's");
-    const run = await cli([
+    const args = [
       "uninstall",
       "--cni-bin-dir",
       join(dir, "bin"),
@@ -408,7 +408,8 @@ Deno.test("CLI: uninstall keeps a config dir holding files the installer did not
       join(dir, "state"),
       "--agent-socket",
       join(dir, "agent.sock"),
-    ], host.runner());
+    ];
+    const run = await cli(args, host.runner());
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /kept\s+config dir .*mine\.conf/);
     assert.ok(await exists(join(configDir, "mine.conf")));
@@ -420,17 +421,7 @@ Deno.test("CLI: uninstall keeps a config dir holding files the installer did not
     const unfinished = `.kubeconfig.tmp-${"0a".repeat(12)}`;
     await Deno.writeTextFile(join(configDir, unfinished), "token");
     await Deno.writeTextFile(join(configDir, ".kubeconfig.tmp-operator"), "x");
-    const again = await cli([
-      "uninstall",
-      "--cni-bin-dir",
-      join(dir, "bin"),
-      "--config-dir",
-      configDir,
-      "--state-dir",
-      join(dir, "state"),
-      "--agent-socket",
-      join(dir, "agent.sock"),
-    ], host.runner());
+    const again = await cli(args, host.runner());
     assert.equal(again.code, 0, again.stderr);
     assert.ok(!(await exists(join(configDir, unfinished))), again.stdout);
     assert.match(again.stdout, /kept\s+config dir .*: \.kubeconfig\.tmp-operator\)$/m);
