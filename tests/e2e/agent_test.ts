@@ -9,67 +9,8 @@
 import assert from "node:assert/strict";
 import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
 import type { RequestRecord } from "../support/fake_api_server.ts";
-import { cni, LAUNCHER, leftovers, NODE, ok, RD, type World, world } from "../support/cni_world.ts";
-import { denoDir } from "../support/fake_host/mod.ts";
-
-interface Agent extends AsyncDisposable {
-  /** Its health endpoint (`--health-port 0`: a free port). */
-  readonly health: string;
-  /** SIGTERM: the agent closes its connections and removes its socket. */
-  stop(): Promise<void>;
-  /** SIGKILL: the agent dies at once, leaving its socket file behind. */
-  kill(): Promise<void>;
-}
-
-async function startAgent(w: World, options: { kubeconfig?: string } = {}): Promise<Agent> {
-  const socket = `${w.dir}/agent.sock`;
-  const child = new Deno.Command(LAUNCHER, {
-    args: [
-      "agent",
-      "--socket",
-      socket,
-      "--kubeconfig",
-      options.kubeconfig ?? w.kubeconfig,
-      "--node",
-      NODE,
-      "--timeout",
-      "3",
-      "--health-port",
-      "0",
-    ],
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "/root",
-      DENO_DIR: denoDir(),
-    },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let log = "";
-  // Ready once it logs that it serves (caches are filled before that).
-  while (!log.includes("agent serving")) {
-    const { value, done } = await stderr.read();
-    if (done) throw new Error(`agent exited early:\n${log}`);
-    log += value;
-  }
-  const health = log.match(/health=(http:\/\/127\.0\.0\.1:\d+)/)?.[1];
-  if (health === undefined) throw new Error(`agent logged no health endpoint:\n${log}`);
-  const drain = (async () => {
-    while (!(await stderr.read()).done) { /* keep the pipe flowing */ }
-  })();
-  let stopped = false;
-  const end = (signal: Deno.Signal) => async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    child.kill(signal);
-    await child.status;
-    await drain;
-  };
-  const stop = end("SIGTERM");
-  return { health, stop, kill: end("SIGKILL"), [Symbol.asyncDispose]: stop };
-}
+import { cni, leftovers, NODE, ok, RD, type World, world } from "../support/cni_world.ts";
+import { type AgentProcess, startAgentProcess } from "../support/agent_process.ts";
 
 function apiCalls(w: World): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -90,7 +31,7 @@ function siblingConfig(w: World): Record<string, unknown> {
 
 Deno.test("with the agent, ADD writes with at most 2 API requests, steady state none, DEL one", async () => {
   await using w = await world({ rbac: AGENT_RBAC });
-  await using _agent = await startAgent(w);
+  await using _agent = await startAgentProcess(w);
   const first = w.config();
   const sibling = siblingConfig(w);
 
@@ -119,7 +60,7 @@ Deno.test("with the agent, ADD writes with at most 2 API requests, steady state 
 
 Deno.test("back-to-back ADDs of one VPC before the agent's watch catches up: its own writes count", async () => {
   await using w = await world({ rbac: AGENT_RBAC });
-  await using _agent = await startAgent(w);
+  await using _agent = await startAgentProcess(w);
   const first = w.config();
   const sibling = siblingConfig(w);
   const name = `galactic-vpc-b04-${NODE}`;
@@ -170,7 +111,7 @@ Deno.test("back-to-back ADDs of one VPC before the agent's watch catches up: its
 
 Deno.test("the agent's cache follows a changed BGPInstance (watch), and ADD writes the new RD", async () => {
   await using w = await world({ rbac: AGENT_RBAC });
-  await using _agent = await startAgent(w);
+  await using _agent = await startAgentProcess(w);
   const config = w.config();
   ok(await cni(w, "ADD", { config }), "ADD");
   const name = `galactic-vpc-b04-${NODE}`;
@@ -188,7 +129,7 @@ Deno.test("the agent's cache follows a changed BGPInstance (watch), and ADD writ
 });
 
 /** GETs a health path; its status. */
-async function probe(agent: Agent, path: string): Promise<number> {
+async function probe(agent: AgentProcess, path: string): Promise<number> {
   const response = await fetch(agent.health + path);
   await response.body?.cancel();
   return response.status;
@@ -206,7 +147,7 @@ Deno.test("a malformed watch event does not kill the agent: it re-lists and keep
   await using w = await world({ rbac: AGENT_RBAC });
   // What made the client library's informer throw an uncaught TypeError.
   w.api.fault({ verb: "watch", times: 3, body: '{"type":"ADDED","object":null}\n' });
-  await using agent = await startAgent(w);
+  await using agent = await startAgentProcess(w);
   await eventually(
     () => Promise.resolve(w.api.requests.filter((r) => r.fault?.body !== undefined).length === 3),
     "every watch got the malformed event",
@@ -222,7 +163,7 @@ Deno.test("a malformed watch event does not kill the agent: it re-lists and keep
 Deno.test("an agent whose watches fail is not ready (but live), and ADDs go direct", async () => {
   await using w = await world({ rbac: AGENT_RBAC });
   w.api.fault({ verb: "watch", status: 500 });
-  await using agent = await startAgent(w);
+  await using agent = await startAgentProcess(w);
   await eventually(
     async () => await probe(agent, "/readyz") === 503,
     "not ready",
@@ -248,7 +189,7 @@ Deno.test("an agent whose watches fail is not ready (but live), and ADDs go dire
 
 Deno.test("/metrics: the plugin's verb reports, the agent's API requests and sync state", async () => {
   await using w = await world({ rbac: AGENT_RBAC });
-  await using agent = await startAgent(w);
+  await using agent = await startAgentProcess(w);
   const metrics = async (): Promise<string> =>
     await (await fetch(`${agent.health}/metrics`)).text();
   const config = w.config();
@@ -299,11 +240,11 @@ Deno.test("agent restarted or stopped between calls: every call still succeeds",
       ipam: { type: "static", addresses: [{ address: `10.1.0.${i + 2}/24` }] },
     })
   );
-  const first = await startAgent(w);
+  const first = await startAgentProcess(w);
   ok(await cni(w, "ADD", { config: configs[0]!, containerId: "c0" }), "ADD via agent");
   await first.stop();
   ok(await cni(w, "ADD", { config: configs[1]!, containerId: "c1" }), "ADD with the agent down");
-  await using _second = await startAgent(w);
+  await using _second = await startAgentProcess(w);
   ok(
     await cni(w, "ADD", { config: configs[2]!, containerId: "c2" }),
     "ADD via the restarted agent",
@@ -398,7 +339,7 @@ Deno.test("agent killed while an ADD's call is in flight: the ADD converges thro
   await using w = await world({ rbac: AGENT_RBAC });
   // The agent reaches the server through the proxy, the plugin's fallback directly.
   await using proxy = await keepAliveProxy(w);
-  await using agent = await startAgent(w, { kubeconfig: proxy.kubeconfig });
+  await using agent = await startAgentProcess(w, { kubeconfig: proxy.kubeconfig });
   const config = w.config();
   const name = `galactic-vpc-b04-${NODE}`;
   const isCreate = (r: RequestRecord): boolean =>
@@ -409,7 +350,7 @@ Deno.test("agent killed while an ADD's call is in flight: the ADD converges thro
   // yet) and sent its own create, which then meets the object: 409
   // AlreadyExists, get, compare, done.
   let agentCreate: RequestRecord | undefined;
-  let killed: Promise<void> | undefined;
+  let killed: Promise<string> | undefined;
   const release = Promise.withResolvers<void>();
   const unhook = w.api.onRequest(async (record) => {
     if (!isCreate(record)) return;

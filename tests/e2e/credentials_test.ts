@@ -24,8 +24,8 @@ import type { KubeApi } from "../../lib/kube/api.ts";
 import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
 import { openKubeApi } from "../../lib/kube/client.ts";
 import { createLogger } from "../../lib/log/logger.ts";
-import { cni, LAUNCHER, NODE, ok, type World, world } from "../support/cni_world.ts";
-import { denoDir } from "../support/fake_host/mod.ts";
+import { cni, NODE, ok, type World, world } from "../support/cni_world.ts";
+import { type AgentProcess, startAgentProcess } from "../support/agent_process.ts";
 import { FAST_RETRY } from "../support/kube_fixtures.ts";
 import { ManualClock, until } from "../support/manual_clock.ts";
 
@@ -278,56 +278,11 @@ Deno.test("TokenRequest failing: the old token stays, the failure is logged, ret
 });
 
 /** `galactic agent` as a process, with --plugin-kubeconfig. */
-async function agentProcess(w: World, kubeconfig: string): Promise<{ stop(): Promise<string> }> {
-  const child = new Deno.Command(LAUNCHER, {
-    args: [
-      "agent",
-      "--socket",
-      `${w.dir}/agent.sock`,
-      "--kubeconfig",
-      kubeconfig,
-      "--node",
-      NODE,
-      "--timeout",
-      "3",
-      "--health-port",
-      "0",
-      "--plugin-kubeconfig",
-      w.kubeconfig,
-      "--plugin-token-lifetime",
-      "1200",
-    ],
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "/root",
-      DENO_DIR: denoDir(),
-    },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let log = "";
-  while (!log.includes("agent serving")) {
-    const { value, done } = await stderr.read();
-    if (done) throw new Error(`agent exited early:\n${log}`);
-    log += value;
-  }
-  const drain = (async () => {
-    for (;;) {
-      const { value, done } = await stderr.read();
-      if (done) return;
-      log += value;
-    }
-  })();
-  return {
-    async stop(): Promise<string> {
-      child.kill("SIGTERM");
-      await child.status;
-      await drain;
-      return log;
-    },
-  };
+function agentProcess(w: World, kubeconfig: string): Promise<AgentProcess> {
+  return startAgentProcess(w, {
+    kubeconfig,
+    args: ["--plugin-kubeconfig", w.kubeconfig, "--plugin-token-lifetime", "1200"],
+  });
 }
 
 Deno.test("agent restart: `galactic agent --plugin-kubeconfig` issues a fresh token at every start; the plugin keeps working", async () => {
