@@ -61,6 +61,8 @@ if (containerdSkip) ledger.skipped("containerd 1.6 (CRI) drives galactic", conta
 const IFNAME = "eth0";
 /** Where libcni (both runtimes) caches each attachment's result. */
 const CNI_CACHE = "/var/lib/cni/results";
+/** The MAC a runtime asks for (locally administered). */
+const POD_MAC = "0a:58:0a:1e:00:01";
 
 /** A pod of the fabric with its addresses (the static IPAM's, before the prefix). */
 interface Pod extends FabricPod {
@@ -80,7 +82,11 @@ interface World {
   installed: Map<string, string[]>;
 }
 
-function galacticConfig(node: FabricNode, pod: Pod): Record<string, unknown> {
+function galacticConfig(
+  node: FabricNode,
+  pod: Pod,
+  options: { addresses?: string[] } = {},
+): Record<string, unknown> {
   return attachmentConfig({
     name: `g${pod.vpc.toLowerCase()}${pod.attachment}`,
     vpc: pod.vpc,
@@ -89,7 +95,7 @@ function galacticConfig(node: FabricNode, pod: Pod): Record<string, unknown> {
     node: node.name,
     stateDir: node.stateDir,
     agentSocket: node.agentSocket,
-    addresses: [`${pod.v4}/24`, `${pod.v6}/64`],
+    addresses: options.addresses ?? [`${pod.v4}/24`, `${pod.v6}/64`],
     terminations: [{ network: `${pod.v4}/32` }, { network: `${pod.v6}/128` }],
   });
 }
@@ -102,9 +108,13 @@ function galacticConfig(node: FabricNode, pod: Pod): Record<string, unknown> {
 async function chainedConflist(
   node: FabricNode,
   pod: Pod,
+  options: { addresses?: string[]; capabilities?: Record<string, boolean> } = {},
 ): Promise<{ conflist: Record<string, unknown>; nodeConfig: string }> {
-  const { network, nodeConfigPath } = await splitNodeConfig(galacticConfig(node, pod));
+  const { network, nodeConfigPath } = await splitNodeConfig(
+    galacticConfig(node, pod, options),
+  );
   const { cniVersion: _version, name, ...plugin } = network;
+  if (options.capabilities) plugin.capabilities = options.capabilities;
   return {
     conflist: { cniVersion: "1.0.0", name, plugins: [{ type: "loopback" }, plugin] },
     nodeConfig: nodeConfigPath,
@@ -148,7 +158,21 @@ async function sidRoutes(node: FabricNode): Promise<[string, string][]> {
 interface CacheEntry {
   readonly config: string;
   readonly cniArgs?: [string, string][];
+  /** The runtime's capability arguments (`runtimeConfig` of the plugins that declare them). */
+  readonly capabilityArgs?: Record<string, unknown>;
   readonly result: Record<string, unknown>;
+}
+
+/** libcni's injectRuntimeConfig: the capability arguments the plugin declares. */
+function runtimeConfigOf(
+  plugin: Record<string, unknown>,
+  args: Record<string, unknown> | undefined,
+): Record<string, unknown> | undefined {
+  const declared = (plugin.capabilities ?? {}) as Record<string, unknown>;
+  const config = Object.fromEntries(
+    Object.entries(args ?? {}).filter(([capability]) => declared[capability] === true),
+  );
+  return Object.keys(config).length > 0 ? config : undefined;
 }
 
 async function cachedResult(network: string, containerId: string): Promise<CacheEntry> {
@@ -158,7 +182,8 @@ async function cachedResult(network: string, containerId: string): Promise<Cache
 
 /**
  * CHECK the way libcni would run it for galactic: its plugin entry from the
- * cached conflist, the cached result as prevResult, the cached CNI_ARGS.
+ * cached conflist, the cached result as prevResult, the cached CNI_ARGS and
+ * the cached capability arguments as runtimeConfig.
  */
 function checkFromCache(
   world: World,
@@ -173,6 +198,7 @@ function checkFromCache(
   };
   const plugin = conflist.plugins.find((p) => p.type === "galactic");
   assert.ok(plugin, "the cached conflist has no galactic entry");
+  const runtimeConfig = runtimeConfigOf(plugin, entry.capabilityArgs);
   return invoke({
     command: "CHECK",
     node: node.ns,
@@ -184,6 +210,7 @@ function checkFromCache(
       cniVersion: conflist.cniVersion,
       name: conflist.name,
       prevResult: entry.result,
+      ...(runtimeConfig && { runtimeConfig }),
       // The node's part, as the wrapper passes it (see splitNodeConfig).
       node_name: node.name,
       state_dir: node.stateDir,
@@ -215,6 +242,17 @@ function expectChainedAdd(call: RecordedCall | undefined, what: string): Record<
     `${what}: loopback's ips are not first in our result`,
   );
   return call.output!;
+}
+
+/** The pod's interface has the MAC the runtime asked for, in the kernel and in our result. */
+async function expectPodMac(result: Record<string, unknown>, sandbox: string): Promise<void> {
+  const interfaces = result.interfaces as { name: string; mac?: string; sandbox?: string }[];
+  const pod = interfaces.find((i) => i.name === IFNAME && i.sandbox);
+  assert.equal(pod?.mac, POD_MAC, `our result's ${IFNAME}: ${JSON.stringify(pod)}`);
+  const [link] = JSON.parse(
+    await must(["nsenter", `--net=${sandbox}`, "ip", "-json", "link", "show", IFNAME]),
+  ) as { address: string }[];
+  assert.equal(link?.address, POD_MAC, `${IFNAME} in the pod`);
 }
 
 /** busybox ping from inside a runtime's netns, to both addresses of `to`. */
@@ -341,7 +379,14 @@ async function podmanDrives(world: World): Promise<void> {
   const [node] = world.nodes;
   const pod: Pod = { id: "", vpc: "Ant", attachment: "1", v4: "10.30.0.1", v6: "fd30::1" };
   const dir = `${world.scratch}/podman`;
-  const { conflist, nodeConfig } = await chainedConflist(node, pod);
+  // Runtime config: the NAD's static addresses are .99; the runtime asks for the pod's own
+  // (`--ip`/`--ip6`, which podman 4.3 sends as runtimeConfig.ips without a prefix length) and a
+  // MAC (`--mac-address`, sent as CNI_ARGS MAC): the pod must get what the runtime asked for.
+  const { conflist, nodeConfig } = await chainedConflist(node, pod, {
+    addresses: ["10.30.0.99/24", "fd30::99/64"],
+    capabilities: { ips: true, mac: true },
+  });
+  const requests = ["--ip", pod.v4, "--ip6", pod.v6, "--mac-address", POD_MAC];
   const network = conflist.name as string;
   const plugins = await RecordingPluginDir.create(`${dir}/cni`, { nodeConfig });
   const podman = await Podman.create(dir, { node: node.ns, pluginDir: plugins.dir });
@@ -350,13 +395,20 @@ async function podmanDrives(world: World): Promise<void> {
   const name = "gpod";
   let removed = false;
   try {
-    const id = await podman.run(name, { network, rootfs: world.rootfs });
+    const id = await podman.run(name, { network, rootfs: world.rootfs, args: requests });
     const added = (await plugins.calls()).at(-1);
     const result = expectChainedAdd(added, "podman run");
     assert.equal(added!.containerId, id);
     assert.equal(added!.ifname, IFNAME);
     assert.equal(added!.args.K8S_POD_NAME, name);
+    assert.deepEqual(
+      (added!.config?.runtimeConfig as { ips?: string[] } | undefined)?.ips?.toSorted(),
+      [pod.v4, pod.v6].toSorted(),
+      `podman sent no runtimeConfig.ips: ${JSON.stringify(added!.config?.runtimeConfig)}`,
+    );
+    assert.equal(added!.args.MAC, POD_MAC, "podman sent no CNI_ARGS MAC");
     let view = await podman.inspect(name, network);
+    await expectPodMac(result, view.sandbox);
     assert.deepEqual(
       [...view.addresses].sort(),
       [`${pod.v4}/24`, `${pod.v6}/64`].sort(),

@@ -129,9 +129,12 @@ export class Podman {
   }
 
   /** Starts `/bin/sleep` detached from a rootfs on `network`; returns the full container id. */
-  run(name: string, options: { network: string; rootfs: string }): Promise<string> {
+  run(
+    name: string,
+    options: { network: string; rootfs: string; args?: readonly string[] },
+  ): Promise<string> {
     return this.must(
-      ...["run", "-d", "--name", name, "--network", options.network],
+      ...["run", "-d", "--name", name, "--network", options.network, ...options.args ?? []],
       ...["--rootfs", options.rootfs, "/bin/sleep", "3600"],
     );
   }
