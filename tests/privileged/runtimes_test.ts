@@ -423,7 +423,11 @@ async function podmanDrives(world: World): Promise<void> {
     ledger.ran(
       `podman run: ADD with loopback's prevResult (CNI_ARGS ${
         JSON.stringify(added!.args)
-      }); our result keeps lo first; podman inspect shows ${view.addresses.join(", ")}`,
+      }, runtimeConfig ${
+        JSON.stringify(added!.config?.runtimeConfig)
+      }); our result keeps lo first; podman inspect shows ${
+        view.addresses.join(", ")
+      } (asked for, not the NAD's .99), ${IFNAME} has ${POD_MAC}`,
     );
 
     const podOnNode: Pod = { ...pod, id, result };
