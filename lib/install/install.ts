@@ -25,8 +25,9 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import { isObjectName } from "../ids/mod.ts";
+import { replaceFile, writeAll } from "../state/atomic_file.ts";
 import { notSelfContained } from "./executable.ts";
 
 /** Where the runtime looks for CNI plugins (`CNI_PATH`) on a typical host. */
@@ -434,57 +435,23 @@ export function isInterruptedWrite(entry: string, name: string): boolean {
 }
 
 /**
- * Creates a temporary file next to `path`, lets `fill` write it, sets `mode`,
- * fsyncs, renames it over `path` and fsyncs the directory. On any failure the
- * temporary file is removed and an error naming `path` is thrown.
+ * Replaces `path` through a temporary file beside it (see
+ * `lib/state/atomic_file.ts`), fsyncing the directory too; errors name `path`.
  */
 async function replaceAtomically(
   path: string,
   mode: number,
   fill: (file: Deno.FsFile) => Promise<void>,
 ): Promise<void> {
-  const dir = dirname(path);
-  // Unpredictable and created exclusively: nothing planted can stand in for it.
-  const random = Array.from(crypto.getRandomValues(new Uint8Array(12)))
-    .map((byte) => byte.toString(16).padStart(2, "0")).join("");
-  const temp = join(dir, temporaryName(basename(path), random));
-  let file: Deno.FsFile | undefined;
   try {
-    file = await Deno.open(temp, { write: true, createNew: true, mode });
-    await fill(file);
-    await Deno.chmod(temp, mode);
-    await file.sync();
-    file.close();
-    file = undefined;
-    await Deno.rename(temp, path);
+    await replaceFile(path, fill, {
+      mode,
+      temporaryName: (random) => temporaryName(basename(path), random),
+      syncDir: true,
+    });
   } catch (error) {
-    try {
-      file?.close();
-    } catch {
-      // already closed
-    }
-    await Deno.remove(temp).catch(() => {});
     throw new InstallError(`cannot write ${path}: ${describe(error)}`, { cause: error });
   }
-  await syncDir(dir);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await Deno.open(dir, { read: true });
-    try {
-      await handle.sync();
-    } finally {
-      handle.close();
-    }
-  } catch {
-    // Not every filesystem lets a directory be fsync'ed; the rename is done either way.
-  }
-}
-
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) offset += await file.write(data.subarray(offset));
 }
 
 async function copyInto(source: string, target: Deno.FsFile): Promise<void> {

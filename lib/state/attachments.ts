@@ -15,6 +15,7 @@
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import type { Identifier } from "../ids/mod.ts";
+import { replaceFile, writeAll } from "./atomic_file.ts";
 import { type LockOptions, withLock } from "./lock.ts";
 import { openNoFollow } from "./no_follow.ts";
 import { requireRootOwned } from "./ownership.ts";
@@ -250,23 +251,14 @@ export class AttachmentStore {
 
   async #write(records: Record<string, AttachmentRecord>): Promise<void> {
     const path = this.recordsFile;
-    // Unpredictable and created exclusively: nothing planted can stand in for it.
-    const random = Array.from(crypto.getRandomValues(new Uint8Array(12)))
-      .map((byte) => byte.toString(16).padStart(2, "0")).join("");
-    const temp = `${path}.${random}.tmp`;
     const body: StateFile = { version: 1, attachments: records };
+    const bytes = new TextEncoder().encode(JSON.stringify(body, null, 1));
     try {
-      const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
-      try {
-        const bytes = new TextEncoder().encode(JSON.stringify(body, null, 1));
-        for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
-        await file.sync();
-      } finally {
-        file.close();
-      }
-      await Deno.rename(temp, path);
+      await replaceFile(path, (file) => writeAll(file, bytes), {
+        mode: 0o600,
+        temporaryName: (random) => `${path.slice(path.lastIndexOf("/") + 1)}.${random}.tmp`,
+      });
     } catch (error) {
-      await Deno.remove(temp).catch(() => {});
       throw new CniError(ErrorCode.IoFailure, `cannot write ${path}: ${(error as Error).message}`);
     }
   }
