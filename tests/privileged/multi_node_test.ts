@@ -25,6 +25,7 @@ import { attachmentConfig, expectSuccess, invoke } from "./support/cni.ts";
 import { Ledger, Netns, tempDir, vrfSkipReason } from "./support/kernel.ts";
 import {
   buildUnderlay,
+  createFabricNodes,
   type FabricNode,
   type FabricPod,
   findBusybox,
@@ -90,19 +91,7 @@ Deno.test({
     const scratch = await tempDir("gmn");
     const made: Netns[] = [];
     try {
-      const nodes: Node[] = [];
-      for (const index of [1, 2, 3]) {
-        const ns = await Netns.create(`gmn${index}n`);
-        made.push(ns);
-        nodes.push({
-          index,
-          name: `node-${index}`,
-          ns,
-          locator: `fc00:0:${index}::/48`,
-          stateDir: `${scratch}/state-${index}`,
-          agentSocket: `${scratch}/agent-${index}.sock`,
-        });
-      }
+      const nodes: Node[] = await createFabricNodes("gmn", { count: 3, scratch, made });
       await buildUnderlay(nodes);
       ledger.ran(
         "underlay: 3 node netns in a full mesh of IPv6 veth links; locators fc00:0:{1,2,3}::/48 routed over it; seg6_enabled on all + links; ip sr tunsrc per node",

@@ -38,6 +38,7 @@ import { busyboxRootfs, ensureCgroupMount, Podman, podmanSkipReason } from "./su
 import { describeCall, type RecordedCall, RecordingPluginDir } from "./support/runtime_plugins.ts";
 import {
   buildUnderlay,
+  createFabricNodes,
   type FabricNode,
   type FabricPod,
   findBusybox,
@@ -320,19 +321,7 @@ async function setUpWorld(): Promise<World & { made: Netns[] }> {
   const api = await ApiWorld.start({ agent: true });
   const scratch = await tempDir("grt");
   const made: Netns[] = [];
-  const nodes: FabricNode[] = [];
-  for (const index of [1, 2]) {
-    const ns = await Netns.create(`grt${index}n`);
-    made.push(ns);
-    nodes.push({
-      index,
-      name: `node-${index}`,
-      ns,
-      locator: `fc00:0:${index}::/48`,
-      stateDir: `${scratch}/state-${index}`,
-      agentSocket: `${scratch}/agent-${index}.sock`,
-    });
-  }
+  const nodes = await createFabricNodes("grt", { count: 2, scratch, made });
   const [, n2] = nodes as [FabricNode, FabricNode];
   await buildUnderlay(nodes);
   for (const node of nodes) api.seedNode(node.name);

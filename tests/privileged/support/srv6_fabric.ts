@@ -22,7 +22,7 @@ import {
 import type { ApiWorld } from "./api.ts";
 import { records } from "./cni.ts";
 import type { CommandOutput } from "../../../lib/iproute2/runner.ts";
-import { type Netns, run } from "./kernel.ts";
+import { Netns, run } from "./kernel.ts";
 
 /** A node: its netns, locator, underlay links and plugin state. */
 export interface FabricNode {
@@ -32,6 +32,32 @@ export interface FabricNode {
   readonly locator: string;
   readonly stateDir: string;
   readonly agentSocket: string;
+}
+
+/**
+ * `count` nodes `node-1`… in netns `<prefix><i>n`, locator `fc00:0:<i>::/48`,
+ * state and agent socket under `scratch`. Each netns is pushed onto `made`
+ * as soon as it exists, so the caller's cleanup reaches it if a later one
+ * fails.
+ */
+export async function createFabricNodes(
+  prefix: string,
+  options: { count: number; scratch: string; made: Netns[] },
+): Promise<FabricNode[]> {
+  const nodes: FabricNode[] = [];
+  for (let index = 1; index <= options.count; index++) {
+    const ns = await Netns.create(`${prefix}${index}n`);
+    options.made.push(ns);
+    nodes.push({
+      index,
+      name: `node-${index}`,
+      ns,
+      locator: `fc00:0:${index}::/48`,
+      stateDir: `${options.scratch}/state-${index}`,
+      agentSocket: `${options.scratch}/agent-${index}.sock`,
+    });
+  }
+  return nodes;
 }
 
 /** A pod attached on a node: its CNI_CONTAINERID and (once attached) its ADD result. */
