@@ -51,6 +51,7 @@ import {
   readLines,
   REPORTED_VERBS,
 } from "./protocol.ts";
+import { PendingRemovals, type RemovalSettings } from "./removals.ts";
 import { writeThroughCache } from "./write_through.ts";
 
 /** How to run the agent. */
@@ -71,6 +72,11 @@ export interface AgentOptions {
   readonly watch?: InformerTiming;
   /** A connection with no complete request for this long is closed (default 120 s). */
   readonly idleTimeoutMs?: number;
+  /**
+   * Finishing DELs after the plugin answered (`removals.ts`); absent: the
+   * agent takes none and every DEL removes its devices itself.
+   */
+  readonly removals?: RemovalSettings;
   /**
    * The plugin's host kubeconfig, which the agent issues a token for at start
    * and keeps fresh (`plugin_credentials.ts`); absent: the agent leaves it alone.
@@ -96,6 +102,8 @@ export interface RunningAgent {
   readonly metrics: AgentMetrics;
   /** The plugin's credential refresher, when it manages one. */
   readonly credentials: CredentialRefresher | undefined;
+  /** DEL removals it took, when it takes them. */
+  readonly removals: PendingRemovals | undefined;
   /** Stops serving, watching and closes the client. */
   close(): Promise<void>;
 }
@@ -172,8 +180,9 @@ function countedApi(api: KubeApi, metrics: AgentMetrics): KubeApi {
 async function answer(
   plane: BgpControlPlane,
   request: AgentRequest,
-  node: string,
+  context: { node: string; removals: PendingRemovals | undefined },
 ): Promise<AgentResponse> {
+  const { node } = context;
   try {
     if (!(AGENT_OPS as readonly string[]).includes(request.op)) {
       throw new CniError(ErrorCode.InvalidConfig, `node agent: unknown call ${show(request.op)}`);
@@ -201,6 +210,13 @@ async function answer(
         break;
       case "probe":
         value = await plane.probe(node);
+        break;
+      case "finishRemoval":
+        value = await context.removals?.take({
+          stateDir: request.stateDir ?? "",
+          key: request.key ?? "",
+          container: request.container ?? "",
+        }) ?? false;
         break;
     }
     return { id: request.id, ok: true, value: value ?? null };
@@ -237,6 +253,7 @@ async function serveConnection(
     ready: () => boolean;
     metrics: AgentMetrics;
     node: string;
+    removals: PendingRemovals | undefined;
     idleMs: number;
   },
 ): Promise<void> {
@@ -262,7 +279,9 @@ async function serveConnection(
         if (
           typeof request !== "object" || request === null ||
           !Number.isSafeInteger(request.id) || typeof request.op !== "string" ||
-          (request.vpc !== undefined && typeof request.vpc !== "string")
+          (["vpc", "stateDir", "key", "container"] as const).some((field) =>
+            request[field] !== undefined && typeof request[field] !== "string"
+          )
         ) {
           throw new Error("not a request object with a numeric id");
         }
@@ -284,7 +303,7 @@ async function serveConnection(
           code: ErrorCode.TryAgainLater,
           msg: "node agent not ready: its watch caches are out of sync",
         }
-        : await answer(plane, request, options.node);
+        : await answer(plane, request, options);
       metrics.callServed(
         (AGENT_OPS as readonly string[]).includes(request.op) ? request.op : "unknown",
         response.ok ? "ok" : "unavailable" in response ? "unavailable" : "error",
@@ -412,6 +431,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     // Twice what a healthy loop can take, so only a stuck one fails.
     livenessWindowMs: 2 * longestQuietMs({ listTimeoutMs: options.timeoutMs, ...options.watch }),
   });
+  const removals = options.removals && new PendingRemovals(options.removals, { log, metrics });
+  removals?.start();
   const listener = Deno.listen({ transport: "unix", path: options.socket });
   await Deno.chmod(options.socket, 0o600);
   log.info("agent serving", {
@@ -432,6 +453,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
             ready,
             metrics,
             node,
+            removals,
             idleMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
           }).finally(() => connections.delete(conn)),
         );
@@ -443,6 +465,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     ready,
     metrics,
     credentials,
+    removals,
     async close(): Promise<void> {
       await credentials?.stop();
       await health?.close();
@@ -455,6 +478,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         } catch { /* already closed */ }
       }
       await Promise.allSettled(served);
+      await removals?.close();
       await Promise.all(informers.map((i) => i.stop()));
       await plane.close();
       await raw.close();

@@ -56,6 +56,7 @@ export class AgentMetrics {
   readonly #calls = new Counter();
   readonly #api = new Counter();
   #reclaimed = 0;
+  readonly #removals = new Counter();
 
   /** A CNI verb a plugin process finished: its CNI code (0: success) and duration. */
   verbDone(verb: string, code: number, seconds: number): void {
@@ -85,6 +86,11 @@ export class AgentMetrics {
   /** Stale attachments reclaimed (the periodic reclaim counts each one here). */
   reclaimedAttachments(count = 1): void {
     this.#reclaimed += count;
+  }
+
+  /** A DEL's device removal the agent took over: `removed`, `skipped` (already done) or `failed`. */
+  removalDone(outcome: "removed" | "skipped" | "failed"): void {
+    this.#removals.add({ outcome });
   }
 
   /** Prometheus text exposition (format 0.0.4). */
@@ -179,6 +185,12 @@ export class AgentMetrics {
       "counter",
       "Stale attachments (of pods that no longer exist) reclaimed on this node.",
       [`galactic_reclaimed_attachments_total ${this.#reclaimed}`],
+    );
+    family(
+      "galactic_agent_removals_total",
+      "counter",
+      "DEL device removals (veth, VRF, FORWARD rules) the agent finished after the plugin answered, by outcome.",
+      this.#removals.lines("galactic_agent_removals_total"),
     );
     return out.join("\n") + "\n";
   }

@@ -12,6 +12,7 @@ export const AGENT_OPS = [
   "verifyVrf",
   "listNodeVrfs",
   "probe",
+  "finishRemoval",
 ] as const;
 /** One of {@linkcode AGENT_OPS}. */
 export type AgentOp = typeof AGENT_OPS[number];
@@ -24,6 +25,10 @@ export interface AgentRequest {
   readonly node: string;
   /** VPC base62 text (VRF calls). */
   readonly vpc?: string;
+  /** finishRemoval: the plugin's state directory, the record's key and its container. */
+  readonly stateDir?: string;
+  readonly key?: string;
+  readonly container?: string;
 }
 
 /**

@@ -7,7 +7,7 @@
 import type { Command } from "commander";
 import { DEFAULTS, LOG_LEVELS } from "../config/mod.ts";
 import { resolveKubeconfig, resolveNodeName } from "../kube/kubeconfig.ts";
-import { systemRunner } from "../iproute2/runner.ts";
+import { systemRunner, withTimeout } from "../iproute2/runner.ts";
 import { createLogger, type Level, type Logger } from "../log/logger.ts";
 import type { Reclaimed } from "../verbs/reclaim.ts";
 import { reclaimNode } from "./gc_command.ts";
@@ -30,6 +30,7 @@ interface AgentFlags {
   stateDir: string;
   cniPath?: string;
   reclaimInterval: number;
+  removalSweepInterval: number;
   kubeconfig?: string;
   node?: string;
   timeout: number;
@@ -146,6 +147,13 @@ export function registerAgentCommand(program: Command): void {
       integerIn(0, 86400),
       300,
     )
+    .option(
+      "--removal-sweep-interval <seconds>",
+      "how often to finish DELs whose device removal nobody finishes (the agent died, a command " +
+        "failed); 0: only at start",
+      integerIn(0, 86400),
+      60,
+    )
     .action(async (flags: AgentFlags) => {
       const env = Deno.env.toObject();
       const config = {
@@ -171,6 +179,13 @@ export function registerAgentCommand(program: Command): void {
         timeoutMs: flags.timeout * 1000,
         log,
         healthPort: flags.healthPort,
+        // DELs answer before their veth and VRF are removed: the agent removes them.
+        removals: {
+          stateDir: flags.stateDir,
+          runner: withTimeout(systemRunner(), DEFAULTS.commandTimeoutSeconds * 1000),
+          lockTimeoutMs: DEFAULTS.lockTimeoutSeconds * 1000,
+          sweepIntervalMs: flags.removalSweepInterval * 1000,
+        },
         ...(flags.pluginKubeconfig !== undefined && {
           pluginCredentials: {
             kubeconfig: flags.pluginKubeconfig,

@@ -21,6 +21,7 @@ import { type CommandRunner, systemRunner, withTimeout } from "../iproute2/runne
 import { resolveNodeName } from "../kube/kubeconfig.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import type { Host, VerbContext, Verbs } from "../verbs/host.ts";
+import { handOffRemoval } from "../agent/hand_off.ts";
 import { reportVerb } from "../agent/report.ts";
 import { ControlPlaneSession, openControlPlane } from "./control_plane.ts";
 
@@ -146,6 +147,8 @@ export async function runInvocation(
       runner: withTimeout(options.runner ?? systemRunner(), config.commandTimeoutSeconds * 1000),
       controlPlane: () => session.get(),
       nodeName: () => resolveNodeName(config, { env: io.env }),
+      handOffRemoval: (removal) =>
+        handOffRemoval(config.agentSocket, { ...removal, stateDir: config.stateDir }),
     };
     const started = performance.now();
     let document: Record<string, unknown> | undefined;

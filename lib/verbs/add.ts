@@ -53,7 +53,12 @@ import { podOf, requireSamePod } from "./pod_owner.ts";
 import { attachmentResult } from "./result.ts";
 import { Rollback } from "./rollback.ts";
 import { step, together } from "./steps.ts";
-import { releasePodInterface, removeSrv6Ingress, withdrawIfLast } from "./teardown.ts";
+import {
+  finishRemovalLocked,
+  releasePodInterface,
+  removeSrv6Ingress,
+  withdrawIfLast,
+} from "./teardown.ts";
 
 /** ADD: configures the attachment and returns the result for the runtime. */
 export async function cmdAdd(context: VerbContext, host: Host): Promise<Result> {
@@ -133,8 +138,23 @@ interface Intent extends Found {
 async function inspect(add: Adding): Promise<Found> {
   const { host, plan } = add;
   const { names } = plan;
-  // Before anything runs: another pod's attachment is refused untouched.
-  requireSamePod((await plan.store.read())[plan.key], add.context.env);
+  const recorded = (await plan.store.read())[plan.key];
+  if (recorded?.phase === "removing") {
+    // A DEL's removal still pending (the node agent's share, or a DEL that
+    // was killed): it is finished first, so the attachment starts afresh.
+    await step(
+      "finish the pending removal of the attachment",
+      () =>
+        finishRemovalLocked(host.runner, {
+          store: plan.store,
+          key: plan.key,
+          log: add.context.log,
+        }),
+    );
+  } else {
+    // Before anything runs: another pod's attachment is refused untouched.
+    requireSamePod(recorded, add.context.env);
+  }
   // strict_mode fails while the vrf module is not loaded, or while foreign
   // VRFs share a table; either way ensureVrf turns it on after creating a VRF
   // and reports a failure there.

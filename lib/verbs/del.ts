@@ -2,7 +2,9 @@
  * DEL: removes the attachment if this container owns it. A late DEL of an old
  * sandbox must not tear down the state a new sandbox of the same attachment
  * now owns; it succeeds without touching it. A record rebuilt from the kernel
- * (owner unknown) is any container's to delete.
+ * (owner unknown) is any container's to delete. Through the node agent, DEL
+ * answers once the SID, the BGPVRFInstance and the pod interface are gone;
+ * the agent removes the veth, the VRF and the FORWARD rules after.
  *
  * @module
  */
@@ -24,6 +26,6 @@ export async function cmdDel(context: VerbContext, host: Host): Promise<void> {
       });
       return;
     }
-    await teardownAttachment(context, host, { plan, owner: env });
+    await teardownAttachment(context, host, { plan, owner: env, handOff: true });
   });
 }

@@ -33,6 +33,22 @@ export interface Host {
   controlPlane(): Promise<BgpControlPlane>;
   /** Resolved on call: DEL of a recorded attachment never needs it. */
   nodeName(): string;
+  /**
+   * Asks the node agent to finish a DEL whose SID, BGPVRFInstance and pod
+   * interface are gone (`finishRemoval` in `teardown.ts`); resolves true only
+   * once the agent took it. Absent, or false: the verb finishes it itself.
+   */
+  handOffRemoval?(removal: HandOff): Promise<boolean>;
+}
+
+/** What the node agent is asked to finish: a record it reads itself. */
+export interface HandOff {
+  /** The attachment's record key. */
+  readonly key: string;
+  /** The container whose DEL marked it `removing`. */
+  readonly containerId: string;
+  /** The record's node (the agent acts for its own node only). */
+  readonly node: string;
 }
 
 /** What the dispatcher runs; ADD returns the result to print. */

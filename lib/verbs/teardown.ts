@@ -1,7 +1,8 @@
 /**
  * Removing an attachment, in the order of SPEC §5: SRv6 ingress route →
  * BGPVRFInstance (withdrawal reaches remote peers before forwarding state
- * goes) → host-device → veth, VRF and FORWARD rules. DEL and GC tear down
+ * goes) → host-device → veth, VRF and FORWARD rules, the last step done by
+ * the node agent after DEL has answered when one takes it. DEL and GC tear down
  * whole attachments as their record describes them (table, node, owner);
  * a failed ADD's rollback undoes its steps with the same removals. Every
  * removal treats "already gone" as done.
@@ -22,6 +23,10 @@ import {
   vrfWithMembersDeleteLines,
 } from "../iproute2/mod.ts";
 import type { CommandRunner } from "../iproute2/runner.ts";
+import { type InterfaceNames, interfaceNames, parseAttachment, parseVpc } from "../ids/mod.ts";
+import type { Logger } from "../log/logger.ts";
+import type { AttachmentStore } from "../state/attachments.ts";
+import { withLock } from "../state/lock.ts";
 import { type AttachmentPlan, withVpcSiblings } from "./attachment.ts";
 import type { Host, VerbContext } from "./host.ts";
 import { step, together } from "./steps.ts";
@@ -38,12 +43,20 @@ const POD_INTERFACE_GONE =
  * table wins where the record may not yet name one the VRF is on (an ADD
  * killed before it created the VRF); without a record (a retried DEL, state
  * older than a reboot, a link GC found) the kernel is all there is, and the
- * BGPVRFInstance was declared for this node.
+ * BGPVRFInstance was declared for this node. A record already `removing`
+ * was withdrawn by the DEL that marked it.
+ *
+ * With `handOff` (DEL of a completed ADD), once the SID, the BGPVRFInstance,
+ * the pod interface and the FORWARD rules are gone, the node agent may take
+ * the rest (veth, VRF, the record: {@linkcode finishRemoval}) and the runtime
+ * gets its answer without waiting for it (issue 17). The record stays
+ * `removing`, holding the table, until the agent drops it; without an agent
+ * that takes it, the teardown finishes here.
  */
 export async function teardownAttachment(
   context: VerbContext,
   host: Host,
-  target: { plan: AttachmentPlan; owner: CniEnv },
+  target: { plan: AttachmentPlan; owner: CniEnv; handOff?: boolean },
 ): Promise<void> {
   const { plan, owner } = target;
   const { names } = plan;
@@ -58,7 +71,7 @@ export async function teardownAttachment(
     () => removeSrv6Ingress(host.runner, plan.endpoint),
   );
   // Nothing recorded and no VRF: an earlier DEL already withdrew it.
-  if (record || vrf) {
+  if ((record || vrf) && record?.phase !== "removing") {
     await step("withdraw the VRF from BGP", () =>
       withdrawIfLast(context, host, {
         plan,
@@ -66,24 +79,23 @@ export async function teardownAttachment(
         forget: true,
       }));
   }
-  await releasePodInterface(context, host, { plan, owner });
-  // Terminations route through the host veth: they go with it. The VRF's
-  // table is this attachment's alone: as a device group it takes the veth and
-  // the VRF in one kernel call. The FORWARD rules match by name: they go in
-  // the same process round.
-  const lines = vrfWithMembersDeleteLines({ name: names.vrf, table }, [names.host, names.guest]);
+  // The FORWARD rules match by name and SPEC §5 orders nothing about them:
+  // they go while host-device works.
   await together(
-    () =>
-      step(
-        `remove ${names.host} and ${names.vrf}`,
-        () => ipBatch(host.runner, lines, { tolerate: [...ROUTE_GONE, ...LINK_GONE] }),
-      ),
-    () =>
-      step(
-        `remove the FORWARD accept rules for ${names.host}`,
-        () => removeForwardAccept(host.runner, names.host),
-      ),
+    () => releasePodInterface(context, host, { plan, owner }),
+    () => removeRules(host.runner, names),
   );
+  if (
+    target.handOff && record && record.phase === undefined && host.handOffRemoval &&
+    await host.handOffRemoval({ key: plan.key, containerId: record.containerId, node: record.node })
+  ) {
+    context.log.info("attachment released; the node agent removes its veth and VRF", {
+      table,
+      sid: plan.endpoint,
+    });
+    return;
+  }
+  await removeLinks(host.runner, { names, table });
   if (record) {
     await step("drop the attachment record", () =>
       plan.store.update((records) => {
@@ -91,6 +103,81 @@ export async function teardownAttachment(
       }));
   }
   context.log.info("attachment removed", { table, sid: plan.endpoint });
+}
+
+/**
+ * The veth, the VRF and what it leaves in its table. The VRF's table is this
+ * attachment's alone: as a device group it takes the veth and the VRF in one
+ * kernel call (terminations route through the host veth: they go with it).
+ */
+async function removeLinks(
+  runner: CommandRunner,
+  target: { names: InterfaceNames; table: number | undefined },
+): Promise<void> {
+  const { names, table } = target;
+  const lines = vrfWithMembersDeleteLines({ name: names.vrf, table }, [names.host, names.guest]);
+  await step(
+    `remove ${names.host} and ${names.vrf}`,
+    () => ipBatch(runner, lines, { tolerate: [...ROUTE_GONE, ...LINK_GONE] }),
+  );
+}
+
+/** The FORWARD accept rules of the host veth (both families). */
+async function removeRules(runner: CommandRunner, names: InterfaceNames): Promise<void> {
+  await step(
+    `remove the FORWARD accept rules for ${names.host}`,
+    () => removeForwardAccept(runner, names.host),
+  );
+}
+
+/**
+ * The rest of a DEL handed to the node agent: under the attachment lock, if
+ * the record is still `removing` (and, with `owner`, still that container's),
+ * removes its veth, VRF and FORWARD rules and drops the record. Anything else
+ * means an ADD took the attachment over since, or a DEL, GC or an earlier
+ * call finished it: nothing is done. Any `removing` record may be finished so:
+ * its SID is gone and its BGPVRFInstance withdrawn (or kept for siblings)
+ * before the mark, and a pod interface host-device did not release goes with
+ * the veth pair. Returns whether it removed the attachment.
+ */
+export async function finishRemoval(
+  runner: CommandRunner,
+  target: { store: AttachmentStore; key: string; owner?: string; log: Logger },
+): Promise<boolean> {
+  const { store, key } = target;
+  await store.ensureDir();
+  return await withLock(
+    store.attachmentLock(key),
+    () => finishRemovalLocked(runner, target),
+    store.lockOptions,
+  );
+}
+
+/** {@linkcode finishRemoval} for a caller already holding the attachment lock (ADD). */
+export async function finishRemovalLocked(
+  runner: CommandRunner,
+  target: { store: AttachmentStore; key: string; owner?: string; log: Logger },
+): Promise<boolean> {
+  const { store, key } = target;
+  const record = (await store.read())[key];
+  if (
+    record?.phase !== "removing" ||
+    (target.owner !== undefined && record.containerId !== target.owner)
+  ) return false;
+  const names = interfaceNames(parseVpc(record.vpc), parseAttachment(record.attachment));
+  // A handed-off DEL removed the rules itself (the host's iptables, which
+  // the agent's image may not match); another `removing` record may still
+  // have them.
+  await together(
+    () => removeLinks(runner, { names, table: record.table }),
+    () => removeRules(runner, names),
+  );
+  await step("drop the attachment record", () =>
+    store.update((records) => {
+      if (records[key]?.phase === "removing") delete records[key];
+    }));
+  target.log.info("attachment removed", { key, table: record.table, vrf: names.vrf });
+  return true;
 }
 
 /** Deletes the SRv6 ingress route of `endpoint`. */

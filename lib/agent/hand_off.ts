@@ -1,0 +1,58 @@
+/**
+ * The plugin's side of a DEL handed to the node agent: one request on a
+ * fresh connection, answered once the agent has queued the removal. Bounded
+ * and never failing: any doubt (no agent, another state directory, a slow or
+ * dying agent) answers false and the DEL removes the devices itself; if the
+ * agent took it after all, whichever comes second finds the record gone
+ * (both work under the attachment lock). Cheap to import.
+ *
+ * @module
+ */
+
+import type { HandOff } from "../verbs/host.ts";
+import { type AgentResponse, readLines } from "./protocol.ts";
+
+/** Longest a DEL waits for the agent to take its removal before doing it itself. */
+export const HAND_OFF_BUDGET_MS = 1000;
+
+/** Asks the agent at `socket` to finish `removal`; true only when it answered that it took it. */
+export async function handOffRemoval(
+  socket: string,
+  removal: HandOff & { stateDir: string },
+  options: { budgetMs?: number } = {},
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let conn: Deno.UnixConn | undefined;
+  const ask = async (): Promise<boolean> => {
+    conn = await Deno.connect({ transport: "unix", path: socket });
+    const request = {
+      id: 1,
+      op: "finishRemoval",
+      node: removal.node,
+      stateDir: removal.stateDir,
+      key: removal.key,
+      container: removal.containerId,
+    };
+    const bytes = new TextEncoder().encode(JSON.stringify(request) + "\n");
+    for (let written = 0; written < bytes.length;) {
+      written += await conn.write(bytes.subarray(written));
+    }
+    const line = await readLines(conn.readable, { maxChars: 4096 }).next();
+    if (line.done) return false;
+    const response = JSON.parse(line.value) as AgentResponse;
+    return response.id === 1 && response.ok && response.value === true;
+  };
+  try {
+    return await Promise.race([
+      ask().catch(() => false),
+      new Promise<false>((resolve) =>
+        timer = setTimeout(() => resolve(false), options.budgetMs ?? HAND_OFF_BUDGET_MS)
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch { /* already closed */ }
+  }
+}
