@@ -23,7 +23,12 @@ export interface AgentProcess extends AsyncDisposable {
 /** Starts the agent of `w`'s node on `<w.dir>/agent.sock`; `args` are appended to its flags. */
 export async function startAgentProcess(
   w: World,
-  options: { kubeconfig?: string; args?: readonly string[] } = {},
+  options: {
+    kubeconfig?: string;
+    args?: readonly string[];
+    /** Added to its environment (e.g. the fake host's, for the removals it runs). */
+    env?: Readonly<Record<string, string>>;
+  } = {},
 ): Promise<AgentProcess> {
   const child = new Deno.Command(LAUNCHER, {
     args: [
@@ -45,6 +50,7 @@ export async function startAgentProcess(
       PATH: Deno.env.get("PATH") ?? "",
       HOME: Deno.env.get("HOME") ?? "/root",
       DENO_DIR: denoDir(),
+      ...options.env,
     },
     stdout: "null",
     stderr: "piped",
