@@ -134,9 +134,10 @@ function formatAttachments(state: NodeState): string {
     const kernel = missing.length === 0 ? "kernel ok" : `MISSING ${missing.join(", ")}`;
     const unfinished = a.phase === undefined
       ? ""
-      : ` (${
-        a.phase === "adding" ? "ADD" : "DEL"
-      } unfinished: interrupted or running; the next ADD, DEL or GC of it completes it)`;
+      : a.phase === "adding"
+      ? " (ADD unfinished: interrupted or running; the next ADD, DEL or GC of it completes it)"
+      : " (DEL unfinished: the node agent's removal pending, or interrupted; the agent's sweep " +
+        "or the next ADD, DEL or GC of it completes it)";
     return `vpc ${a.vpc} attachment ${a.attachment} table ${a.table} container ${a.containerId} ` +
       `ifname ${a.ifname} network ${a.network}: ${kernel}${unfinished}`;
   }).join("\n");

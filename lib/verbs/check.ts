@@ -121,8 +121,10 @@ async function ownedRecord(context: VerbContext, plan: AttachmentPlan): Promise<
     throw new CniError(
       ErrorCode.StateDiverged,
       `attachment ${plan.names.host}: ${
-        record.phase === "adding" ? "ADD" : "DEL"
-      } did not complete (interrupted, or still running)`,
+        record.phase === "adding"
+          ? "ADD did not complete (interrupted, or still running)"
+          : "DEL did not complete (the node agent's removal pending, interrupted, or still running)"
+      }`,
     );
   }
   return record;
