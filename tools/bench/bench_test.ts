@@ -2,10 +2,13 @@
 // the strace parser and the breakdown, the VRF substitute's rewrite, the
 // report, and the floor's flags. No timing assertions: nothing here measures.
 import assert from "node:assert/strict";
+import { vrfWithMembersDeleteLines } from "../../lib/iproute2/mod.ts";
+import { parseCgroupCpuMs, parseProcCpuMs } from "./agent_cpu.ts";
+import { parseRemovals } from "./agent_process.ts";
 import { countCalls, installShim, shimMs } from "./ip_shim.ts";
 import { optionsToArgs, parseBenchArgs } from "./options.ts";
 import { analyze, parseLog, parseStrace } from "./profile.ts";
-import { comparePaired, renderReport, table, withoutShim } from "./report.ts";
+import { agentShare, comparePaired, renderReport, table, withoutShim } from "./report.ts";
 import type { BenchResults, Subject, SubjectResult } from "./results.ts";
 import { percentile, summarize, unionLength } from "./stats.ts";
 import { floorArgv } from "./subjects.ts";
@@ -204,6 +207,7 @@ function subject(
   extra: Partial<SubjectResult> = {},
 ): SubjectResult {
   const galactic = name === "agent" || name === "no-agent";
+  const throughAgent = name === "agent" || name === "compare";
   const verb = (ms: number[], api: number) => ({
     ms,
     rssKb: ms.map(() => (galactic ? 50 : 10) * 1024),
@@ -211,6 +215,10 @@ function subject(
     shimCpuMs: ms.map(() => (galactic ? 4 : 0)),
     api: ms.map(() => (galactic ? api : 0)),
     shimMs: ms.map(() => (galactic ? 10 : 0)),
+    // The agent's CPU: 5 ms per ADD; per DEL 18, 20 and 40 (p50 20, mean 26).
+    agentCpuMs: throughAgent ? (api === 2 ? ms.map(() => 5) : [18, 20, 40]) : [],
+    // DEL's removal finished 50, 60, 70 ms after its exit.
+    removalMs: galactic && api === 1 ? [50, 60, 70] : [],
   });
   return {
     subject: name,
@@ -225,7 +233,7 @@ function subject(
 /** A synthetic host-mode run: Go 20/20 ms, floor 50/60, agent 100/130 (10 ms of it the substitute's). */
 function fixture(): BenchResults {
   return {
-    version: 2,
+    version: 3,
     startedAt: "2026-01-01T00:00:00.000Z",
     wallMs: 60_000,
     options: parseBenchArgs(["--quick"]).options,
@@ -240,7 +248,13 @@ function fixture(): BenchResults {
     vrf: "shim",
     load: { before: [3.5, 2, 1], after: [1, 1, 1] },
     shim: { cost: { b: 2, a: 1, s: 1 }, cpu: { b: 1, a: 0.5, s: 0.5 }, p50: {} },
-    agent: { startMs: 1000, peakRssKb: 90_000, backgroundApi: 2 },
+    agent: {
+      startMs: 1000,
+      peakRssKb: 90_000,
+      backgroundApi: 2,
+      cpuSource: "cgroup",
+      removals: { removed: 3 },
+    },
     subjects: [
       subject("go", [19, 20, 21], [20, 20, 20]),
       subject("floor", [50, 50, 50], [60, 60, 60]),
@@ -282,13 +296,18 @@ Deno.test("report: ratios to both floors from one run, the substitute taken out,
   );
   // CPU time (here half the wall time), p50 and its ratio to the floor's.
   const cpu = text.slice(text.indexOf("CPU time per invocation")).split("\n").slice(1, 6);
+  // The agent's CPU per invocation only for the subject through it (p50s).
   assert.deepEqual(cpu.map((l) => l.trim().split(/\s{3,}/)), [
-    ["subject", "ADD CPU", "DEL CPU", "ADD ×floor", "DEL ×floor"],
+    ["subject", "ADD CPU", "DEL CPU", "ADD ×floor", "DEL ×floor", "agent per ADD", "agent per DEL"],
     ["Go host-device + static", "10.0", "10.0"],
     ["minimal Deno plugin (veth + host-device)", "25.0", "30.0", "1.0×", "1.0×"],
-    ["galactic through the node agent", "50.0", "65.0", "2.0×", "2.2×"],
+    ["galactic through the node agent", "50.0", "65.0", "2.0×", "2.2×", "5.0", "20.0"],
     ["− the VRF substitute's cost", "46.0", "61.0", "1.8×", "2.0×"],
   ]);
+  assert.match(
+    text,
+    /the node agent's share of DEL \(its cgroup\): CPU per DEL 20.0 ms \(mean 26.0\); node clean 60.0 ms \(p90 68.0\) after the DEL's exit; removals it finished: removed 3/,
+  );
   assert.match(text, /CPU per call: ip batch \+1.0 ms, ip argv \+0.5 ms, sysctl \+0.5 ms/);
   assert.match(text, /failed: agent ADD 0: exit 11: boom/);
   assert.match(text, /error: profile agent DEL/);
@@ -312,8 +331,72 @@ Deno.test("report: --compare's paired ratio per round, only with --compare", () 
       "ADD ×1.10 (the checkout faster in 1 of 3 rounds), DEL ×0.50 (the checkout faster in 3 of 3 rounds)",
   );
   assert.match(renderReport(r), /--compare checkout through the agent/);
+  // The --compare subject's agent CPU per DEL beside this checkout's.
+  assert.match(agentShare(r)!, /CPU per DEL 20.0 ms \(mean 26.0\), with --compare 20.0 ms/);
   r.subjects[3]!.failures.push("DEL 2: exit 1");
   assert.match(comparePaired(r)!, /no per-round ratio/);
+});
+
+Deno.test("report: no agent share without an agent; /proc's ticks are named", () => {
+  const r = fixture();
+  assert.equal(agentShare({ ...r, agent: undefined }), undefined);
+  assert.match(agentShare({ ...r, agent: { ...r.agent!, cpuSource: "proc" } })!, /10 ms ticks/);
+  const none = agentShare({ ...r, agent: { ...r.agent!, removals: {} } })!;
+  assert.match(none, /removals it finished: none$/);
+  // Without an agent's samples the CPU table has no agent columns.
+  const bare = fixture();
+  for (const s of bare.subjects) s.del.agentCpuMs.length = 0;
+  assert.ok(!renderReport(bare).includes("agent per DEL"));
+});
+
+Deno.test("agent CPU: cgroup v2 usage_usec and /proc's four CPU fields, in ms", () => {
+  assert.equal(
+    parseCgroupCpuMs("usage_usec 18547\nuser_usec 3709\nsystem_usec 14838\nnice_usec 0\n"),
+    18.547,
+  );
+  assert.equal(parseCgroupCpuMs("user_usec 1\n"), undefined);
+  // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime …
+  const stat = "42 (deno (x) y) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 12 2 20 0 9 0 5 1000 200";
+  assert.equal(parseProcCpuMs(stat), (7 + 3 + 12 + 2) * 10);
+  assert.equal(parseProcCpuMs(""), undefined);
+  assert.equal(parseProcCpuMs("42 (deno) S 1 2"), undefined);
+});
+
+Deno.test("agent /metrics: removals by outcome", () => {
+  const metrics = [
+    "# TYPE galactic_agent_removals_total counter",
+    'galactic_agent_removals_total{outcome="removed"} 20',
+    'galactic_agent_removals_total{outcome="skipped"} 1',
+    'galactic_agent_calls_total{op="finishRemoval",outcome="ok"} 21',
+  ].join("\n");
+  assert.deepEqual(parseRemovals(metrics), { removed: 20, skipped: 1 });
+  assert.deepEqual(parseRemovals(""), {});
+});
+
+Deno.test("VRF substitute: the removal the agent runs has nothing to substitute", async () => {
+  // The agent runs it without the substitute (agent_process.ts): it must pass through unchanged.
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/real`);
+    for (const name of ["ip", "sysctl"]) {
+      await Deno.writeTextFile(`${dir}/real/${name}`, `#!/bin/sh\ncat\n`, { mode: 0o755 });
+    }
+    const shim = await installShim(`${dir}/shim`, `${dir}/real`);
+    const lines = vrfWithMembersDeleteLines({ name: "G0V", table: 1000 }, ["G0H", "G0G"]);
+    const child = new Deno.Command(`${shim.dir}/ip`, {
+      args: ["-force", "-batch", "-"],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(lines.join("\n") + "\n"));
+    await writer.close();
+    const out = await child.output();
+    assert.equal(new TextDecoder().decode(out.stdout), lines.join("\n") + "\n");
+    assert.ok(lines.some((line) => line.includes("table 1000")));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("table: columns align, the first left, the rest right", () => {

@@ -2,6 +2,8 @@
  * The sequential scenario: ADD/DEL pairs of every subject, interleaved per
  * iteration (the order rotating) so that drift and other engineers' load hit
  * all alike, each pair in a fresh pod netns, every process under GNU time.
+ * A pair ends when the node is clean (`invoke` waits, untimed, for a
+ * removal the DEL handed to the agent), so no pair finishes another's.
  *
  * @module
  */
@@ -14,7 +16,16 @@ import { failure } from "./timed_exec.ts";
 const runner = systemRunner();
 
 function samples(): VerbSamples {
-  return { ms: [], rssKb: [], cpuMs: [], api: [], shimMs: [], shimCpuMs: [] };
+  return {
+    ms: [],
+    rssKb: [],
+    cpuMs: [],
+    api: [],
+    shimMs: [],
+    shimCpuMs: [],
+    agentCpuMs: [],
+    removalMs: [],
+  };
 }
 
 function record(into: VerbSamples, inv: Awaited<ReturnType<typeof invoke>>): void {
@@ -24,6 +35,8 @@ function record(into: VerbSamples, inv: Awaited<ReturnType<typeof invoke>>): voi
   into.api.push(inv.api);
   into.shimMs.push(inv.shimMs);
   into.shimCpuMs.push(inv.shimCpuMs);
+  if (inv.agentCpuMs !== undefined) into.agentCpuMs.push(inv.agentCpuMs);
+  if (inv.removalMs !== undefined) into.removalMs.push(inv.removalMs);
 }
 
 /** Runs `warmup + iterations` rounds; `say` gets one progress line per round. */
@@ -61,8 +74,9 @@ export async function sequentialPairs(
           prevResult: add.result,
         });
         if (!del.ok) result.failures.push(failure(`DEL ${round}`, del.out));
+        if (del.unclean) result.failures.push(`DEL ${round}: ${del.unclean}`);
         result.fallbackRequests += add.fallback + del.fallback;
-        if (measured && add.ok && del.ok) {
+        if (measured && add.ok && del.ok && !del.unclean) {
           record(result.add, add);
           record(result.del, del);
         }

@@ -266,6 +266,7 @@ export async function profilePairs(
           });
           prevResult = inv.result;
           if (!inv.ok) options.errors.push(failure(`profile ${mode} ${verb}`, inv.out));
+          if (inv.unclean) options.errors.push(`profile ${mode} ${verb}: ${inv.unclean}`);
           const profile = analyze({
             mode,
             verb,

@@ -143,14 +143,26 @@ function ratio(value: number | undefined, base: number | undefined): number | un
 /**
  * CPU time per invocation (the plugin and every process it waited for): on
  * a machine others load, wall times stretch with the load while CPU time
- * does not, so its ratios show the work each subject does.
+ * does not, so its ratios show the work each subject does. Subjects through
+ * the agent also show the agent's CPU time per invocation (a DEL's includes
+ * the removal it handed over).
  */
 export function cpuTable(r: BenchResults): string | undefined {
   const p50 = (s: SubjectResult | undefined, verb: "add" | "del"): number | undefined =>
     summarize(s?.[verb].cpuMs ?? [])?.p50;
   const floor = r.subjects.find((s) => s.subject === "floor");
   if (p50(floor, "add") === undefined) return undefined;
-  const lines: string[][] = [["subject", "ADD CPU", "DEL CPU", "ADD ×floor", "DEL ×floor"]];
+  const agentCpu = (s: SubjectResult, verb: "add" | "del"): string =>
+    ms(summarize(s[verb].agentCpuMs)?.p50);
+  const withAgent = r.subjects.some((s) => s.del.agentCpuMs.length > 0);
+  const lines: string[][] = [[
+    "subject",
+    "ADD CPU",
+    "DEL CPU",
+    "ADD ×floor",
+    "DEL ×floor",
+    ...(withAgent ? ["agent per ADD", "agent per DEL"] : []),
+  ]];
   const row = (label: string, s: SubjectResult, add?: number, del?: number): void => {
     lines.push([
       label,
@@ -158,6 +170,9 @@ export function cpuTable(r: BenchResults): string | undefined {
       ms(del),
       s.subject === "go" ? "" : times(ratio(add, p50(floor, "add"))),
       s.subject === "go" ? "" : times(ratio(del, p50(floor, "del"))),
+      ...(withAgent && label === NAMES[s.subject] && s.del.agentCpuMs.length > 0
+        ? [agentCpu(s, "add"), agentCpu(s, "del")]
+        : []),
     ]);
   };
   const without = (s: SubjectResult, verb: "add" | "del"): number | undefined =>
@@ -169,6 +184,30 @@ export function cpuTable(r: BenchResults): string | undefined {
     }
   }
   return table(lines);
+}
+
+/**
+ * What DEL left to the node agent: how long after the DEL's exit the node
+ * was clean, the agent's CPU per DEL (p50 and mean: the mean carries the
+ * occasional sweep or watch event), and the removals it reported finishing.
+ * Undefined without an agent.
+ */
+export function agentShare(r: BenchResults): string | undefined {
+  const mine = r.subjects.find((s) => s.subject === "agent");
+  if (!r.agent || !mine) return undefined;
+  const mean = (values: readonly number[]): string =>
+    values.length === 0 ? "—" : ms(values.reduce((a, b) => a + b, 0) / values.length);
+  const cpu = (s: SubjectResult): string =>
+    `${ms(summarize(s.del.agentCpuMs)?.p50)} ms (mean ${mean(s.del.agentCpuMs)})`;
+  const other = r.subjects.find((s) => s.subject === "compare");
+  const removal = summarize(mine.del.removalMs);
+  const outcomes = Object.entries(r.agent.removals ?? {}).map(([k, v]) => `${k} ${v}`);
+  return `the node agent's share of DEL (${
+    r.agent.cpuSource === "proc" ? "its and its children's CPU in 10 ms ticks" : "its cgroup"
+  }): CPU per DEL ${cpu(mine)}` +
+    (other ? `, with --compare ${cpu(other)}` : "") +
+    `; node clean ${ms(removal?.p50)} ms (p90 ${ms(removal?.p90)}) after the DEL's exit; ` +
+    `removals it finished: ${outcomes.length > 0 ? outcomes.join(", ") : "none"}`;
 }
 
 /** Medians of the profiled runs of one mode and verb, phase by phase. */
@@ -296,6 +335,8 @@ export function renderReport(r: BenchResults): string {
       cpu,
     );
   }
+  const share = agentShare(r);
+  if (share) out.push(share);
   const fallback = r.subjects.find((s) => s.subject === "agent")?.fallbackRequests ?? 0;
   if (r.agent) {
     out.push(

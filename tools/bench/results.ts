@@ -32,6 +32,14 @@ export interface VerbSamples {
   readonly shimMs: number[];
   /** Host mode: the CPU time the VRF substitute added to the invocation, ms. */
   readonly shimCpuMs: number[];
+  /**
+   * Subjects through the agent: the agent's CPU time (with its children's)
+   * from the exec until the invocation was done — a DEL's until the record
+   * was gone, so the removal it handed over counts — ms.
+   */
+  readonly agentCpuMs: number[];
+  /** DEL: from its exit until its record was gone (0 when the DEL removed it itself), ms. */
+  readonly removalMs: number[];
 }
 
 /** The sequential pairs of one subject. */
@@ -46,7 +54,7 @@ export interface SubjectResult {
 
 /** Everything one run produced. */
 export interface BenchResults {
-  readonly version: 2;
+  readonly version: 3;
   readonly startedAt: string;
   wallMs: number;
   readonly options: BenchOptions;
@@ -57,8 +65,18 @@ export interface BenchResults {
   readonly load: { before: number[]; after?: number[] };
   /** Host mode: the substitute's per-call cost (p50 differences: wall, CPU) and the raw p50s. */
   shim?: { cost: ShimCost; cpu?: ShimCost; p50: Record<string, number> };
-  /** The node agent: spawn to ready, its peak RSS, its requests until ready (list, watch). */
-  agent?: { startMs: number; peakRssKb?: number; backgroundApi: number };
+  /**
+   * The node agent: spawn to ready, its peak RSS, its requests until ready
+   * (list, watch), where its CPU time was read (`agent_cpu.ts`), and the
+   * removals it finished by outcome (its /metrics at the end).
+   */
+  agent?: {
+    startMs: number;
+    peakRssKb?: number;
+    backgroundApi: number;
+    cpuSource?: "cgroup" | "proc";
+    removals?: Record<string, number>;
+  };
   readonly subjects: SubjectResult[];
   readonly profile: ProfileRun[];
   readonly errors: string[];

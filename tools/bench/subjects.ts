@@ -11,11 +11,19 @@
  * - `compare`: another checkout's bin/galactic through the same agent, with
  *   its own VPC and state dir (A/B of a change, interleaved).
  *
+ * A DEL is over for the bench when the node is clean: a galactic DEL may
+ * leave its veth and VRF to the node agent (the agent subject's state dir is
+ * the agent's), so after the timed exec the bench waits, untimed, until the
+ * subject's record is gone, then checks that its links are, and reads the
+ * agent's CPU time spent from the DEL's exec to there.
+ *
  * @module
  */
 
 import type { FakeApiServer } from "../../tests/support/fake_api_server.ts";
+import { interfaceNames, parseAttachment, parseVpc } from "../../lib/ids/mod.ts";
 import { runChecked, systemRunner } from "../../lib/iproute2/runner.ts";
+import { AttachmentStore } from "../../lib/state/attachments.ts";
 import { type Shim, type ShimCost, shimMs, takeCalls } from "./ip_shim.ts";
 import type { Mode, Subject } from "./results.ts";
 import { type Timed, timedExec } from "./timed_exec.ts";
@@ -31,6 +39,9 @@ const IPAM = {
   routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
 };
 const VPC: Record<Mode | "compare", string> = { "no-agent": "b1", agent: "b2", compare: "b3" };
+const ATTACHMENT = "1";
+/** Longest wait for the agent to finish a DEL's removal (TCG in the lab is slow). */
+const REMOVAL_BOUND_MS = 60_000;
 /** The veth the Go subject hands over, and the one the minimal Deno plugin creates. */
 const VETH = { go: ["gbgoH", "gbgoG"], floor: ["gbflH", "gbflG"] } as const;
 
@@ -70,6 +81,21 @@ export interface Invocation {
   readonly shimMs: number;
   /** Host mode: the CPU time the VRF substitute added, ms. */
   readonly shimCpuMs: number;
+  /**
+   * Subjects through the agent: its CPU time from the exec until the
+   * invocation was done (a DEL: until its removal finished), ms.
+   */
+  readonly agentCpuMs?: number;
+  /** A galactic DEL: from its exit until its record was gone (the agent's share), ms. */
+  readonly removalMs?: number;
+  /** A galactic DEL that left the node unclean: what remained. */
+  readonly unclean?: string;
+}
+
+/** The running agent, as far as an invocation needs it. */
+export interface NodeAgent {
+  /** Its CPU time so far (with its children's), ms. */
+  cpuMs(): Promise<number | undefined>;
 }
 
 /** The node the worker measures on: its API servers, the agent socket, the substitute. */
@@ -85,6 +111,13 @@ export interface Node {
   readonly shim?: Shim;
   shimCost?: ShimCost;
   shimCpuCost?: ShimCost;
+  /** The node agent, once started. */
+  agent?: NodeAgent;
+}
+
+/** A galactic subject's state dir (the agent subject's is the agent's `--state-dir`). */
+export function stateDir(node: Pick<Node, "tmp">, subject: Mode | "compare"): string {
+  return `${node.tmp}/state-${subject}`;
 }
 
 const runner = systemRunner();
@@ -95,7 +128,7 @@ function galacticConfig(subject: Mode | "compare", call: Call): Record<string, u
     name: "bench",
     type: "galactic",
     vpc: VPC[subject],
-    vpcattachment: "1",
+    vpcattachment: ATTACHMENT,
     srv6_locator: "fc00:0:1::/48",
     mtu: 1400,
     terminations: [{ network: "10.20.0.0/16", via: "10.1.0.2" }, { network: "2001:db8:20::/48" }],
@@ -112,7 +145,7 @@ function nodeSettings(node: Node, subject: Mode | "compare", call: Call): Record
     // Agent mode: the kubeconfig is the fallback server's, which must see no request.
     kubeconfig: node.kubeconfigs[mode === "agent" ? "fallback" : "no-agent"],
     node_name: NODE_NAME,
-    state_dir: `${node.tmp}/state-${subject}`,
+    state_dir: stateDir(node, subject),
     agent_socket: `${node.tmp}/${mode === "agent" ? "agent" : "absent"}.sock`,
     ...call.nodeExtra,
   };
@@ -188,6 +221,8 @@ export async function invoke(
   };
   const nodeConfig = galactic ? await nodeConfigFile(node, subject, call) : undefined;
   const server = galactic ? node.servers[subject === "compare" ? "agent" : subject] : undefined;
+  const agent = subject === "agent" || subject === "compare" ? node.agent : undefined;
+  const agentMark = await agent?.cpuMs();
   const mark = server?.requests.length ?? 0;
   const fallbackMark = node.servers.fallback.requests.length;
   const out = await timedExec(argv, {
@@ -200,6 +235,13 @@ export async function invoke(
   try {
     result = JSON.parse(out.stdout);
   } catch { /* no result */ }
+  const exited = out.startedAt - performance.timeOrigin + out.ms;
+  const deleted = subject !== "go" && subject !== "floor" && verb === "DEL" && out.code === 0
+    ? subject
+    : undefined;
+  const done = deleted && await removalDone(node, deleted, { cid: call.cid, exited });
+  const agentNow = agentMark === undefined ? undefined : await agent?.cpuMs();
+  const unclean = deleted && done && (done.unclean ?? await leftLinks(deleted));
   const calls = node.shim ? await takeCalls(node.shim) : undefined;
   return {
     out,
@@ -209,5 +251,39 @@ export async function invoke(
     fallback: node.servers.fallback.requests.length - fallbackMark,
     shimMs: calls && node.shimCost && galactic ? shimMs(calls, node.shimCost) : 0,
     shimCpuMs: calls && node.shimCpuCost && galactic ? shimMs(calls, node.shimCpuCost) : 0,
+    ...(agentNow !== undefined && { agentCpuMs: agentNow - agentMark! }),
+    ...(done && { removalMs: done.ms }),
+    ...(unclean && { unclean }),
   };
+}
+
+/**
+ * Waits (bounded) until no record of `cid` is left in `subject`'s state dir:
+ * the DEL's removal is finished, by the DEL itself or by the agent. Returns
+ * the wait from the DEL's exit, ms, and what is wrong if it never ended.
+ */
+async function removalDone(
+  node: Node,
+  subject: Mode | "compare",
+  del: { cid: string; exited: number },
+): Promise<{ ms: number; unclean?: string }> {
+  const store = new AttachmentStore(stateDir(node, subject));
+  for (;;) {
+    const records = await store.read();
+    const ms = performance.now() - del.exited;
+    if (!Object.values(records).some((r) => r.containerId === del.cid)) return { ms };
+    if (ms > REMOVAL_BOUND_MS) {
+      return { ms, unclean: `its record still there ${REMOVAL_BOUND_MS / 1000} s after the DEL` };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** The subject's host-side links still on the node after its removal, as text; else undefined. */
+async function leftLinks(subject: Mode | "compare"): Promise<string | undefined> {
+  const names = interfaceNames(parseVpc(VPC[subject]), parseAttachment(ATTACHMENT));
+  const out = await runChecked(runner, ["ip", "-j", "link", "show"]);
+  const present = new Set((JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname));
+  const left = [names.vrf, names.host].filter((name) => present.has(name));
+  return left.length > 0 ? `links left after the removal: ${left.join(", ")}` : undefined;
 }

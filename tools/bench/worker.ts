@@ -13,6 +13,7 @@ import { FakeApiServer } from "../../tests/support/fake_api_server.ts";
 import { seedNode } from "../../tests/support/kube_fixtures.ts";
 import { AGENT_RBAC } from "../../lib/kube/agent_rbac.ts";
 import { runChecked, systemRunner } from "../../lib/iproute2/runner.ts";
+import { type AgentCgroup, makeAgentCgroup } from "./agent_cpu.ts";
 import { AgentProcess } from "./agent_process.ts";
 import { installShim, measureShimCost } from "./ip_shim.ts";
 import { loadAverage, machine } from "./machine.ts";
@@ -20,7 +21,7 @@ import type { BenchOptions } from "./options.ts";
 import { sequentialPairs } from "./pairs.ts";
 import { profilePairs } from "./profile.ts";
 import type { BenchResults, Mode, Subject } from "./results.ts";
-import { API_TIMEOUT_SECONDS, type Node, NODE_NAME, PATH } from "./subjects.ts";
+import { API_TIMEOUT_SECONDS, type Node, NODE_NAME, PATH, stateDir } from "./subjects.ts";
 
 /** What the driver hands to the worker (a JSON file). */
 export interface WorkerInput {
@@ -67,7 +68,7 @@ export async function runWorker(inputFile: string): Promise<number> {
   const input = JSON.parse(await Deno.readTextFile(inputFile)) as WorkerInput;
   const { options, repo, tmp, prefix } = input;
   const results: BenchResults = {
-    version: 2,
+    version: 3,
     startedAt: new Date().toISOString(),
     wallMs: 0,
     options,
@@ -79,6 +80,7 @@ export async function runWorker(inputFile: string): Promise<number> {
     errors: [],
   };
   let agent: AgentProcess | undefined;
+  let cgroup: AgentCgroup | undefined;
   let node: Node | undefined;
   try {
     await runChecked(systemRunner(), ["ip", "link", "set", "lo", "up"]);
@@ -98,16 +100,22 @@ export async function runWorker(inputFile: string): Promise<number> {
     const modes: Mode[] = options.agentOnly ? [] : ["no-agent"];
     if (!options.noAgent) {
       say("starting galactic agent");
+      cgroup = await makeAgentCgroup(tmp, `${prefix}-agent`);
       const spawned = performance.now();
       agent = await AgentProcess.start(`${repo}/bin/galactic`, {
         socket: `${tmp}/agent.sock`,
         kubeconfig: node.kubeconfigs.agent,
         node: NODE_NAME,
         timeoutSeconds: API_TIMEOUT_SECONDS,
+        stateDir: stateDir(node, "agent"),
+        path: PATH,
+        ...(cgroup && { cgroup: cgroup.dir }),
       });
+      node.agent = agent;
       results.agent = {
         startMs: performance.now() - spawned,
         backgroundApi: node.servers.agent.requests.length,
+        cpuSource: agent.cpuSource,
       };
       modes.unshift("agent");
     }
@@ -130,8 +138,10 @@ export async function runWorker(inputFile: string): Promise<number> {
     if (agent) {
       const peak = await agent.peakRssKb();
       if (results.agent && peak !== undefined) results.agent.peakRssKb = peak;
+      if (results.agent) results.agent.removals = await agent.removals();
       await agent.stop();
     }
+    await cgroup?.close();
     for (const server of Object.values(node?.servers ?? {})) await server.close().catch(() => {});
     results.load.after = await loadAverage();
     results.wallMs = performance.now() - started;
