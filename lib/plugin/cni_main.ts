@@ -10,6 +10,7 @@
  * @module
  */
 
+import { CniError, ErrorCode } from "../cni/errors.ts";
 import { runInvocation } from "./invocation.ts";
 
 const encoder = new TextEncoder();
@@ -19,6 +20,42 @@ function writeAll(stream: typeof Deno.stdout | typeof Deno.stderr, text: string)
   for (let written = 0; written < bytes.length;) {
     written += stream.writeSync(bytes.subarray(written));
   }
+}
+
+/**
+ * Longest network configuration the plugin reads from stdin. A tenant's
+ * NetworkAttachmentDefinition carries it; a real one is a few KiB (etcd
+ * caps a whole object at 1.5 MiB).
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * Reads stdin to its end, at most `limit` bytes (code 7 beyond). Synchronous:
+ * nothing else runs yet, and the stream reader cost a CNI call 6–17 ms here.
+ */
+export function readStdinSync(limit: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buffer = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = Deno.stdin.readSync(buffer);
+    if (n === null) break;
+    total += n;
+    if (total > limit) {
+      throw new CniError(
+        ErrorCode.InvalidConfig,
+        `network configuration on stdin is larger than ${limit} bytes`,
+      );
+    }
+    chunks.push(buffer.slice(0, n));
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
 }
 
 /** Runs one CNI invocation and returns its exit code. */
@@ -31,7 +68,7 @@ export async function cniMain(): Promise<number> {
       console.error;
   return await runInvocation({
     env: Deno.env.toObject(),
-    readStdin: async () => new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer()),
+    readStdin: () => Promise.resolve(readStdinSync(MAX_CONFIG_BYTES)),
     writeStdout: (text) => writeAll(Deno.stdout, text),
     writeStderr: (text) => writeAll(Deno.stderr, text),
   });

@@ -28,11 +28,7 @@ export async function replaceFile(
   write: (file: Deno.FsFile) => Promise<void>,
   options: ReplaceOptions,
 ): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
-  const random = Array.from(crypto.getRandomValues(new Uint8Array(12)))
-    .map((byte) => byte.toString(16).padStart(2, "0")).join("");
-  const temp = `${dir}/${options.temporaryName(random)}`;
+  const { dir, temp } = temporaryPath(path, options);
   let file: Deno.FsFile | undefined;
   try {
     file = await Deno.open(temp, { write: true, createNew: true, mode: options.mode });
@@ -52,6 +48,53 @@ export async function replaceFile(
     throw error;
   }
   if (options.syncDir) await syncDir(dir);
+}
+
+/**
+ * {@linkcode replaceFile} of small `data` with synchronous calls: for the
+ * attachment records, written on every ADD and DEL, where each trip through
+ * the runtime's thread pool is latency the runtime waits for.
+ */
+export function replaceFileSync(
+  path: string,
+  data: Uint8Array,
+  options: Omit<ReplaceOptions, "syncDir">,
+): void {
+  const { temp } = temporaryPath(path, options);
+  let file: Deno.FsFile | undefined;
+  try {
+    file = Deno.openSync(temp, { write: true, createNew: true, mode: options.mode });
+    for (let offset = 0; offset < data.length;) offset += file.writeSync(data.subarray(offset));
+    Deno.chmodSync(temp, options.mode); // the creation mode went through the umask
+    file.syncSync();
+    file.close();
+    file = undefined;
+    Deno.renameSync(temp, path);
+  } catch (error) {
+    try {
+      file?.close();
+    } catch {
+      // already closed
+    }
+    try {
+      Deno.removeSync(temp);
+    } catch {
+      // never created, or gone
+    }
+    throw error;
+  }
+}
+
+/** The target's directory and a temporary path in it (an unpredictable name). */
+function temporaryPath(
+  path: string,
+  options: Pick<ReplaceOptions, "temporaryName">,
+): { dir: string; temp: string } {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+  const random = Array.from(crypto.getRandomValues(new Uint8Array(12)))
+    .map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  return { dir, temp: `${dir}/${options.temporaryName(random)}` };
 }
 
 /** Writes all of `data` (a write may take only part of it). */

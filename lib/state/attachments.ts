@@ -15,7 +15,7 @@
 
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import type { Identifier } from "../ids/mod.ts";
-import { replaceFile, writeAll } from "./atomic_file.ts";
+import { replaceFileSync } from "./atomic_file.ts";
 import { type LockOptions, withLock } from "./lock.ts";
 import { openNoFollow } from "./no_follow.ts";
 import { requireRootOwned } from "./ownership.ts";
@@ -158,17 +158,22 @@ export class AttachmentStore {
     return `${this.#dir}/vpc-${vpcHex}.lock`;
   }
 
-  /** Creates the directory and verifies it; code 5 naming it when that fails. */
+  /**
+   * Creates the directory and verifies it; code 5 naming it when that fails.
+   * Synchronous calls, as for every file of the store: each trip through the
+   * runtime's thread pool is latency the runtime waits for.
+   */
+  // deno-lint-ignore require-await
   async ensureDir(): Promise<void> {
     try {
-      await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+      Deno.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new CniError(
         ErrorCode.IoFailure,
         `cannot create state dir ${this.#dir}: ${(error as Error).message}`,
       );
     }
-    const info = await Deno.lstat(this.#dir);
+    const info = Deno.lstatSync(this.#dir);
     if (!info.isDirectory) {
       throw new CniError(
         ErrorCode.IoFailure,
@@ -189,11 +194,12 @@ export class AttachmentStore {
    * recovery, never as "nothing recorded": guessing would let GC tear down
    * live attachments and ADD reuse their tables.
    */
+  // deno-lint-ignore require-await
   async read(): Promise<Record<string, AttachmentRecord>> {
     const path = this.recordsFile;
     let text: string;
     try {
-      text = await readBounded(path);
+      text = readBounded(path);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return {};
       if (error instanceof CniError) throw error;
@@ -227,7 +233,7 @@ export class AttachmentStore {
           `cannot keep ${this.recordsFile} aside: ${(error as Error).message}`,
         );
       }
-      await this.#write(records);
+      this.#write(records);
       return kept;
     }, this.#lock);
   }
@@ -244,17 +250,17 @@ export class AttachmentStore {
       const records = await this.read();
       const before = JSON.stringify(records);
       const value = await change(records);
-      if (JSON.stringify(records) !== before) await this.#write(records);
+      if (JSON.stringify(records) !== before) this.#write(records);
       return value;
     }, this.#lock);
   }
 
-  async #write(records: Record<string, AttachmentRecord>): Promise<void> {
+  #write(records: Record<string, AttachmentRecord>): void {
     const path = this.recordsFile;
     const body: StateFile = { version: 1, attachments: records };
     const bytes = new TextEncoder().encode(JSON.stringify(body, null, 1));
     try {
-      await replaceFile(path, (file) => writeAll(file, bytes), {
+      replaceFileSync(path, bytes, {
         mode: 0o600,
         temporaryName: (random) => `${path.slice(path.lastIndexOf("/") + 1)}.${random}.tmp`,
       });
@@ -264,10 +270,10 @@ export class AttachmentStore {
   }
 }
 
-async function readBounded(path: string): Promise<string> {
+function readBounded(path: string): string {
   const file = openNoFollow(path, { read: true, what: "attachment records" });
   try {
-    const size = (await file.stat()).size;
+    const size = file.statSync().size;
     if (size > MAX_RECORDS_BYTES) {
       throw new CniError(
         ErrorCode.IoFailure,
@@ -277,7 +283,7 @@ async function readBounded(path: string): Promise<string> {
     const buffer = new Uint8Array(size);
     let length = 0;
     while (length < size) {
-      const n = await file.read(buffer.subarray(length));
+      const n = file.readSync(buffer.subarray(length));
       if (n === null) break;
       length += n;
     }

@@ -65,13 +65,17 @@ export async function teardownAttachment(
     ? undefined
     : (await inspectLinks(host.runner, [names.vrf])).get(names.vrf);
   const table = vrf?.table ?? (record?.phase === "adding" ? undefined : record?.table);
+  // Nothing recorded and no VRF: an earlier DEL already withdrew it.
+  const withdraw = (record || vrf) && record?.phase !== "removing";
+  // The control plane (the agent's socket) opens while the route goes; only
+  // its call has to wait (SPEC §5).
+  if (withdraw) host.controlPlane().catch(() => {});
 
   await step(
     `delete SRv6 ingress route ${plan.endpoint}`,
     () => removeSrv6Ingress(host.runner, plan.endpoint),
   );
-  // Nothing recorded and no VRF: an earlier DEL already withdrew it.
-  if ((record || vrf) && record?.phase !== "removing") {
+  if (withdraw) {
     await step("withdraw the VRF from BGP", () =>
       withdrawIfLast(context, host, {
         plan,

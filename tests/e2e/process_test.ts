@@ -151,6 +151,13 @@ Deno.test("CNI errors: exactly one error document and a non-zero exit", async (t
       mentions: [],
     },
     {
+      label: "a configuration over 1 MiB → 7, unread beyond the bound",
+      env: { CNI_COMMAND: "ADD", ...CNI_ENV },
+      stdin: JSON.stringify({ ...CONFIG, padding: "x".repeat(1024 * 1024) }),
+      code: 7,
+      mentions: ["stdin", "larger than 1048576 bytes"],
+    },
+    {
       label: "invalid vpc → 7 naming it",
       env: { CNI_COMMAND: "ADD", ...CNI_ENV },
       stdin: JSON.stringify({ ...CONFIG, vpc: "zzzzzzzzz" }),
