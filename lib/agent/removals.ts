@@ -87,7 +87,8 @@ export class PendingRemovals {
       request.key
     ] as { phase?: string; containerId?: string } | undefined;
     if (record?.phase !== "removing" || record.containerId !== request.container) return false;
-    this.#enqueue(request.key, request.container);
+    // The DEL removed the FORWARD rules before handing off.
+    this.#enqueue(request.key, { owner: request.container, rulesGone: true });
     return true;
   }
 
@@ -102,7 +103,7 @@ export class PendingRemovals {
     }
     for (const [key, record] of Object.entries(records)) {
       if (record.phase === "removing" && !this.#queued.has(key)) {
-        this.#enqueue(key, record.containerId);
+        this.#enqueue(key, { owner: record.containerId, rulesGone: false });
       }
     }
   }
@@ -120,21 +121,21 @@ export class PendingRemovals {
     await this.idle();
   }
 
-  #enqueue(key: string, owner: string): void {
+  #enqueue(key: string, removal: { owner: string; rulesGone: boolean }): void {
     const previous = this.#queued.get(key) ?? Promise.resolve();
-    const next = previous.then(() => this.#limited(() => this.#remove(key, owner)));
+    const next = previous.then(() => this.#limited(() => this.#remove(key, removal)));
     this.#queued.set(key, next);
     void next.finally(() => {
       if (this.#queued.get(key) === next) this.#queued.delete(key);
     });
   }
 
-  async #remove(key: string, owner: string): Promise<void> {
+  async #remove(key: string, removal: { owner: string; rulesGone: boolean }): Promise<void> {
     try {
       const removed = await finishRemoval(this.#settings.runner, {
         store: this.#store,
         key,
-        owner,
+        ...removal,
         log: this.#log,
       });
       this.#metrics.removalDone(removed ? "removed" : "skipped");

@@ -146,7 +146,7 @@ async function removeRules(runner: CommandRunner, names: InterfaceNames): Promis
  */
 export async function finishRemoval(
   runner: CommandRunner,
-  target: { store: AttachmentStore; key: string; owner?: string; log: Logger },
+  target: RemovalTarget,
 ): Promise<boolean> {
   const { store, key } = target;
   await store.ensureDir();
@@ -157,10 +157,21 @@ export async function finishRemoval(
   );
 }
 
+/** What {@linkcode finishRemoval} finishes. */
+export interface RemovalTarget {
+  readonly store: AttachmentStore;
+  readonly key: string;
+  /** Only if the record is still this container's. */
+  readonly owner?: string;
+  /** The DEL that handed it off removed the FORWARD rules already. */
+  readonly rulesGone?: boolean;
+  readonly log: Logger;
+}
+
 /** {@linkcode finishRemoval} for a caller already holding the attachment lock (ADD). */
 export async function finishRemovalLocked(
   runner: CommandRunner,
-  target: { store: AttachmentStore; key: string; owner?: string; log: Logger },
+  target: RemovalTarget,
 ): Promise<boolean> {
   const { store, key } = target;
   const record = (await store.read())[key];
@@ -174,7 +185,7 @@ export async function finishRemovalLocked(
   // have them.
   await together(
     () => removeLinks(runner, { names, table: record.table }),
-    () => removeRules(runner, names),
+    () => target.rulesGone ? Promise.resolve() : removeRules(runner, names),
   );
   await step("drop the attachment record", () =>
     store.update((records) => {

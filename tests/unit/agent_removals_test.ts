@@ -73,7 +73,8 @@ Deno.test("the agent takes only removals of its state dir, of a removing record 
     const batch = runner.calls.find((c) => c.startsWith("ip -force -batch -"));
     assert.match(batch ?? "", /link del group 1000/, "the recorded table's device group");
     assert.ok(
-      runner.calls.some((c) => c === "iptables -w 5 -D FORWARD -o G0000000jU00GH -j ACCEPT"),
+      !runner.calls.some((c) => c.startsWith("iptables")),
+      "the handed-off DEL removed the FORWARD rules itself",
     );
     assert.deepEqual(
       Object.keys(await store.read()),
@@ -85,6 +86,22 @@ Deno.test("the agent takes only removals of its state dir, of a removing record 
       /galactic_agent_removals_total\{outcome="removed"\} 1\n/,
     );
     assert.equal(await take({}), false, "after close");
+
+    // A removing record nobody handed off (a killed DEL): the sweep removes its rules too.
+    await store.update((records) => {
+      records["b04.12"] = { ...record("c3", 1002, "removing"), attachment: "00I" };
+    });
+    const sweeping = new PendingRemovals(
+      { stateDir, runner, lockTimeoutMs: 5000, sweepIntervalMs: 0 },
+      { log: QUIET, metrics },
+    );
+    sweeping.start();
+    await sweeping.close();
+    assert.ok(
+      runner.calls.includes("iptables -w 5 -D FORWARD -o G0000000jU00IH -j ACCEPT"),
+      runner.calls.join("\n"),
+    );
+    assert.deepEqual(Object.keys(await store.read()), ["b04.11"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
