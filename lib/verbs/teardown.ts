@@ -75,18 +75,21 @@ export async function teardownAttachment(
     `delete SRv6 ingress route ${plan.endpoint}`,
     () => removeSrv6Ingress(host.runner, plan.endpoint),
   );
-  if (withdraw) {
-    await step("withdraw the VRF from BGP", () =>
-      withdrawIfLast(context, host, {
-        plan,
-        node: () => record?.node || host.nodeName(),
-        forget: true,
-      }));
-  }
-  // The FORWARD rules match by name and SPEC §5 orders nothing about them:
-  // they go while host-device works.
+  // Once the SID is gone nothing reaches the FORWARD rules (they match by
+  // name, and SPEC §5 orders nothing about them): they go while the
+  // withdrawal waits on the API, so host-device starts alone after it.
   await together(
-    () => releasePodInterface(context, host, { plan, owner }),
+    async () => {
+      if (withdraw) {
+        await step("withdraw the VRF from BGP", () =>
+          withdrawIfLast(context, host, {
+            plan,
+            node: () => record?.node || host.nodeName(),
+            forget: true,
+          }));
+      }
+      await releasePodInterface(context, host, { plan, owner });
+    },
     () => removeRules(host.runner, names),
   );
   if (
