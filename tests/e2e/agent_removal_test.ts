@@ -16,7 +16,8 @@ import { createLogger } from "../../lib/log/logger.ts";
 import { AttachmentStore } from "../../lib/state/attachments.ts";
 import { finishRemoval } from "../../lib/verbs/teardown.ts";
 import { startAgentProcess } from "../support/agent_process.ts";
-import { cni, leftovers, ok, type World, world } from "../support/cni_world.ts";
+import { reclaimNode } from "../../lib/cli/gc_command.ts";
+import { cni, leftovers, NODE, ok, type World, world } from "../support/cni_world.ts";
 
 const KEY = "b04.10";
 const VRF = "G0000000jU00GV";
@@ -252,4 +253,31 @@ Deno.test("a pending removal: GC finishes it; another pod's ADD of the attachmen
   );
   ok(await cni(w, "GC", { config: { ...config, "cni.dev/valid-attachments": [] } }), "GC");
   assert.deepEqual(await leftovers(w), []);
+});
+
+Deno.test("a pending removal with the agent gone for good: `galactic gc`'s reclaim finishes it once the netns is gone", async () => {
+  await using w = await world();
+  await using _dying = acceptingAndDying(w);
+  const config = w.config();
+  const add = ok(await cni(w, "ADD", { config, containerId: "c1" }), "ADD c1");
+  ok(
+    await cni(w, "DEL", { config: { ...config, prevResult: add.json }, containerId: "c1" }),
+    "DEL",
+  );
+  assert.equal((await records(w))[KEY]?.phase, "removing", "pending");
+  await w.host.deleteNetns(await w.host.netns("c1"));
+  w.api.resetLog();
+  const reclaimed = await reclaimNode({
+    stateDir: `${w.dir}/state`,
+    cniPath: [w.host.cniDir],
+    kubeconfig: w.kubeconfig,
+    nodeName: NODE,
+    apiTimeoutSeconds: 3,
+    runner: w.host.runner(),
+    env: {},
+    log: QUIET,
+  });
+  assert.deepEqual(reclaimed.map((r) => [r.key, r.error]), [[KEY, undefined]]);
+  assert.deepEqual(await leftovers(w), []);
+  assert.deepEqual(w.api.requests, [], "a removing record was withdrawn by its DEL: no API call");
 });
