@@ -1,7 +1,7 @@
 /**
  * The node agent's share of DEL (issue 17): a DEL answers the runtime once
- * the SID, the BGPVRFInstance and the pod interface are gone, and the agent
- * removes the veth, the VRF and the FORWARD rules after, then drops the
+ * the SID, the BGPVRFInstance, the pod interface and the FORWARD rules are
+ * gone, and the agent removes the veth and the VRF after, then drops the
  * record (`finishRemoval` in `lib/verbs/teardown.ts`). Until then the record
  * stays `removing`: its table stays reserved, CHECK reports the DEL as
  * unfinished, an ADD of the attachment finishes the removal first, GC tears
@@ -33,7 +33,7 @@ export interface RemovalSettings {
   readonly lockTimeoutMs: number;
   /** How often to look for `removing` records nobody finishes (0: only at start). */
   readonly sweepIntervalMs: number;
-  /** Removals run at once (each is one `ip` and two `iptables` processes). */
+  /** Removals run at once (each is one `ip` process; a swept record's also two `iptables`). */
   readonly concurrency?: number;
 }
 
@@ -83,9 +83,7 @@ export class PendingRemovals {
     if (this.#closed || request.stateDir !== this.#settings.stateDir || !KEY.test(request.key)) {
       return false;
     }
-    const record = (await this.#store.read().catch(() => ({})) as Record<string, unknown>)[
-      request.key
-    ] as { phase?: string; containerId?: string } | undefined;
+    const record = (await this.#store.read().catch(() => undefined))?.[request.key];
     if (record?.phase !== "removing" || record.containerId !== request.container) return false;
     // The DEL removed the FORWARD rules before handing off.
     this.#enqueue(request.key, { owner: request.container, rulesGone: true });
