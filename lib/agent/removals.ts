@@ -14,6 +14,10 @@
  * failed) are found again by a sweep of `removing` records at start and
  * every interval; a runtime's retried DEL, ADD or GC finishes them too.
  *
+ * The record store works with synchronous calls (its reads and writes are
+ * on every CNI call's critical path): here each removal's record write, an
+ * fsync of a small file, holds the agent's event loop for its duration.
+ *
  * @module
  */
 
