@@ -180,7 +180,11 @@ function countedApi(api: KubeApi, metrics: AgentMetrics): KubeApi {
 async function answer(
   plane: BgpControlPlane,
   request: AgentRequest,
-  context: { node: string; removals: PendingRemovals | undefined },
+  context: {
+    node: string;
+    removals: PendingRemovals | undefined;
+    report: (report: Record<string, unknown>) => void;
+  },
 ): Promise<AgentResponse> {
   const { node } = context;
   try {
@@ -217,6 +221,10 @@ async function answer(
           key: request.key ?? "",
           container: request.container ?? "",
         }) ?? false;
+        // The plugin sends no report of a DEL the agent took: this is it.
+        if (value === true && request.seconds !== undefined) {
+          context.report({ verb: "DEL", code: 0, seconds: request.seconds });
+        }
         break;
     }
     return { id: request.id, ok: true, value: value ?? null };
@@ -303,7 +311,10 @@ async function serveConnection(
           code: ErrorCode.TryAgainLater,
           msg: "node agent not ready: its watch caches are out of sync",
         }
-        : await answer(plane, request, options);
+        : await answer(plane, request, {
+          ...options,
+          report: (report) => recordReport(report, metrics, log),
+        });
       metrics.callServed(
         (AGENT_OPS as readonly string[]).includes(request.op) ? request.op : "unknown",
         response.ok ? "ok" : "unavailable" in response ? "unavailable" : "error",

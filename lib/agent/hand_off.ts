@@ -15,10 +15,14 @@ import { type AgentResponse, readLines } from "./protocol.ts";
 /** Longest a DEL waits for the agent to take its removal before doing it itself. */
 export const HAND_OFF_BUDGET_MS = 1000;
 
-/** Asks the agent at `socket` to finish `removal`; true only when it answered that it took it. */
+/**
+ * Asks the agent at `socket` to finish `removal`; true only when it answered
+ * that it took it. `seconds` is the DEL's duration so far: an agent that takes
+ * it counts the DEL in its metrics as done then (the plugin sends no report).
+ */
 export async function handOffRemoval(
   socket: string,
-  removal: HandOff & { stateDir: string },
+  removal: HandOff & { stateDir: string; seconds: number },
   options: { budgetMs?: number } = {},
 ): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -32,6 +36,7 @@ export async function handOffRemoval(
       stateDir: removal.stateDir,
       key: removal.key,
       container: removal.containerId,
+      seconds: removal.seconds,
     };
     const bytes = new TextEncoder().encode(JSON.stringify(request) + "\n");
     for (let written = 0; written < bytes.length;) {

@@ -29,6 +29,8 @@ export interface AgentRequest {
   readonly stateDir?: string;
   readonly key?: string;
   readonly container?: string;
+  /** finishRemoval: the DEL's duration so far, counted as its report once taken. */
+  readonly seconds?: number;
 }
 
 /**

@@ -133,13 +133,15 @@ export async function runInvocation(
     requireVerb(env.command, config.cniVersion);
     log = invocationLogger(io, env, config);
     const begun = performance.now();
+    const seconds = (): number => (performance.now() - begun) / 1000;
     // The node agent's metrics: a fire-and-forget line after the verb, bounded.
+    // A DEL the agent finishes reported itself with the hand-off (one
+    // connection fewer at the end of the call).
+    let handedOff = false;
     report = (code) =>
-      reportVerb(config.agentSocket, {
-        verb: env.command,
-        code,
-        seconds: (performance.now() - begun) / 1000,
-      });
+      handedOff && code === 0
+        ? Promise.resolve()
+        : reportVerb(config.agentSocket, { verb: env.command, code, seconds: seconds() });
     const verbs = await (options.loadVerbs ?? loadVerbs)();
     const session = new ControlPlaneSession(() => openControlPlane(config, { env: io.env }));
     const host: Host = {
@@ -147,8 +149,12 @@ export async function runInvocation(
       runner: withTimeout(options.runner ?? systemRunner(), config.commandTimeoutSeconds * 1000),
       controlPlane: () => session.get(),
       nodeName: () => resolveNodeName(config, { env: io.env }),
-      handOffRemoval: (removal) =>
-        handOffRemoval(config.agentSocket, { ...removal, stateDir: config.stateDir }),
+      handOffRemoval: async (removal) =>
+        handedOff = await handOffRemoval(config.agentSocket, {
+          ...removal,
+          stateDir: config.stateDir,
+          seconds: seconds(),
+        }),
     };
     const started = performance.now();
     let document: Record<string, unknown> | undefined;

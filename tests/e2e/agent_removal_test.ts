@@ -131,7 +131,7 @@ Deno.test("through the agent, DEL answers before the veth and VRF go; the agent 
 
 Deno.test("through the agent, DEL leaves nothing once the agent is done, and no DEL process ran the device batch", async () => {
   await using w = await world({ rbac: AGENT_RBAC });
-  await using _agent = await startAgentProcess(w, {
+  await using agent = await startAgentProcess(w, {
     args: ["--state-dir", `${w.dir}/state`],
     env: w.host.env,
   });
@@ -148,6 +148,11 @@ Deno.test("through the agent, DEL leaves nothing once the agent is done, and no 
     c.argv.join(" ") === "ip -force -batch -"
   );
   assert.equal(batches.length, 1, "one device batch, the agent's");
+  // The hand-off carried the DEL's report: counted once, with its duration.
+  const metrics = await (await fetch(`${agent.health}/metrics`)).text();
+  assert.match(metrics, /galactic_cni_operations_total\{verb="DEL",code="0"\} 1\n/);
+  assert.match(metrics, /galactic_cni_operation_duration_seconds_count\{verb="DEL"\} 1\n/);
+  assert.match(metrics, /galactic_cni_operations_total\{verb="ADD",code="0"\} 1\n/);
 });
 
 Deno.test("a removal the agent took and never did: CHECK reports it, ADD of the attachment finishes it first, a late removal leaves the new one alone", async () => {
