@@ -11,8 +11,11 @@
  * after the DELs. The node agent answers every control-plane call, as on a
  * real node (the plugins have no kubeconfig: going direct would fail): its
  * metrics show COUNT declarations and five withdrawals, all answered, and the
- * API saw five creates and five deletes. Nothing is left afterwards, ip rules
- * included (compared with before).
+ * API saw five creates and five deletes. When the DELs have answered, the
+ * SRv6 routes, objects, pod interfaces and FORWARD rules are gone; the agent
+ * removes the veths and VRFs of the DELs that handed them off (issue 17) and
+ * counts exactly that many removals. Once it is idle, nothing is left, ip
+ * rules included (compared with before).
  * COUNT is 20 by default; GALACTIC_LAB_CONCURRENCY=50 (forwarded into the VM
  * with LAB_PASSENV, and LAB_MEM=4096: fifty plugin processes need ~3 GB) runs
  * issue 14's scale check (timings in tests/lab/README.md).
@@ -94,7 +97,7 @@ Deno.test({
       const stateDir = `${scratch}/state`;
       const agentSocket = `${scratch}/agent.sock`;
       api.seedNode(NODE);
-      await api.startAgent(NODE, agentSocket);
+      await api.startAgent(NODE, agentSocket, { stateDir, netns: node });
       const rulesBefore = await ipRules(node);
 
       const attachments: Attachment[] = [];
@@ -205,13 +208,44 @@ Deno.test({
       const deleted = await all("DEL");
       const delSeconds = (performance.now() - started) / 1000;
       deleted.forEach((outcome, i) => expectSuccess(outcome, `DEL ${attachments[i]!.containerId}`));
+      // A DEL the agent took logs so; the others (the agent did not answer
+      // within the plugin's budget) removed everything themselves.
+      const handedOff = deleted.filter((outcome) =>
+        /the node agent removes its veth and VRF/.test(outcome.stderr)
+      ).length;
       ledger.ran(
-        `${COUNT} simultaneous DEL processes all exit 0 (${delSeconds.toFixed(1)} s wall)`,
+        `${COUNT} simultaneous DEL processes all exit 0 (${
+          delSeconds.toFixed(1)
+        } s wall); ${handedOff} handed their veth and VRF removal to the agent`,
+      );
+
+      // What every DEL has done when it answers, whether or not the agent took the rest.
+      const podNames = await Promise.all(attachments.map((a) => a.pod.linkNames()));
+      podNames.forEach((names) => assert.deepEqual(names, ["lo"]));
+      const released = (await node.tableRoutes(6, "all")).filter((r) => r.encap === "seg6local");
+      assert.deepEqual(released, [], "SRv6 routes when the DELs answered");
+      assert.deepEqual(await node.forwardRules("iptables"), []);
+      assert.deepEqual(await node.forwardRules("ip6tables"), []);
+      assert.deepEqual(api.server.objects("bgpvrfinstances"), []);
+      ledger.ran(
+        "when the DELs answered: pods only lo, no SRv6 route, no FORWARD rule, no BGPVRFInstance",
+      );
+
+      await api.removalsDone();
+      const removals = api.agentCounts(NODE, "galactic_agent_removals_total");
+      assert.equal(
+        removals['{outcome="removed"}'] ?? 0,
+        handedOff,
+        `the agent removed an attachment for each DEL that handed off: ${JSON.stringify(removals)}`,
+      );
+      assert.equal(removals['{outcome="failed"}'], undefined, JSON.stringify(removals));
+      ledger.ran(
+        `the agent removed ${handedOff} of ${COUNT} attachments (one per DEL that handed off, none failed): ${
+          JSON.stringify(removals)
+        }`,
       );
 
       assert.deepEqual(await node.linkNames(), ["lo"]);
-      const podNames = await Promise.all(attachments.map((a) => a.pod.linkNames()));
-      podNames.forEach((names) => assert.deepEqual(names, ["lo"]));
       for (const family of [4, 6] as const) {
         const left = (await node.tableRoutes(family, "all")).filter((r) =>
           tables.includes(Number(r.table))
@@ -229,10 +263,16 @@ Deno.test({
         "create bgpvrfinstances": VPCS.length,
         "delete bgpvrfinstances": VPCS.length,
       });
-      assert.deepEqual(api.agentCounts(NODE, "galactic_agent_calls_total"), {
+      const { '{op="finishRemoval",outcome="ok"}': asked, ...calls } = api.agentCounts(
+        NODE,
+        "galactic_agent_calls_total",
+      );
+      assert.deepEqual(calls, {
         '{op="declareVrf",outcome="ok"}': COUNT,
         '{op="withdrawVrf",outcome="ok"}': VPCS.length,
       });
+      // Each DEL asks once; one that gave up waiting may have closed before its request was read.
+      assert.ok((asked ?? 0) >= handedOff && (asked ?? 0) <= COUNT, `${asked} finishRemoval calls`);
       ledger.ran(
         `after the DELs: node has only lo, pods only lo, the ${COUNT} tables empty (v4+v6), no SRv6 routes, no FORWARD rules, ip rules as before, no records, no BGPVRFInstances; ` +
           `the agent withdrew once per VPC (${VPCS.length} deletes, the only other writes)`,

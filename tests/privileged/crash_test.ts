@@ -160,7 +160,7 @@ Deno.test({
       const stateDir = `${scratch}/state`;
       const agentSocket = `${scratch}/agent.sock`;
       api.seedNode(NODE);
-      await api.startAgent(NODE, agentSocket);
+      await api.startAgent(NODE, agentSocket, { stateDir, netns: node });
       const env = await wrappers(`${scratch}/wrap`);
       const configOf = (vpc: string, attachment: string, address: string) =>
         attachmentConfig({
@@ -191,7 +191,12 @@ Deno.test({
         (await Deno.readTextFile(`${scratch}/wrap/log`).catch(() => "")).split("\n")
           .filter((l) => l !== "");
       const clearLog = () => Deno.writeTextFile(`${scratch}/wrap/log`, "");
-      const print = () => fingerprint(node, [livePod, pod], api, stateDir);
+      // The node as the plugin and the agent leave it: once the agent has
+      // finished the removals DELs handed it.
+      const print = async () => {
+        await api.removalsDone();
+        return await fingerprint(node, [livePod, pod], api, stateDir);
+      };
 
       expectSuccess(
         await invoke({

@@ -19,9 +19,9 @@
  */
 
 import assert from "node:assert/strict";
-import { parseVpc } from "../../lib/ids/mod.ts";
+import { interfaceNames, parseAttachment, parseVpc } from "../../lib/ids/mod.ts";
 import { ApiWorld } from "./support/api.ts";
-import { attachmentConfig, expectSuccess, invoke } from "./support/cni.ts";
+import { attachmentConfig, expectSuccess, invoke, records } from "./support/cni.ts";
 import { Ledger, Netns, tempDir, vrfSkipReason } from "./support/kernel.ts";
 import {
   buildUnderlay,
@@ -114,7 +114,11 @@ Deno.test({
       const [a1, a2, a3, b1, b3] = pods as [Pod, Pod, Pod, Pod, Pod];
 
       for (const node of nodes) api.seedNode(node.name);
-      await Promise.all(nodes.map((node) => api.startAgent(node.name, node.agentSocket)));
+      await Promise.all(
+        nodes.map((node) =>
+          api.startAgent(node.name, node.agentSocket, { stateDir: node.stateDir, netns: node.ns })
+        ),
+      );
 
       const configOf = (pod: Pod): Record<string, unknown> =>
         attachmentConfig({
@@ -185,6 +189,18 @@ Deno.test({
       assert.ok(!names.some((n) => n === `galactic-vpc-${parseVpc("Ant").hex}-node-3`));
       assert.ok(names.some((n) => n === `galactic-vpc-${parseVpc("Bee").hex}-node-3`));
       ledger.ran("DEL a3: (Ant, node-3) BGPVRFInstance deleted, (Bee, node-3) kept");
+      await api.removalsDone();
+      const a3Names = interfaceNames(parseVpc(a3.vpc), parseAttachment(a3.attachment));
+      const n3Links = await n3.ns.linkNames();
+      assert.ok(
+        !n3Links.includes(a3Names.vrf) && !n3Links.includes(a3Names.host),
+        `node-3 links: ${n3Links}`,
+      );
+      const n3Records = Object.values(await records(n3.stateDir)).map((r) => r.containerId);
+      assert.deepEqual(n3Records, [b3.id]);
+      ledger.ran(
+        "DEL a3, node agent idle: its VRF, host veth and record gone from node-3; b3's kept",
+      );
 
       // Before the control plane withdraws anything, traffic to a3 already
       // stops: node-3 no longer decapsulates its SID.

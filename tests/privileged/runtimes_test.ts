@@ -137,9 +137,13 @@ async function footprint(node: FabricNode): Promise<string[]> {
   return lines.sort();
 }
 
-/** node-1 is as it was before the pod: nothing of the attachment left, locally or in the API. */
+/**
+ * node-1 is as it was before the pod, once the node agents have finished the
+ * removals DELs handed them: nothing of the attachment left, locally or in the API.
+ */
 async function expectClean(world: World, baseline: string[], when: string): Promise<void> {
   const [node] = world.nodes;
+  await world.api.removalsDone();
   assert.deepEqual(await footprint(node), baseline, `${when}: node-1 differs from before the pod`);
   assert.deepEqual(await records(node.stateDir), {}, `${when}: attachment records left`);
   const objects = world.api.server.objects("bgpvrfinstances")
@@ -325,7 +329,11 @@ async function setUpWorld(): Promise<World & { made: Netns[] }> {
   const [, n2] = nodes as [FabricNode, FabricNode];
   await buildUnderlay(nodes);
   for (const node of nodes) api.seedNode(node.name);
-  await Promise.all(nodes.map((node) => api.startAgent(node.name, node.agentSocket)));
+  await Promise.all(
+    nodes.map((node) =>
+      api.startAgent(node.name, node.agentSocket, { stateDir: node.stateDir, netns: node.ns })
+    ),
+  );
 
   const same: Pod = { id: "peer-ant", vpc: "Ant", attachment: "2", v4: "10.30.0.2", v6: "fd30::2" };
   const other: Pod = {

@@ -23,6 +23,7 @@ import {
   parseVpc,
   srv6Endpoint,
 } from "../../lib/ids/mod.ts";
+import type { CommandRunner } from "../../lib/iproute2/runner.ts";
 import { UNREACHABLE_METRIC } from "../../lib/iproute2/vrf.ts";
 import { ApiWorld } from "./support/api.ts";
 import {
@@ -33,7 +34,7 @@ import {
   type Outcome,
   records,
 } from "./support/cni.ts";
-import { Ledger, Netns, tempDir, vrfSkipReason } from "./support/kernel.ts";
+import { Ledger, Netns, tempDir, vrfSkipReason, waitFor } from "./support/kernel.ts";
 
 const ledger = new Ledger("single_node_test");
 const skip = await vrfSkipReason();
@@ -96,9 +97,33 @@ function add(world: World, containerId: string, extra?: Record<string, unknown>)
   });
 }
 
-/** Asserts that the node holds nothing of the attachment (the foreign VRF aside). */
+/**
+ * Asserts what a DEL has done by the time it answers, whether or not the
+ * node agent took the rest: SRv6 route, BGPVRFInstance, pod interface and
+ * FORWARD rules gone.
+ */
+async function assertReleased(world: World, when: string): Promise<void> {
+  const { node, pod } = world;
+  const seg6local = (await node.tableRoutes(6, "all")).filter((r) => r.encap === "seg6local");
+  assert.deepEqual(seg6local, [], `${when}: SRv6 routes`);
+  assert.equal(world.api.server.object("bgpvrfinstances", OBJECT), undefined, `${when}: object`);
+  assert.deepEqual(await pod.linkNames(), ["lo"], `${when}: pod links`);
+  assert.deepEqual(await node.forwardRules("iptables"), [], `${when}: iptables FORWARD`);
+  assert.deepEqual(await node.forwardRules("ip6tables"), [], `${when}: ip6tables FORWARD`);
+}
+
+/** Whether a DEL's log says the node agent took its veth and VRF removal. */
+function handedOff(outcome: Outcome): boolean {
+  return /the node agent removes its veth and VRF/.test(outcome.stderr);
+}
+
+/**
+ * Asserts that the node holds nothing of the attachment (the foreign VRF
+ * aside), once the node agent has finished the removals DELs handed it.
+ */
 async function assertNothingLeft(world: World, tables: number[], when: string): Promise<void> {
   const { node, pod } = world;
+  await world.api.removalsDone();
   assert.deepEqual(await node.linkNames(), [FOREIGN_VRF, "lo"], `${when}: node links`);
   assert.deepEqual(await pod.linkNames(), ["lo"], `${when}: pod links`);
   for (const table of tables) {
@@ -115,6 +140,37 @@ async function assertNothingLeft(world: World, tables: number[], when: string): 
   }
   assert.deepEqual(await records(world.stateDir), {}, `${when}: attachment records`);
   assert.equal(world.api.server.object("bgpvrfinstances", OBJECT), undefined, `${when}: object`);
+}
+
+/** Asserts a complete attachment of `owner` and returns its table. */
+async function assertAttached(world: World, owner: string, when: string): Promise<number> {
+  const { node, pod, api } = world;
+  const recorded = Object.values(await records(world.stateDir));
+  assert.equal(recorded.length, 1, `${when}: records ${JSON.stringify(recorded)}`);
+  assert.equal(recorded[0]?.containerId, owner, `${when}: record owner`);
+  assert.equal(recorded[0]?.phase, undefined, `${when}: record phase`);
+  const table = recorded[0]?.table as number;
+  const vrf = await node.link(NAMES.vrf);
+  assert.equal(vrf?.linkinfo?.info_data?.table, table, `${when}: VRF table`);
+  assert.ok(vrf?.flags?.includes("UP"), `${when}: VRF down`);
+  const host = await node.link(NAMES.host);
+  assert.equal(host?.master, NAMES.vrf, `${when}: host veth master`);
+  assert.ok(host?.flags?.includes("UP"), `${when}: host veth down`);
+  assert.ok((await pod.link("net1"))?.flags?.includes("UP"), `${when}: net1 in the pod`);
+  const rule = `-A FORWARD -o ${NAMES.host} -j ACCEPT`;
+  assert.deepEqual(await node.forwardRules("iptables"), [rule], `${when}: iptables FORWARD`);
+  assert.deepEqual(await node.forwardRules("ip6tables"), [rule], `${when}: ip6tables FORWARD`);
+  const [ingress] = await node.ipJson<{ action?: string; vrftable?: string }[]>(
+    "-6",
+    "-d",
+    "route",
+    "show",
+    `${SID}/128`,
+  );
+  assert.equal(ingress?.action, "End.DT46", `${when}: SRv6 ingress route`);
+  assert.equal(Number(ingress?.vrftable), table, `${when}: SRv6 ingress table`);
+  assert.ok(api.server.object("bgpvrfinstances", OBJECT), `${when}: BGPVRFInstance missing`);
+  return table;
 }
 
 /**
@@ -134,16 +190,19 @@ async function withWorld(
     const pod = await Netns.create("gsnpod");
     made.push(pod);
     api.seedNode(NODE);
+    const stateDir = `${scratch}/state`;
     const access = via === "direct"
       ? { kubeconfig: await api.relayInto(node) }
       : { agentSocket: `${scratch}/agent.sock` };
-    if (access.agentSocket) await api.startAgent(NODE, access.agentSocket);
+    if (access.agentSocket) {
+      await api.startAgent(NODE, access.agentSocket, { stateDir, netns: node });
+    }
     // A node is not empty: a foreign VRF holds table 1000 (down, so its table
     // is empty) and stale routes sit in table 1001 without any VRF.
     await node.ip("link", "add", FOREIGN_VRF, "type", "vrf", "table", "1000");
     await node.ip("route", "add", "10.250.0.0/16", "dev", "lo", "table", "1001");
     await node.ip("-6", "route", "add", "fd00:dead::/64", "dev", "lo", "table", "1001");
-    await body({ api, node, pod, stateDir: `${scratch}/state`, ...access });
+    await body({ api, node, pod, stateDir, ...access });
   } finally {
     await api.close();
     for (const ns of made) await ns.delete();
@@ -372,9 +431,15 @@ Deno.test({
       });
       expectSuccess(deleted, "DEL");
       assert.equal(deleted.stdout, "");
+      await assertReleased(world, "when DEL answered");
+      ledger.ran(
+        `DEL: exit 0 (${
+          handedOff(deleted) ? "the node agent took the veth and VRF" : "removed it all itself"
+        }); at once: SRv6 route, BGPVRFInstance, FORWARD rules (v4+v6) gone, pod has only lo`,
+      );
       await assertNothingLeft(world, [table], "after DEL");
       ledger.ran(
-        "DEL: exit 0; VRF, veths, table routes, SRv6 route, FORWARD rules (v4+v6), sysctl dirs, record, BGPVRFInstance all gone; pod has only lo",
+        "DEL, once the agent's removals are done: VRF, veths, table routes, SRv6 route, FORWARD rules (v4+v6), sysctl dirs, record, BGPVRFInstance all gone; pod has only lo",
       );
 
       expectSuccess(
@@ -383,6 +448,110 @@ Deno.test({
       );
       await assertNothingLeft(world, [table], "after the second DEL");
       ledger.ran("DEL again: exit 0, still nothing");
+    }),
+});
+
+Deno.test({
+  name: "single node: DELs handed to the node agent: an ADD of a new sandbox at once; an agent " +
+    "that fails its removals, CHECK and ADD meanwhile, the next agent's start sweep (needs VRF)",
+  ignore: skip !== null,
+  // The in-process node agent keeps watch connections until closed in finally.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withWorld("agent", async (world) => {
+      const { node, pod, api } = world;
+      const del = (containerId: string): Promise<Outcome> =>
+        invoke({ command: "DEL", node, pod, containerId, config: config(world) });
+      const check = (containerId: string, prevResult: Record<string, unknown>) =>
+        invoke({ command: "CHECK", node, pod, containerId, config: config(world, { prevResult }) });
+      const removals = () => api.agentCounts(NODE, "galactic_agent_removals_total");
+
+      // ---- DEL, then at once an ADD of the same attachment by a new sandbox
+      expectSuccess(await add(world, "pod-1"), "ADD pod-1");
+      const first = await del("pod-1");
+      expectSuccess(first, "DEL pod-1");
+      const second = expectSuccess(await add(world, "pod-2"), "ADD pod-2 right after DEL pod-1");
+      assert.ok(second, "ADD pod-2 printed no result");
+      // pod-1's removal, if the agent still had it queued, must spare pod-2's attachment.
+      await api.removalsDone();
+      let table = await assertAttached(world, "pod-2", "ADD right after DEL, agent idle");
+      expectSuccess(await check("pod-2", second), "CHECK pod-2");
+      const raced = removals();
+      assert.equal(raced['{outcome="failed"}'], undefined, JSON.stringify(raced));
+      ledger.ran(
+        `ADD of a new sandbox right after DEL of the old (${
+          handedOff(first) ? "handed to the agent" : "not handed off"
+        }; agent removals ${
+          JSON.stringify(raced)
+        }: removed = the agent finished first, skipped = the ADD did): complete attachment of pod-2 once the agent is idle, CHECK passes`,
+      );
+      expectSuccess(await del("pod-2"), "DEL pod-2");
+      await assertNothingLeft(world, [table], "after DEL pod-2");
+      ledger.ran("DEL pod-2, agent idle: nothing left");
+
+      // ---- an agent that accepts removals and never carries them out: as
+      // far as the node is concerned, one that died right after accepting.
+      const socket = world.agentSocket!;
+      await api.stopAgent(NODE);
+      const dead: CommandRunner = {
+        run: () => Promise.reject(new Error("the agent died before removing anything")),
+      };
+      await api.startAgent(NODE, socket, {
+        stateDir: world.stateDir,
+        netns: node,
+        removalRunner: dead,
+        // One attempt per removal, so its count is exact.
+        sweepIntervalMs: 0,
+      });
+      const third = expectSuccess(await add(world, "pod-3"), "ADD pod-3");
+      assert.ok(third, "ADD pod-3 printed no result");
+      const handed = await del("pod-3");
+      expectSuccess(handed, "DEL pod-3");
+      assert.ok(
+        handedOff(handed),
+        `DEL pod-3 did not hand its removal to the agent:\n${handed.stderr}`,
+      );
+      await api.removalsDone();
+      assert.deepEqual(removals(), { '{outcome="failed"}': 1 });
+      await assertReleased(world, "DEL pod-3 taken by a failing agent");
+      assert.ok(await node.link(NAMES.vrf), "the VRF went although the agent removed nothing");
+      const pending = Object.values(await records(world.stateDir));
+      assert.deepEqual(pending.map((r) => [r.containerId, r.phase]), [["pod-3", "removing"]]);
+      const unfinished = expectError(await check("pod-3", third), "CHECK pod-3 while pending");
+      assert.equal(unfinished.code, ErrorCode.StateDiverged, unfinished.msg);
+      assert.match(unfinished.msg, /DEL did not complete/);
+      ledger.ran(
+        `agent failing its removals: DEL pod-3 exit 0, SRv6 route/object/pod interface/FORWARD rules gone, VRF and veth pending, record removing; CHECK → ${unfinished.code}: ${unfinished.msg}`,
+      );
+
+      const fourth = expectSuccess(await add(world, "pod-4"), "ADD pod-4 over a pending removal");
+      assert.ok(fourth, "ADD pod-4 printed no result");
+      table = await assertAttached(world, "pod-4", "ADD over a pending removal");
+      expectSuccess(await check("pod-4", fourth), "CHECK pod-4");
+      ledger.ran(
+        "ADD of a new sandbox over the pending removal: finishes it first, complete attachment, CHECK passes",
+      );
+
+      // ---- the next agent finishes what the failed one left, at its start
+      const last = await del("pod-4");
+      expectSuccess(last, "DEL pod-4");
+      assert.ok(handedOff(last), `DEL pod-4 did not hand its removal off:\n${last.stderr}`);
+      await api.removalsDone();
+      assert.deepEqual(removals(), { '{outcome="failed"}': 2 });
+      await api.stopAgent(NODE);
+      assert.ok(await node.link(NAMES.vrf), "the VRF went although no agent removed it");
+      await api.startAgent(NODE, socket, { stateDir: world.stateDir, netns: node });
+      await waitFor(
+        "the new agent's start sweep to drop the removing record",
+        async () => Object.keys(await records(world.stateDir)).length === 0 || undefined,
+        { timeoutMs: 120_000 },
+      );
+      await assertNothingLeft(world, [table], "after the new agent's start sweep");
+      assert.deepEqual(removals(), { '{outcome="removed"}': 1 });
+      ledger.ran(
+        "DEL pod-4 taken by the failing agent, agent replaced: the new agent's start sweep removes the veth and VRF and drops the record; nothing left",
+      );
     }),
 });
 

@@ -9,7 +9,10 @@
  *   forwards it to the server. The kubeconfig of that node names the relay.
  * - **agent**: the node agent (`lib/agent`, what the DaemonSet runs) serves
  *   the plugin processes over a unix socket; it runs here, in-process, and
- *   reaches the server directly.
+ *   reaches the server directly. As on a node, it takes the DELs' veth and VRF
+ *   removals (issue 17), running `ip`/`iptables` in the node's netns; a suite
+ *   checking a node after DEL waits for them first ({@linkcode
+ *   ApiWorld.removalsDone}).
  *
  * The test keeps full control of the server (objects, faults, RBAC, hooks).
  *
@@ -18,10 +21,18 @@
 
 import { FakeApiServer } from "../../support/fake_api_server.ts";
 import { seedNode } from "../../support/kube_fixtures.ts";
+import type { PendingRemovals } from "../../../lib/agent/removals.ts";
+import { DEFAULTS } from "../../../lib/config/mod.ts";
+import { type CommandRunner, withTimeout } from "../../../lib/iproute2/runner.ts";
 import { AGENT_RBAC } from "../../../lib/kube/agent_rbac.ts";
 import { createLogger } from "../../../lib/log/logger.ts";
 import type { Netns } from "./kernel.ts";
-import { REPO, tempDir, waitFor } from "./kernel.ts";
+import { netnsRunner, REPO, tempDir, waitFor } from "./kernel.ts";
+
+/** Inside the lab's TCG VM: the deadlines `attachmentConfig` gives the plugin there. */
+const IN_LAB_VM = Deno.env.get("LAB_MODE") === "vm";
+/** Longest wait for the agents' pending removals (a lab VM runs fifty at four at a time). */
+const REMOVALS_BOUND_MS = IN_LAB_VM ? 600_000 : 60_000;
 
 /** Port the relay listens on inside each node netns. */
 export const RELAY_PORT = 6443;
@@ -54,7 +65,21 @@ interface Agent {
   readonly socket: string;
   /** Its metrics, Prometheus text (calls answered, API requests, verb reports). */
   metrics(): string;
+  /** The DEL removals it took and has not finished. */
+  readonly removals: PendingRemovals | undefined;
   close(): Promise<void>;
+}
+
+/** The node an agent serves: where it takes DELs' removals and how it reaches the kernel. */
+export interface AgentNode {
+  /** The plugin's state directory on that node (`state_dir`). */
+  readonly stateDir: string;
+  /** The node's netns: the agent's `ip`/`iptables` run there, as the DaemonSet's on the host. */
+  readonly netns: Netns;
+  /** Runs the agent's removal commands instead of the node's netns (a failing agent). */
+  readonly removalRunner?: CommandRunner;
+  /** How often it sweeps `removing` records (default: `galactic agent`'s 60 s; 0: at start only). */
+  readonly sweepIntervalMs?: number;
 }
 
 /** The shared fake API server and its ways in. */
@@ -168,10 +193,11 @@ export class ApiWorld {
   }
 
   /**
-   * Starts the node agent for `node` in this process, serving `socket`;
-   * resolves once it accepts connections (its caches are synced by then).
+   * Starts the node agent for `node` in this process, serving `socket` and
+   * taking the DEL removals of `on`'s state directory; resolves once it
+   * accepts connections (its caches are synced by then).
    */
-  async startAgent(node: string, socket: string): Promise<void> {
+  async startAgent(node: string, socket: string, on: AgentNode): Promise<void> {
     const { startAgent } = await import("../../../lib/agent/agent.ts");
     const agent = await startAgent({
       socket,
@@ -179,13 +205,26 @@ export class ApiWorld {
       node,
       // Starved beside 20 plugin processes under the lab's TCG, an API answer
       // can take a minute there.
-      timeoutMs: Deno.env.get("LAB_MODE") === "vm" ? 120_000 : 20_000,
+      timeoutMs: IN_LAB_VM ? 120_000 : 20_000,
       log: createLogger({ level: "warn" }),
+      // What `galactic agent` gives it, with the plugin's deadlines of the
+      // suites (attachmentConfig).
+      removals: {
+        stateDir: on.stateDir,
+        runner: on.removalRunner ??
+          withTimeout(
+            netnsRunner(on.netns.name),
+            (IN_LAB_VM ? 120 : DEFAULTS.commandTimeoutSeconds) * 1000,
+          ),
+        lockTimeoutMs: (IN_LAB_VM ? 300 : DEFAULTS.lockTimeoutSeconds) * 1000,
+        sweepIntervalMs: on.sweepIntervalMs ?? 60_000,
+      },
     });
     this.#agents.push({
       node,
       socket,
       metrics: () => agent.metrics.render({ caches: [], ready: agent.ready() }),
+      removals: agent.removals,
       close: () => agent.close(),
     });
     await waitFor(`agent socket ${socket}`, async () => {
@@ -196,6 +235,51 @@ export class ApiWorld {
         return undefined;
       }
     });
+  }
+
+  /**
+   * Stops the agent of `node` (it finishes the removals it queued first, as
+   * `close` does); a later {@linkcode startAgent} may serve the node again.
+   */
+  async stopAgent(node: string): Promise<void> {
+    const index = this.#agents.findIndex((a) => a.node === node);
+    if (index < 0) throw new Error(`no agent for node ${node}`);
+    const [agent] = this.#agents.splice(index, 1);
+    await agent!.close();
+  }
+
+  /**
+   * Resolves once every agent has finished the DEL removals it took so far:
+   * what a DEL handed off is then done (or failed). Bounded: rejects after
+   * {@linkcode REMOVALS_BOUND_MS} naming the nodes still busy.
+   */
+  async removalsDone(): Promise<void> {
+    const busy = new Set(this.#agents.map((a) => a.node));
+    const all = Promise.all(this.#agents.map(async (agent) => {
+      await agent.removals?.idle();
+      busy.delete(agent.node);
+    }));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        all,
+        new Promise<never>((_, reject) =>
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `the agents of ${[...busy].join(", ")} did not finish their removals within ${
+                    REMOVALS_BOUND_MS / 1000
+                  } s`,
+                ),
+              ),
+            REMOVALS_BOUND_MS,
+          )
+        ),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**

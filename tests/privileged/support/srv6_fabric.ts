@@ -173,7 +173,9 @@ export async function reconcile(
   const vrfs: { node: FabricNode; table: number; vrf: string; host: string; imports: string[] }[] =
     [];
   for (const node of nodes) {
-    const local = Object.values(await records(node.stateDir));
+    // A record a DEL is removing (its SID gone, withdrawn; the node agent
+    // removes the rest) is advertised no more.
+    const local = Object.values(await records(node.stateDir)).filter((r) => r.phase !== "removing");
     for (const object of objects) {
       const labels = object.metadata.labels ?? {};
       if (labels[LABELS.node] !== node.name) continue;
