@@ -12,9 +12,6 @@
 import type { HandOff } from "../verbs/host.ts";
 import { type AgentResponse, readLines } from "./protocol.ts";
 
-/** Longest a DEL waits for the agent to take its removal before doing it itself. */
-export const HAND_OFF_BUDGET_MS = 1000;
-
 /**
  * Asks the agent at `socket` to finish `removal`; true only when it answered
  * that it took it. `seconds` is the DEL's duration so far: an agent that takes
@@ -23,7 +20,7 @@ export const HAND_OFF_BUDGET_MS = 1000;
 export async function handOffRemoval(
   socket: string,
   removal: HandOff & { stateDir: string; seconds: number },
-  options: { budgetMs?: number } = {},
+  options: { budgetMs: number },
 ): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let conn: Deno.UnixConn | undefined;
@@ -50,9 +47,7 @@ export async function handOffRemoval(
   try {
     return await Promise.race([
       ask().catch(() => false),
-      new Promise<false>((resolve) =>
-        timer = setTimeout(() => resolve(false), options.budgetMs ?? HAND_OFF_BUDGET_MS)
-      ),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), options.budgetMs)),
     ]);
   } finally {
     clearTimeout(timer);

@@ -154,6 +154,10 @@ export async function runInvocation(
           ...removal,
           stateDir: config.stateDir,
           seconds: seconds(),
+        }, {
+          // As long as any call to the agent (`openControlPlane`): a busy agent
+          // answers late, and giving up early costs the DEL the removal anyway.
+          budgetMs: config.apiTimeoutSeconds * 1000 + 2000,
         }),
     };
     const started = performance.now();

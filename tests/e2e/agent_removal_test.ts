@@ -40,7 +40,10 @@ async function eventually(what: string, probe: () => Promise<boolean>): Promise<
  * An agent that takes every removal and never does it (it died right after
  * answering); every other call it cannot answer, so the plugin goes direct.
  */
-function acceptingAndDying(w: World): { requests: string[] } & AsyncDisposable {
+function acceptingAndDying(
+  w: World,
+  options: { answerAfterMs?: number } = {},
+): { requests: string[] } & AsyncDisposable {
   const listener = Deno.listen({ transport: "unix", path: `${w.dir}/agent.sock` });
   const requests: string[] = [];
   const serving = (async () => {
@@ -58,6 +61,9 @@ function acceptingAndDying(w: World): { requests: string[] } & AsyncDisposable {
             buffered = buffered.slice(newline + 1);
             if (request.op === "report") continue;
             requests.push(request.op);
+            if (request.op === "finishRemoval" && options.answerAfterMs) {
+              await new Promise((resolve) => setTimeout(resolve, options.answerAfterMs));
+            }
             const response = request.op === "finishRemoval"
               ? { id: request.id, ok: true, value: true }
               : { id: request.id, ok: false, unavailable: true, code: 11, msg: "not ready" };
@@ -285,4 +291,17 @@ Deno.test("a pending removal with the agent gone for good: `galactic gc`'s recla
   assert.deepEqual(reclaimed.map((r) => [r.key, r.error]), [[KEY, undefined]]);
   assert.deepEqual(await leftovers(w), []);
   assert.deepEqual(w.api.requests, [], "a removing record was withdrawn by its DEL: no API call");
+});
+
+Deno.test("a DEL waits for a busy agent's answer as long as for any agent call, not a second", async () => {
+  await using w = await world();
+  // api_timeout_seconds 3 in the test config: the agent's calls may take 5 s.
+  await using _slow = acceptingAndDying(w, { answerAfterMs: 1500 });
+  const config = w.config();
+  const add = ok(await cni(w, "ADD", { config, containerId: "c1" }), "ADD c1");
+  ok(
+    await cni(w, "DEL", { config: { ...config, prevResult: add.json }, containerId: "c1" }),
+    "DEL",
+  );
+  assert.equal((await records(w))[KEY]?.phase, "removing", "handed off, not removed by the DEL");
 });
