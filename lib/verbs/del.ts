@@ -3,8 +3,8 @@
  * sandbox must not tear down the state a new sandbox of the same attachment
  * now owns; it succeeds without touching it. A record rebuilt from the kernel
  * (owner unknown) is any container's to delete. Through the node agent, DEL
- * answers once the SID, the BGPVRFInstance and the pod interface are gone;
- * the agent removes the veth, the VRF and the FORWARD rules after.
+ * answers once the SID, the BGPVRFInstance, the pod interface and the
+ * FORWARD rules are gone; the agent removes the veth and the VRF after.
  *
  * @module
  */

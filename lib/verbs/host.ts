@@ -34,9 +34,10 @@ export interface Host {
   /** Resolved on call: DEL of a recorded attachment never needs it. */
   nodeName(): string;
   /**
-   * Asks the node agent to finish a DEL whose SID, BGPVRFInstance and pod
-   * interface are gone (`finishRemoval` in `teardown.ts`); resolves true only
-   * once the agent took it. Absent, or false: the verb finishes it itself.
+   * Asks the node agent to finish a DEL whose SID, BGPVRFInstance, pod
+   * interface and FORWARD rules are gone, its veth and VRF left
+   * (`finishRemoval` in `teardown.ts`); resolves true only once the agent
+   * took it. Absent, or false: the verb finishes it itself.
    */
   handOffRemoval?(removal: HandOff): Promise<boolean>;
 }

@@ -1,9 +1,10 @@
 /**
  * Removing an attachment, in the order of SPEC §5: SRv6 ingress route →
  * BGPVRFInstance (withdrawal reaches remote peers before forwarding state
- * goes) → host-device → veth, VRF and FORWARD rules, the last step done by
- * the node agent after DEL has answered when one takes it. DEL and GC tear down
- * whole attachments as their record describes them (table, node, owner);
+ * goes) → host-device → veth and VRF, the FORWARD rules alongside the
+ * withdrawal and host-device; the veth and VRF are done by the node agent
+ * after DEL has answered when one takes them. DEL and GC tear down whole
+ * attachments as their record describes them (table, node, owner);
  * a failed ADD's rollback undoes its steps with the same removals. Every
  * removal treats "already gone" as done.
  *
@@ -140,9 +141,9 @@ async function removeRules(runner: CommandRunner, names: InterfaceNames): Promis
 /**
  * The rest of a DEL handed to the node agent: under the attachment lock, if
  * the record is still `removing` (and, with `owner`, still that container's),
- * removes its veth, VRF and FORWARD rules and drops the record. Anything else
- * means an ADD took the attachment over since, or a DEL, GC or an earlier
- * call finished it: nothing is done. Any `removing` record may be finished so:
+ * removes its veth, VRF and (unless `rulesGone`) FORWARD rules and drops the
+ * record. Anything else means an ADD took the attachment over since, or a
+ * DEL, GC or an earlier call finished it: nothing is done. Any `removing` record may be finished so:
  * its SID is gone and its BGPVRFInstance withdrawn (or kept for siblings)
  * before the mark, and a pod interface host-device did not release goes with
  * the veth pair. Returns whether it removed the attachment.
