@@ -17,7 +17,7 @@ import { AttachmentStore } from "../../lib/state/attachments.ts";
 import { finishRemoval } from "../../lib/verbs/teardown.ts";
 import { startAgentProcess } from "../support/agent_process.ts";
 import { reclaimNode } from "../../lib/cli/gc_command.ts";
-import { cni, leftovers, NODE, ok, type World, world } from "../support/cni_world.ts";
+import { cni, leftovers, NODE, ok, type Outcome, type World, world } from "../support/cni_world.ts";
 
 const KEY = "b04.10";
 const VRF = "G0000000jU00GV";
@@ -25,6 +25,24 @@ const QUIET = createLogger({ level: "error", stderr: () => {} });
 
 function records(w: World): Promise<Record<string, { containerId: string; phase?: string }>> {
   return new AttachmentStore(`${w.dir}/state`).read();
+}
+
+/**
+ * ADD then DEL of the world's attachment by `containerId` (DEL gets ADD's
+ * result as its prevResult, as a runtime sends it); both must succeed.
+ */
+async function addThenDel(
+  w: World,
+  containerId: string,
+  env?: Record<string, string>,
+): Promise<{ add: Outcome; del: Outcome }> {
+  const config = w.config();
+  const add = ok(await cni(w, "ADD", { config, containerId, env }), `ADD ${containerId}`);
+  const del = ok(
+    await cni(w, "DEL", { config: { ...config, prevResult: add.json }, containerId, env }),
+    `DEL ${containerId}`,
+  );
+  return { add, del };
 }
 
 /** Polls `probe` until it returns true (bounded; the agent works after the DEL answered). */
@@ -165,11 +183,7 @@ Deno.test("a removal the agent took and never did: CHECK reports it, ADD of the 
   await using w = await world();
   await using dying = acceptingAndDying(w);
   const config = w.config();
-  const add = ok(await cni(w, "ADD", { config, containerId: "c1" }), "ADD c1");
-  ok(
-    await cni(w, "DEL", { config: { ...config, prevResult: add.json }, containerId: "c1" }),
-    "DEL",
-  );
+  const { add } = await addThenDel(w, "c1");
   assert.ok(dying.requests.includes("finishRemoval"), "the DEL handed its removal off");
   assert.equal((await records(w))[KEY]?.phase, "removing");
   assert.ok((await w.host.kernel()).links.some((l) => l.name === VRF), "the VRF waits");
@@ -224,57 +238,38 @@ Deno.test("a removal the agent took and never did: CHECK reports it, ADD of the 
 Deno.test("a pending removal: GC finishes it; another pod's ADD of the attachment is no longer refused", async () => {
   await using w = await world();
   await using _dying = acceptingAndDying(w);
-  const config = w.config();
-  const add = ok(await cni(w, "ADD", { config, containerId: "c1" }), "ADD c1");
-  ok(
-    await cni(w, "DEL", { config: { ...config, prevResult: add.json }, containerId: "c1" }),
-    "DEL",
-  );
+  const gc = { config: { ...w.config(), "cni.dev/valid-attachments": [] } };
+  await addThenDel(w, "c1");
   assert.equal((await records(w))[KEY]?.phase, "removing", "pending");
-  ok(
-    await cni(w, "GC", { config: { ...config, "cni.dev/valid-attachments": [] } }),
-    "GC",
-  );
+  ok(await cni(w, "GC", gc), "GC");
   assert.deepEqual(await leftovers(w), [], "GC finished the pending removal");
 
-  const again = ok(await cni(w, "ADD", { config, containerId: "c2" }), "ADD c2");
-  ok(
-    await cni(w, "DEL", { config: { ...config, prevResult: again.json }, containerId: "c2" }),
-    "DEL c2",
-  );
+  await addThenDel(w, "c2");
   assert.equal((await records(w))[KEY]?.phase, "removing", "pending");
   // Pod B names the same attachment while pod A's removal is pending: as after a
   // completed DEL, it may have it (the SID and object are gone; the rest is finished first).
+  const podB = { CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-b" };
   const other = ok(
-    await cni(w, "ADD", {
-      config,
-      containerId: "c3",
-      env: { CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-b" },
-    }),
+    await cni(w, "ADD", { config: w.config(), containerId: "c3", env: podB }),
     "ADD by pod-b",
   );
   assert.equal((await records(w))[KEY]?.containerId, "c3");
   ok(
     await cni(w, "DEL", {
-      config: { ...config, prevResult: other.json },
+      config: { ...w.config(), prevResult: other.json },
       containerId: "c3",
-      env: { CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-b" },
+      env: podB,
     }),
     "DEL c3",
   );
-  ok(await cni(w, "GC", { config: { ...config, "cni.dev/valid-attachments": [] } }), "GC");
+  ok(await cni(w, "GC", gc), "GC");
   assert.deepEqual(await leftovers(w), []);
 });
 
 Deno.test("a pending removal with the agent gone for good: `galactic gc`'s reclaim finishes it once the netns is gone", async () => {
   await using w = await world();
   await using _dying = acceptingAndDying(w);
-  const config = w.config();
-  const add = ok(await cni(w, "ADD", { config, containerId: "c1" }), "ADD c1");
-  ok(
-    await cni(w, "DEL", { config: { ...config, prevResult: add.json }, containerId: "c1" }),
-    "DEL",
-  );
+  await addThenDel(w, "c1");
   assert.equal((await records(w))[KEY]?.phase, "removing", "pending");
   await w.host.deleteNetns(await w.host.netns("c1"));
   w.api.resetLog();
@@ -297,11 +292,6 @@ Deno.test("a DEL waits for a busy agent's answer as long as for any agent call, 
   await using w = await world();
   // api_timeout_seconds 3 in the test config: the agent's calls may take 5 s.
   await using _slow = acceptingAndDying(w, { answerAfterMs: 1500 });
-  const config = w.config();
-  const add = ok(await cni(w, "ADD", { config, containerId: "c1" }), "ADD c1");
-  ok(
-    await cni(w, "DEL", { config: { ...config, prevResult: add.json }, containerId: "c1" }),
-    "DEL",
-  );
+  await addThenDel(w, "c1");
   assert.equal((await records(w))[KEY]?.phase, "removing", "handed off, not removed by the DEL");
 });
