@@ -10,7 +10,7 @@
  */
 
 import type { HandOff } from "../verbs/host.ts";
-import { type AgentResponse, readLines } from "./protocol.ts";
+import { type AgentResponse, onBriefConnection, readLines, writeLine } from "./protocol.ts";
 
 /**
  * Asks the agent at `socket` to finish `removal`; true only when it answered
@@ -22,11 +22,8 @@ export async function handOffRemoval(
   removal: HandOff & { stateDir: string; seconds: number },
   options: { budgetMs: number },
 ): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let conn: Deno.UnixConn | undefined;
-  const ask = async (): Promise<boolean> => {
-    conn = await Deno.connect({ transport: "unix", path: socket });
-    const request = {
+  return await onBriefConnection(socket, async (conn) => {
+    await writeLine(conn, {
       id: 1,
       op: "finishRemoval",
       node: removal.node,
@@ -34,25 +31,10 @@ export async function handOffRemoval(
       key: removal.key,
       container: removal.containerId,
       seconds: removal.seconds,
-    };
-    const bytes = new TextEncoder().encode(JSON.stringify(request) + "\n");
-    for (let written = 0; written < bytes.length;) {
-      written += await conn.write(bytes.subarray(written));
-    }
+    });
     const line = await readLines(conn.readable, { maxChars: 4096 }).next();
     if (line.done) return false;
     const response = JSON.parse(line.value) as AgentResponse;
     return response.id === 1 && response.ok && response.value === true;
-  };
-  try {
-    return await Promise.race([
-      ask().catch(() => false),
-      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), options.budgetMs)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn?.close();
-    } catch { /* already closed */ }
-  }
+  }, { budgetMs: options.budgetMs, otherwise: false });
 }

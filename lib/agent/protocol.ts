@@ -99,3 +99,42 @@ export async function* readLines(
     if (buffered.length > limit) throw new LineTooLong(limit);
   }
 }
+
+/** Writes `value` as one JSON line (a write may take only part of it). */
+export async function writeLine(conn: Deno.Conn, value: unknown): Promise<void> {
+  const bytes = new TextEncoder().encode(JSON.stringify(value) + "\n");
+  for (let written = 0; written < bytes.length;) {
+    written += await conn.write(bytes.subarray(written));
+  }
+}
+
+/**
+ * Runs `use` on a fresh connection to the agent at `socket`, bounded by
+ * `budgetMs`: resolves `otherwise` when it fails or the budget runs out, and
+ * closes the connection either way. For the plugin's calls that must never
+ * fail or hold a CNI call (its report, a DEL's hand-off).
+ */
+export async function onBriefConnection<T>(
+  socket: string,
+  use: (conn: Deno.UnixConn) => Promise<T>,
+  options: { budgetMs: number; otherwise: T },
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let conn: Deno.UnixConn | undefined;
+  try {
+    return await Promise.race([
+      (async () => {
+        conn = await Deno.connect({ transport: "unix", path: socket });
+        return await use(conn);
+      })().catch(() => options.otherwise),
+      new Promise<T>((resolve) =>
+        timer = setTimeout(() => resolve(options.otherwise), options.budgetMs)
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch { /* already closed */ }
+  }
+}

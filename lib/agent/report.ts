@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { VerbReport } from "./protocol.ts";
+import { onBriefConnection, type VerbReport, writeLine } from "./protocol.ts";
 
 /** Longest the report may take (connect and write). */
 export const REPORT_BUDGET_MS = 50;
@@ -19,21 +19,8 @@ export async function reportVerb(
   report: { verb: string; code: number; seconds: number },
 ): Promise<void> {
   const line: VerbReport = { id: 0, op: "report", ...report };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let conn: Deno.UnixConn | undefined;
-  const send = (async () => {
-    conn = await Deno.connect({ transport: "unix", path: socket });
-    const bytes = new TextEncoder().encode(JSON.stringify(line) + "\n");
-    for (let written = 0; written < bytes.length;) {
-      written += await conn.write(bytes.subarray(written));
-    }
-  })();
-  await Promise.race([
-    send.catch(() => {}),
-    new Promise((resolve) => timer = setTimeout(resolve, REPORT_BUDGET_MS)),
-  ]);
-  clearTimeout(timer);
-  try {
-    conn?.close();
-  } catch { /* already closed */ }
+  await onBriefConnection(socket, (conn) => writeLine(conn, line), {
+    budgetMs: REPORT_BUDGET_MS,
+    otherwise: undefined,
+  });
 }
